@@ -1,0 +1,1 @@
+"""The Charging Station Manager (TF-EVC CSM): sessions, demand, and the split of P_granted."""

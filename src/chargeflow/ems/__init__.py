@@ -1,0 +1,1 @@
+"""The site Energy Management System (TF-EVC EMS): balance, fuse tree, ESS."""

@@ -1,0 +1,1 @@
+"""One sub-package per standard; adapters translate between wire messages and Chargeflow's types."""

@@ -1,0 +1,88 @@
+"""The site as frozen dataclasses: what is wired where, and the limits of each part.
+
+Only configuration lives here, never state: an ESS's stored energy or a building's load are measurements,
+passed to the rules each step. Built from a validated site file (``site.config``) or from an ``allocate``
+input; ``site.tree`` checks the structure and indexes it.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from chargeflow.units import NOMINAL_VOLTAGE_V, grid_phases_of
+
+PhaseTriple = tuple[float, float, float]
+
+
+@dataclass(frozen=True, slots=True)
+class GridConnection:
+    """The grid access point's limits, P_max^grid in both directions (eq. 3.2.6.2 bounds |P_meter|)."""
+
+    max_import_w: float
+    max_export_w: float
+
+
+@dataclass(frozen=True, slots=True)
+class Circuit:
+    """A node of the distribution tree; the root (no parent) is the grid access point.
+
+    ``fuse_a`` is the fuse rating of each grid phase (L1, L2, L3) in A.
+    """
+
+    id: str
+    parent: str | None
+    fuse_a: PhaseTriple
+
+
+@dataclass(frozen=True, slots=True)
+class ChargingPoint:
+    """A charging point on a circuit: its phases, its phase rotation and its current range.
+
+    ``l1_phase`` is the grid phase its L1 is wired to. ``min_current_a`` is the least current at which it
+    can charge (6 A for AC by IEC 61851), or 0 where any current works.
+    """
+
+    id: str
+    circuit: str
+    phases: int = 3
+    l1_phase: int = 1
+    max_current_a: float = 32.0
+    min_current_a: float = 6.0
+
+    @property
+    def grid_phases(self) -> tuple[int, ...]:
+        return grid_phases_of(self.phases, self.l1_phase)
+
+
+@dataclass(frozen=True, slots=True)
+class Pv:
+    id: str
+    circuit: str
+    peak_w: float
+
+
+@dataclass(frozen=True, slots=True)
+class Ess:
+    """A stationary battery: energy bounds and power limits. Its power is balanced over three phases."""
+
+    circuit: str
+    capacity_wh: int
+    min_wh: int
+    max_charge_w: float
+    max_discharge_w: float
+
+
+@dataclass(frozen=True, slots=True)
+class Site:
+    id: str
+    grid: GridConnection
+    circuits: tuple[Circuit, ...]
+    charging_points: tuple[ChargingPoint, ...] = ()
+    building_circuit: str | None = None
+    pv: tuple[Pv, ...] = ()
+    ess: Ess | None = None
+    voltage_v: float = NOMINAL_VOLTAGE_V
+
+    @property
+    def root(self) -> Circuit:
+        return next(c for c in self.circuits if c.parent is None)
