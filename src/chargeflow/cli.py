@@ -4,9 +4,16 @@ from __future__ import annotations
 
 import argparse
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 from chargeflow import __version__
+
+Register = Callable[["argparse._SubParsersAction[argparse.ArgumentParser]"], None]
+
+
+def _registrations() -> list[Register]:
+    """Each subcommand module offers ``register(subparsers)``; add one line here per module."""
+    return []
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -15,7 +22,9 @@ def build_parser() -> argparse.ArgumentParser:
         description="Smart EV charging: Charging Station Manager, site EMS, accounting (TF-EVC).",
     )
     parser.add_argument("--version", action="version", version=f"chargeflow {__version__}")
-    parser.add_subparsers(dest="command", metavar="COMMAND")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    for register in _registrations():
+        register(sub)
     return parser
 
 
