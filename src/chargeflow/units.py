@@ -7,6 +7,7 @@ inside the system is integer Wh (``wh_from_power``). Grid phases are numbered 1,
 from __future__ import annotations
 
 import math
+from functools import cache
 from typing import Final
 
 GRID_PHASES: Final = (1, 2, 3)
@@ -48,6 +49,7 @@ def ceil_current(current_a: float, step_a: float = CURRENT_STEP_A) -> float:
     return round(math.ceil(current_a / step_a - _EPS) * step_a, 6)
 
 
+@cache
 def grid_phases_of(phases: int, l1_phase: int) -> tuple[int, ...]:
     """The grid phases that a load on ``phases`` phases uses when its L1 is wired to grid phase ``l1_phase``.
 

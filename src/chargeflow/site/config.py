@@ -19,16 +19,21 @@ Positive = Annotated[float, Field(gt=0)]
 NonNegative = Annotated[float, Field(ge=0)]
 
 
-class _Model(BaseModel):
+class Model(BaseModel):
+    """Input models: unknown fields are errors, values are frozen once read."""
+
     model_config = ConfigDict(extra="forbid", frozen=True)
 
 
-class GridConfig(_Model):
+class GridConfig(Model):
     max_import_w: NonNegative
     max_export_w: NonNegative
 
+    def to_grid(self) -> GridConnection:
+        return GridConnection(self.max_import_w, self.max_export_w)
 
-class CircuitConfig(_Model):
+
+class CircuitConfig(Model):
     id: str = Field(min_length=1)
     parent: str | None = None
     max_current_a: Positive | list[Positive] = Field(
@@ -50,7 +55,7 @@ class CircuitConfig(_Model):
         return Circuit(self.id, self.parent, self.fuse_a())
 
 
-class ChargingPointConfig(_Model):
+class ChargingPointConfig(Model):
     id: str = Field(min_length=1)
     circuit: str
     phases: Annotated[int, Field(ge=1, le=3)] = 3
@@ -58,26 +63,45 @@ class ChargingPointConfig(_Model):
     max_current_a: Positive = 32.0
     min_current_a: NonNegative = 6.0
 
+    def to_point(self) -> ChargingPoint:
+        return ChargingPoint(
+            self.id, self.circuit, self.phases, self.l1_phase, self.max_current_a, self.min_current_a
+        )
 
-class AttachmentConfig(_Model):
+
+class AttachmentConfig(Model):
     circuit: str
 
 
-class PvConfig(_Model):
+class PvConfig(Model):
     id: str = Field(min_length=1)
     circuit: str
     peak_w: Positive
 
 
-class EssConfig(_Model):
+class EssConfig(Model):
     circuit: str | None = Field(default=None, description="defaults to the root circuit")
     capacity_wh: Annotated[int, Field(gt=0)]
     min_wh: Annotated[int, Field(ge=0)] = 0
     max_charge_w: NonNegative
     max_discharge_w: NonNegative
 
+    def to_ess(self, root_circuit: str) -> Ess:
+        return Ess(
+            self.circuit or root_circuit,
+            self.capacity_wh,
+            self.min_wh,
+            self.max_charge_w,
+            self.max_discharge_w,
+        )
 
-class SiteConfig(_Model):
+
+def root_circuit(circuits: list[CircuitConfig]) -> str:
+    """The id of the circuit without a parent (the first one, if the tree is malformed: checked later)."""
+    return next((c.id for c in circuits if c.parent is None), circuits[0].id)
+
+
+class SiteConfig(Model):
     id: str = "site"
     voltage_v: Positive = NOMINAL_VOLTAGE_V
     grid: GridConfig
@@ -88,22 +112,14 @@ class SiteConfig(_Model):
     ess: EssConfig | None = None
 
     def to_site(self) -> Site:
-        root = next((c.id for c in self.circuits if c.parent is None), self.circuits[0].id)
-        ess = None
-        if self.ess is not None:
-            e = self.ess
-            ess = Ess(e.circuit or root, e.capacity_wh, e.min_wh, e.max_charge_w, e.max_discharge_w)
         site = Site(
             id=self.id,
-            grid=GridConnection(self.grid.max_import_w, self.grid.max_export_w),
+            grid=self.grid.to_grid(),
             circuits=tuple(c.to_circuit() for c in self.circuits),
-            charging_points=tuple(
-                ChargingPoint(cp.id, cp.circuit, cp.phases, cp.l1_phase, cp.max_current_a, cp.min_current_a)
-                for cp in self.charging_points
-            ),
+            charging_points=tuple(cp.to_point() for cp in self.charging_points),
             building_circuit=self.building.circuit if self.building else None,
             pv=tuple(Pv(p.id, p.circuit, p.peak_w) for p in self.pv),
-            ess=ess,
+            ess=self.ess.to_ess(root_circuit(self.circuits)) if self.ess else None,
             voltage_v=self.voltage_v,
         )
         check_site(site)

@@ -66,7 +66,7 @@ class Ess:
     """A stationary battery: energy bounds and power limits. Its power is balanced over three phases."""
 
     circuit: str
-    capacity_wh: int
+    capacity_wh: int | None  # None: not known, the battery is taken as never full
     min_wh: int
     max_charge_w: float
     max_discharge_w: float

@@ -8,7 +8,7 @@ file loader and the ``allocate`` input report the same messages.
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from chargeflow.site.model import Circuit, Site
 from chargeflow.units import GRID_PHASES
@@ -34,6 +34,9 @@ class CircuitTree:
     #: for each circuit, its own index followed by its ancestors' up to the root
     chains: tuple[tuple[int, ...], ...]
     root_index: int
+    _constraints: dict[tuple[str, tuple[int, ...]], tuple[int, ...]] = field(
+        default_factory=dict, compare=False, repr=False
+    )
 
     @classmethod
     def build(cls, circuits: Sequence[Circuit], path: str = "circuits") -> CircuitTree:
@@ -70,8 +73,12 @@ class CircuitTree:
 
     def constraints_of(self, circuit_id: str, grid_phases: Iterable[int]) -> tuple[int, ...]:
         """The fuse constraints a load on ``grid_phases`` of ``circuit_id`` counts against."""
-        phases = tuple(grid_phases)
-        return tuple(constraint_index(c, p) for c in self.chain_of(circuit_id) for p in phases)
+        key = (circuit_id, tuple(grid_phases))
+        found = self._constraints.get(key)
+        if found is None:
+            found = tuple(constraint_index(c, p) for c in self.chain_of(circuit_id) for p in key[1])
+            self._constraints[key] = found
+        return found
 
     def fuse_limits(self) -> list[float]:
         return [c.fuse_a[p - 1] for c in self.circuits for p in GRID_PHASES]
@@ -86,7 +93,7 @@ class CircuitTree:
                 loads_a[constraint_index(c, p)] += current_a
 
 
-def check_site(site: Site) -> CircuitTree:
+def check_site(site: Site, charging_points_path: str = "charging_points") -> CircuitTree:
     """Check the whole site's structure; return its circuit tree."""
     tree = CircuitTree.build(site.circuits)
     if site.grid.max_import_w < 0 or site.grid.max_export_w < 0:
@@ -95,7 +102,7 @@ def check_site(site: Site) -> CircuitTree:
         raise SiteError("voltage_v", "must be greater than 0 V")
     seen: set[str] = set()
     for i, cp in enumerate(site.charging_points):
-        where = f"charging_points[{i}]"
+        where = f"{charging_points_path}[{i}]"
         if cp.id in seen:
             raise SiteError(f"{where}.id", f"duplicate charging point id {cp.id!r}")
         seen.add(cp.id)
@@ -113,7 +120,7 @@ def check_site(site: Site) -> CircuitTree:
     if site.ess is not None:
         ess = site.ess
         _check_attached(tree, "ess.circuit", ess.circuit)
-        if not 0 <= ess.min_wh <= ess.capacity_wh:
+        if ess.min_wh < 0 or (ess.capacity_wh is not None and ess.min_wh > ess.capacity_wh):
             raise SiteError("ess.min_wh", "must be between 0 Wh and capacity_wh")
         if ess.max_charge_w < 0 or ess.max_discharge_w < 0:
             raise SiteError("ess", "charge and discharge limits must be 0 W or more")
