@@ -85,12 +85,14 @@ class EvSession:
         charged_wh: int = 0,
         ev_max_current_a: float | None = None,
         priority: int = 0,
+        phases: int | None = None,
     ) -> EvSession:
-        """The session of an EV connected to ``point``."""
+        """The session of an EV connected to ``point``; ``phases`` where the EV is seen to use fewer phases
+        than the station has (a single-phase EV on a three-phase station draws on the station's L1)."""
         return cls(
             id=point.id,
             circuit=point.circuit,
-            phases=point.phases,
+            phases=min(phases or point.phases, point.phases),
             l1_phase=point.l1_phase,
             min_current_a=point.min_current_a,
             station_max_current_a=point.max_current_a,

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 from pathlib import Path
 from typing import Annotated, Any
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
@@ -69,8 +70,9 @@ class ChargingPointConfig(Model):
         )
 
 
-class AttachmentConfig(Model):
+class BuildingConfig(Model):
     circuit: str
+    peak_w: Positive | None = Field(default=None, description="peak load, to scale a load profile")
 
 
 class PvConfig(Model):
@@ -103,13 +105,23 @@ def root_circuit(circuits: list[CircuitConfig]) -> str:
 
 class SiteConfig(Model):
     id: str = "site"
+    timezone: str = "UTC"
     voltage_v: Positive = NOMINAL_VOLTAGE_V
     grid: GridConfig
     circuits: list[CircuitConfig] = Field(min_length=1)
     charging_points: list[ChargingPointConfig] = []
-    building: AttachmentConfig | None = None
+    building: BuildingConfig | None = None
     pv: list[PvConfig] = []
     ess: EssConfig | None = None
+
+    @field_validator("timezone")
+    @classmethod
+    def _known_zone(cls, v: str) -> str:
+        try:
+            ZoneInfo(v)
+        except (ZoneInfoNotFoundError, ValueError):
+            raise ValueError(f"unknown time zone {v!r} (an IANA name such as Europe/Vienna)") from None
+        return v
 
     def to_site(self) -> Site:
         site = Site(
@@ -121,6 +133,8 @@ class SiteConfig(Model):
             pv=tuple(Pv(p.id, p.circuit, p.peak_w) for p in self.pv),
             ess=self.ess.to_ess(root_circuit(self.circuits)) if self.ess else None,
             voltage_v=self.voltage_v,
+            building_peak_w=self.building.peak_w if self.building else None,
+            timezone=self.timezone,
         )
         check_site(site)
         return site

@@ -82,6 +82,8 @@ class Site:
     pv: tuple[Pv, ...] = ()
     ess: Ess | None = None
     voltage_v: float = NOMINAL_VOLTAGE_V
+    building_peak_w: float | None = None  # the building's peak load, to scale a load profile
+    timezone: str = "UTC"  # local time of the site: profiles and time-of-day rules read it
 
     @property
     def root(self) -> Circuit:

@@ -1,0 +1,219 @@
+"""``chargeflow simulate``: a headless study of a site over days or months, with real sessions."""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import json
+import os
+import sys
+from collections.abc import Callable
+from datetime import date, datetime, time, timedelta
+from importlib import resources
+from pathlib import Path
+from typing import IO, Any
+from zoneinfo import ZoneInfo
+
+from rich.console import Console
+from rich.progress import BarColumn, Progress, TextColumn, TimeRemainingColumn
+
+from chargeflow.sim.data import (
+    DataError,
+    Profile,
+    SessionRecord,
+    load_building_profile,
+    load_prices,
+    load_pv_profile,
+    load_sessions,
+    synthetic_building_profile,
+    synthetic_pv_profile,
+)
+from chargeflow.sim.headless import STRATEGIES, SimConfig, SimResult, StepRow, simulate
+from chargeflow.site.config import ConfigError, load_site, parse_site
+from chargeflow.site.model import Site
+
+BUILDING_FILE = "profiles/office_medium_los_angeles_hourly.csv"
+PV_FILE = "profiles/pv_jpl_220kwdc_30min.csv"
+PRICES_FILE = "prices/nl_day_ahead_2022-01_2023-09_hourly.csv"
+
+
+def default_site() -> Site:
+    import yaml
+
+    text = resources.files("chargeflow").joinpath("data/workplace_site.yaml").read_text(encoding="utf-8")
+    return parse_site(yaml.safe_load(text), "workplace_site.yaml")
+
+
+def find_data_dir(given: str | None) -> Path | None:
+    """The shared data folder: ``--data``, ``CHARGEFLOW_DATA``, or ``../shared/data`` beside the project."""
+    for candidate in (given, os.environ.get("CHARGEFLOW_DATA"), "../shared/data"):
+        if candidate and Path(candidate).is_dir():
+            return Path(candidate)
+    return None
+
+
+def _profile(
+    data: Path | None, name: str, loader: Callable[[Path, str], Profile], fallback: Profile
+) -> Profile:
+    if data is not None and (data / name).is_file():
+        return loader(data / name, fallback.timezone)
+    return fallback
+
+
+def build_config(args: argparse.Namespace) -> tuple[SimConfig, list[SessionRecord], str]:
+    """The simulation as the options describe it, and a line saying which data it runs on."""
+    site = load_site(Path(args.site)) if args.site else default_site()
+    records = load_sessions(Path(args.sessions))
+    data = find_data_dir(args.data)
+    tz = site.timezone
+    building = _profile(data, BUILDING_FILE, load_building_profile, synthetic_building_profile(tz))
+    pv = _profile(data, PV_FILE, load_pv_profile, synthetic_pv_profile(tz))
+    prices = load_prices(data / PRICES_FILE) if data is not None and (data / PRICES_FILE).is_file() else None
+    zone = ZoneInfo(tz)
+    start_day = date.fromisoformat(args.start) if args.start else records[0].arrival.astimezone(zone).date()
+    start = datetime.combine(start_day, time(0), zone)
+    if args.days is not None:
+        end = start + timedelta(days=args.days)
+    else:
+        last = max(r.departure for r in records).astimezone(zone).date()
+        end = datetime.combine(last + timedelta(days=1), time(0), zone)
+    config = SimConfig(
+        site=site,
+        start=start,
+        end=end,
+        strategy=args.strategy,
+        step_s=args.step,
+        building=building,
+        pv=pv,
+        prices=prices,
+        margin_pct=args.margin_pct,
+        need_share=args.need_share,
+        planned_departure=args.departure,
+        seed=args.seed,
+    )
+    used = [name for name in (BUILDING_FILE, PV_FILE, PRICES_FILE) if data and (data / name).is_file()]
+    sources = f"data: {', '.join(used)}" if used else "generated building and PV profiles, no prices"
+    return config, records, sources
+
+
+class Timeline:
+    """Collects the steps for the plot and writes them to the CSV as they come."""
+
+    def __init__(self, site: Site, csv_path: str | None, keep: bool) -> None:
+        self.rows: list[StepRow] = []
+        self.keep = keep
+        self._file: IO[str] | None = None
+        self._writer: Any = None
+        if csv_path:
+            # Closed by close(): the file is written step by step for as long as the simulation runs.
+            self._file = Path(csv_path).open("w", newline="", encoding="utf-8")  # noqa: SIM115
+            self._writer = csv.writer(self._file)
+            circuits = [f"{c.id}_{what}" for c in site.circuits for what in ("max_phase_a", "fuse_a")]
+            self._writer.writerow(
+                ["time", "grid_w", "building_w", "pv_w", "ess_w", "ev_w", "granted_w", *circuits]
+            )
+
+    @property
+    def wanted(self) -> bool:
+        return self.keep or self._writer is not None
+
+    def add(self, row: StepRow) -> None:
+        if self.keep:
+            self.rows.append(row)
+        if self._writer is not None:
+            powers = (row.grid_w, row.building_w, row.pv_w, row.ess_w, row.ev_w, row.granted_w)
+            self._writer.writerow(
+                [row.time.isoformat().replace("+00:00", "Z")]
+                + [round(v, 1) for v in powers]
+                + [round(v, 2) for pair in row.circuits for v in pair]
+            )
+
+    def close(self) -> None:
+        if self._file is not None:
+            self._file.close()
+
+
+def run(args: argparse.Namespace) -> int:
+    err = Console(stderr=True)
+    try:
+        config, records, sources = build_config(args)
+    except (ConfigError, DataError) as e:
+        print(f"chargeflow simulate: {e}", file=sys.stderr)
+        return 2
+    site = config.site
+    err.print(
+        f"simulating {site.id} ({len(site.charging_points)} stations) from {config.start:%Y-%m-%d} "
+        f"to {config.end:%Y-%m-%d}, strategy {config.strategy}; {sources}"
+    )
+    timeline = Timeline(site, args.timeline, keep=bool(args.plot))
+    columns = (TextColumn("{task.description}"), BarColumn(), TextColumn("{task.percentage:>3.0f}%"))
+    try:
+        with Progress(*columns, TimeRemainingColumn(), console=err, transient=True) as bar:
+            task = bar.add_task("steps", total=None)
+            result = simulate(
+                config,
+                records,
+                progress=lambda done, total: bar.update(task, completed=done, total=total),
+                on_step=timeline.add if timeline.wanted else None,
+            )
+    finally:
+        timeline.close()
+    if args.plot:
+        from chargeflow.sim.plot import plot_timeline
+
+        title = f"{site.id}: {config.strategy}, {config.start:%Y-%m-%d} – {config.end:%Y-%m-%d}"
+        grid = site.grid
+        plot_timeline(
+            timeline.rows, grid.max_import_w, grid.max_export_w, Path(args.plot), title, site.timezone
+        )
+    print(json.dumps(result.as_json(), indent=2) if args.json else summary(result))
+    return 0
+
+
+def summary(r: SimResult) -> str:
+    return "\n".join(
+        [
+            f"sessions            {r.sessions} placed, {r.turned_away} turned away",
+            f"energy              {r.energy_delivered_kwh:,.1f} of {r.energy_requested_kwh:,.1f} kWh wished",
+            f"needs met           {r.needs_met_pct:.1f} % of sessions",
+            f"grid                {r.grid_import_kwh:,.1f} kWh in, peak {r.peak_import_w / 1000:.1f} kW",
+            f"limit violations    {r.limit_violations} steps: grid {r.grid_violations} "
+            f"(worst {r.max_overshoot_w / 1000:.1f} kW over), fuses {r.fuse_violations} "
+            f"(worst {r.max_fuse_overshoot_a:.1f} A over)",
+            f"PV self-consumption {r.pv_self_consumption_pct:.1f} %",
+            f"energy cost         {r.energy_cost:.2f}",
+            f"control step        {r.ms_per_step_median:.3f} ms median over {r.steps} steps",
+        ]
+    )
+
+
+def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    p = sub.add_parser(
+        "simulate",
+        help="headless study of a site with real sessions",
+        description="Simulate a site over days or months (no sockets, simulated time) and print its metrics.",
+    )
+    p.add_argument(
+        "--sessions", required=True, metavar="FILE", help="sessions, ACN-Data CSV (.csv or .csv.gz)"
+    )
+    p.add_argument("--site", metavar="SITE.yaml", help="the site file (default: the demo's workplace site)")
+    p.add_argument("--days", type=int, help="days to simulate (default: until the last session ends)")
+    p.add_argument("--start", metavar="DATE", help="first day, YYYY-MM-DD (default: the first session's day)")
+    p.add_argument("--strategy", default="edf", choices=STRATEGIES)
+    p.add_argument("--step", type=float, default=60.0, help="control step in s (default 60)")
+    p.add_argument("--data", metavar="DIR", help="shared data folder with profiles/ and prices/")
+    p.add_argument(
+        "--margin-pct", type=float, default=3.0, help="controller's margin below limits (default 3)"
+    )
+    p.add_argument("--need-share", type=float, default=1.0, help="ΔE_min as a share of the delivered energy")
+    p.add_argument(
+        "--departure",
+        choices=("estimated", "actual"),
+        default="estimated",
+        help="departure the controller plans for: the driver's estimate (default) or the actual one",
+    )
+    p.add_argument("--seed", type=int, default=1)
+    p.add_argument("--json", action="store_true", help="print the metrics as JSON")
+    p.add_argument("--timeline", metavar="OUT.csv", help="write one row per step")
+    p.add_argument("--plot", metavar="OUT.png", help="plot power flows and the grid limit")
+    p.set_defaults(handler=run)
