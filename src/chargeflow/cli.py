@@ -7,13 +7,14 @@ import sys
 from collections.abc import Callable, Sequence
 
 from chargeflow import __version__
+from chargeflow.billing import command as billing_command
 
 Register = Callable[["argparse._SubParsersAction[argparse.ArgumentParser]"], None]
 
 
 def _registrations() -> list[Register]:
     """Each subcommand module offers ``register(subparsers)``; add one line here per module."""
-    return []
+    return [billing_command.register]
 
 
 def build_parser() -> argparse.ArgumentParser:
