@@ -36,7 +36,7 @@ from chargeflow.billing.pricing import (
     price_session,
 )
 from chargeflow.billing.schema import price_json
-from chargeflow.billing.tariff import Tariff, TariffRestrictions
+from chargeflow.billing.tariff import Tariff
 
 _MICROSECOND = timedelta(microseconds=1)
 
@@ -86,9 +86,10 @@ def build_cdr(
 
     ``tz`` is the site's time zone; ``public_key`` the meter's (hex or base64 DER), if known.
     """
-    cuts = tariff_cuts(tariff, session, tz)
-    split = any(_has_power_or_current(e.restrictions) for e in tariff.elements)
-    usage = usage_from_samples(session.start, session.end, session.samples, cuts, split_at_samples=split)
+    cuts = tariff_cuts(tariff, session.start, session.end, session.samples, tz)
+    usage = usage_from_samples(
+        session.start, session.end, session.samples, cuts, split_at_samples=needs_sample_periods(tariff)
+    )
     return Cdr(
         id=cdr_id,
         session=session,
@@ -136,7 +137,9 @@ def usage_from_samples(
     return Usage(start, end, tuple(periods))
 
 
-def tariff_cuts(tariff: Tariff, session: FinishedSession, tz: tzinfo) -> list[datetime]:
+def tariff_cuts(
+    tariff: Tariff, start: datetime, end: datetime, samples: Sequence[MeterSample], tz: tzinfo
+) -> list[datetime]:
     """Instants within the session at which an element of ``tariff`` may start or stop applying."""
     wall: set[time] = set()
     offsets: set[timedelta] = set()
@@ -148,18 +151,23 @@ def tariff_cuts(tariff: Tariff, session: FinishedSession, tz: tzinfo) -> list[da
             wall.add(time(0, 0))
         offsets.update(timedelta(seconds=s) for s in (r.min_duration_s, r.max_duration_s) if s)
         energies.update(math.ceil(wh) for wh in (r.min_energy_wh, r.max_energy_wh) if wh)
-    cuts = [session.start + d for d in offsets]
-    day = session.start.astimezone(tz).date()
-    while day <= session.end.astimezone(tz).date():
+    cuts = [start + d for d in offsets]
+    day = start.astimezone(tz).date()
+    while day <= end.astimezone(tz).date():
         cuts.extend(datetime.combine(day, t, tzinfo=tz) for t in wall)
         day += timedelta(days=1)
-    register = _Register(session.samples)
+    register = _Register(samples)
     cuts.extend(t for wh in energies if (t := register.time_reaching(wh)) is not None)
-    return sorted(c for c in cuts if session.start < c < session.end)
+    return sorted(c for c in cuts if start < c < end)
 
 
-def _has_power_or_current(r: TariffRestrictions) -> bool:
-    return any(v is not None for v in (r.min_current_a, r.max_current_a, r.min_power_w, r.max_power_w))
+def needs_sample_periods(tariff: Tariff) -> bool:
+    """Whether the tariff has current or power restrictions, which need a period per meter interval."""
+    return any(
+        v is not None
+        for r in (e.restrictions for e in tariff.elements)
+        for v in (r.min_current_a, r.max_current_a, r.min_power_w, r.max_power_w)
+    )
 
 
 class _Register:
