@@ -205,3 +205,28 @@ def test_command_errors_exit_non_zero_without_traceback(
 )
 def test_money_is_a_plain_decimal_string(amount: str, text: str) -> None:
     assert money(Decimal(amount)) == text
+
+
+DATA = Path(__file__).parent / "data"
+
+
+def test_documented_example(capsys: pytest.CaptureFixture[str]) -> None:
+    # The example of docs/billing.md: 16:10 to 17:00 local off-peak, 17:00 to 18:15 peak, then parked 50 min.
+    argv = [
+        "tariff",
+        "price",
+        "--tariff",
+        str(DATA / "tariff_time_of_day.json"),
+        "--cdr",
+        str(DATA / "cdr_evening.json"),
+    ]
+    assert main([*argv, "--timezone", "Europe/Vienna"]) == 0
+    out = json.loads(capsys.readouterr().out)
+    # 9.35 kWh × 0.30 + (12.42 + 0.03 rounding to 100 Wh) kWh × 0.45; 50 min parked billed as 60 min × 3.00.
+    assert out["total_energy_cost"] == {"excl_vat": "8.4075", "incl_vat": "10.089"}
+    assert out["total_parking_cost"] == {"excl_vat": "3", "incl_vat": "3.6"}
+    assert out["total_cost"] == {"excl_vat": "11.9075", "incl_vat": "14.289"}
+    assert out["total_energy"] == pytest.approx(21.77)
+    # Read in UTC, the whole session is off-peak: the time zone matters.
+    assert main([*argv, "--timezone", "UTC"]) == 0
+    assert json.loads(capsys.readouterr().out)["total_energy_cost"]["excl_vat"] == "6.54"
