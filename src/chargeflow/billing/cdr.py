@@ -33,6 +33,7 @@ from chargeflow.billing.pricing import (
     CostKind,
     SessionCost,
     Usage,
+    exact_seconds,
     price_session,
 )
 from chargeflow.billing.schema import price_json
@@ -120,7 +121,7 @@ def usage_from_samples(
     for a, b in itertools.pairwise(bounds):
         if a == b:
             continue
-        seconds = Decimal((b - a) // _MICROSECOND) / 1_000_000
+        seconds = exact_seconds(b - a)
         charging = b <= charging_end
         sample = register.latest_at(a)
         periods.append(

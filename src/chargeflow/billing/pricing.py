@@ -21,7 +21,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
-from datetime import datetime, tzinfo
+from datetime import datetime, timedelta, tzinfo
 from decimal import ROUND_CEILING, Decimal
 from enum import Enum
 
@@ -39,6 +39,12 @@ from chargeflow.billing.tariff import (
 WH_PER_KWH = Decimal(1000)
 SECONDS_PER_HOUR = Decimal(3600)
 _ZERO = Decimal(0)
+_MICROSECOND = timedelta(microseconds=1)
+
+
+def exact_seconds(delta: timedelta) -> Decimal:
+    """A duration in seconds as an exact Decimal (``total_seconds()`` is a float)."""
+    return Decimal(delta // _MICROSECOND) / 1_000_000
 
 
 @dataclass(frozen=True, slots=True)
@@ -154,7 +160,7 @@ def price_session(tariff: Tariff, usage: Usage, tz: tzinfo) -> SessionCost:
         total_cost=_bounded(total, tariff.min_price, tariff.max_price),
         by_kind=by_kind,
         total_energy_wh=sum((p.energy_wh for p in usage.periods), _ZERO),
-        total_time_s=Decimal((usage.end - usage.start).total_seconds()),
+        total_time_s=exact_seconds(usage.end - usage.start),
         total_parking_s=sum((p.parking_s for p in usage.periods), _ZERO),
         lines=lines,
     )
@@ -178,7 +184,7 @@ def _pieces(tariff: Tariff, usage: Usage, tz: tzinfo) -> list[_Piece]:
         moment = Moment(
             local=period.start.astimezone(tz),
             energy_so_far_wh=energy_so_far,
-            duration_so_far_s=Decimal(max((period.start - since).total_seconds(), 0.0)),
+            duration_so_far_s=max(exact_seconds(period.start - since), _ZERO),
             current_a=period.current_a,
             power_w=period.average_power_w(),
             reservation=state,

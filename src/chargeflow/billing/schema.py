@@ -21,6 +21,7 @@ from chargeflow.billing.pricing import (
     CostKind,
     SessionCost,
     Usage,
+    exact_seconds,
 )
 from chargeflow.billing.tariff import (
     DayOfWeek,
@@ -234,7 +235,7 @@ def parse_cdr_usage(data: Any, source: str = "cdr") -> Usage:
                 raise BillingInputError(f"{where}.dimensions[{k}].type: {d.type} is given twice")
             volumes[d.type] = d.volume
         timed = {CdrDimensionType.TIME, CdrDimensionType.PARKING_TIME, CdrDimensionType.RESERVATION_TIME}
-        length_s = Decimal((end - p.start_date_time).total_seconds())
+        length_s = exact_seconds(end - p.start_date_time)
         default_charging = length_s if not timed & volumes.keys() else None
         out.append(
             ChargingPeriod(
