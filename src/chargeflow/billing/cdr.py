@@ -21,7 +21,7 @@ import itertools
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime, time, timedelta, tzinfo
+from datetime import datetime, timedelta, tzinfo
 from decimal import Decimal
 from fractions import Fraction
 
@@ -36,7 +36,8 @@ from chargeflow.billing.pricing import (
     exact_seconds,
     price_session,
 )
-from chargeflow.billing.schema import price_json
+from chargeflow.billing.restrictions import time_boundaries
+from chargeflow.billing.schema import price_json, utc_text
 from chargeflow.billing.tariff import Tariff
 
 _MICROSECOND = timedelta(microseconds=1)
@@ -142,24 +143,16 @@ def tariff_cuts(
     tariff: Tariff, start: datetime, end: datetime, samples: Sequence[MeterSample], tz: tzinfo
 ) -> list[datetime]:
     """Instants within the session at which an element of ``tariff`` may start or stop applying."""
-    wall: set[time] = set()
-    offsets: set[timedelta] = set()
-    energies: set[int] = set()
-    for element in tariff.elements:
-        r = element.restrictions
-        wall.update(t for t in (r.start_time, r.end_time) if t is not None)
-        if r.day_of_week or r.start_date or r.end_date:
-            wall.add(time(0, 0))
-        offsets.update(timedelta(seconds=s) for s in (r.min_duration_s, r.max_duration_s) if s)
-        energies.update(math.ceil(wh) for wh in (r.min_energy_wh, r.max_energy_wh) if wh)
-    cuts = [start + d for d in offsets]
-    day = start.astimezone(tz).date()
-    while day <= end.astimezone(tz).date():
-        cuts.extend(datetime.combine(day, t, tzinfo=tz) for t in wall)
-        day += timedelta(days=1)
+    energies = {
+        math.ceil(wh)
+        for e in tariff.elements
+        for wh in (e.restrictions.min_energy_wh, e.restrictions.max_energy_wh)
+        if wh
+    }
     register = _Register(samples)
-    cuts.extend(t for wh in energies if (t := register.time_reaching(wh)) is not None)
-    return sorted(c for c in cuts if start < c < end)
+    reached = [t for wh in energies if (t := register.time_reaching(wh)) is not None]
+    cuts = time_boundaries(tariff, start, start, end, tz) + [t for t in reached if start < t < end]
+    return sorted(set(cuts))
 
 
 def needs_sample_periods(tariff: Tariff) -> bool:
@@ -247,8 +240,8 @@ def cdr_json(cdr: Cdr) -> dict[str, object]:
     s, cost = cdr.session, cdr.cost
     out: dict[str, object] = {
         "id": cdr.id,
-        "start_date_time": _utc_text(s.start),
-        "end_date_time": _utc_text(s.end),
+        "start_date_time": utc_text(s.start),
+        "end_date_time": utc_text(s.end),
         "session_id": s.session_id,
         "cdr_token": {"uid": s.id_token},
         "cdr_location": {"evse_id": s.evse_id},
@@ -285,7 +278,7 @@ def _period_json(p: ChargingPeriod, tariff_id: str | None) -> dict[str, object]:
         dims.append({"type": "PARKING_TIME", "volume": float(p.parking_s / SECONDS_PER_HOUR)})
     if p.current_a is not None:
         dims.append({"type": "CURRENT", "volume": float(p.current_a)})
-    out: dict[str, object] = {"start_date_time": _utc_text(p.start), "dimensions": dims}
+    out: dict[str, object] = {"start_date_time": utc_text(p.start), "dimensions": dims}
     if tariff_id is not None:
         out["tariff_id"] = tariff_id
     return out
@@ -295,7 +288,3 @@ def _nature(i: int, n: int) -> str:
     if i == 0:
         return "Start"
     return "End" if i == n - 1 else "Intermediate"
-
-
-def _utc_text(t: datetime) -> str:
-    return t.astimezone(UTC).isoformat().replace("+00:00", "Z")

@@ -19,13 +19,13 @@ The rules, with where OCPI 2.2.1 states them:
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
-from dataclasses import dataclass, field
+from collections.abc import Sequence
+from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta, tzinfo
 from decimal import ROUND_CEILING, Decimal
 from enum import Enum
 
-from chargeflow.billing.restrictions import Moment, ReservationState, holds
+from chargeflow.billing.restrictions import Moment, ReservationState, holds, time_boundaries
 from chargeflow.billing.tariff import (
     ZERO_PRICE,
     Price,
@@ -118,6 +118,16 @@ class PricedLine:
 
 
 @dataclass(frozen=True, slots=True)
+class UnsplitPeriod:
+    """A period within which the active tariff elements change with the time of day, a date or the
+    session's duration. OCPI obliges the CPO to start a new period there; the engine prices the whole
+    period as at its start and reports the instant, so that the CDR can be corrected."""
+
+    period_index: int
+    at: datetime
+
+
+@dataclass(frozen=True, slots=True)
 class SessionCost:
     currency: str
     total_cost: Price
@@ -126,6 +136,7 @@ class SessionCost:
     total_time_s: Decimal  # the whole session, charging and not charging
     total_parking_s: Decimal
     lines: tuple[PricedLine, ...] = field(default_factory=tuple)
+    unsplit: tuple[UnsplitPeriod, ...] = field(default_factory=tuple)
 
     def cost_of(self, kind: CostKind) -> Price:
         return self.by_kind.get(kind, ZERO_PRICE)
@@ -143,7 +154,7 @@ class _Piece:
 
 def price_session(tariff: Tariff, usage: Usage, tz: tzinfo) -> SessionCost:
     """Price ``usage`` under ``tariff``; ``tz`` is the site's time zone for time-of-day and date rules."""
-    pieces = _pieces(tariff, usage, tz)
+    pieces, unsplit = _pieces(tariff, usage, tz)
     _apply_step_size(pieces)
     lines = tuple(
         PricedLine(p.period_index, p.kind, p.element_index, p.component, p.used, p.billed, _cost(p))
@@ -163,14 +174,17 @@ def price_session(tariff: Tariff, usage: Usage, tz: tzinfo) -> SessionCost:
         total_time_s=exact_seconds(usage.end - usage.start),
         total_parking_s=sum((p.parking_s for p in usage.periods), _ZERO),
         lines=lines,
+        unsplit=tuple(unsplit),
     )
 
 
-def _pieces(tariff: Tariff, usage: Usage, tz: tzinfo) -> list[_Piece]:
+def _pieces(tariff: Tariff, usage: Usage, tz: tzinfo) -> tuple[list[_Piece], list[UnsplitPeriod]]:
     periods = usage.periods
     expired = bool(periods) and all(p.is_reservation for p in periods)
     charging_start = next((p.start for p in periods if not p.is_reservation), usage.start)
     pieces: list[_Piece] = []
+    unsplit: list[UnsplitPeriod] = []
+    ends = [p.start for p in periods[1:]] + [usage.end]
     flat_charged = {False: False, True: False}  # keyed by "is a reservation period"
     energy_so_far = _ZERO
     for i, period in enumerate(periods):
@@ -189,7 +203,12 @@ def _pieces(tariff: Tariff, usage: Usage, tz: tzinfo) -> list[_Piece]:
             power_w=period.average_power_w(),
             reservation=state,
         )
-        active = [(j, e) for j, e in _in_precedence(tariff.elements, state) if holds(e.restrictions, moment)]
+        tariff_order = _in_precedence(tariff.elements, state)
+        active = [(j, e) for j, e in tariff_order if holds(e.restrictions, moment)]
+        for b in time_boundaries(tariff, since, period.start, ends[i], tz):
+            later = replace(moment, local=b.astimezone(tz), duration_so_far_s=exact_seconds(b - since))
+            if [j for j, e in active] != [j for j, e in tariff_order if holds(e.restrictions, later)]:
+                unsplit.append(UnsplitPeriod(i, b))
         if reserved:
             wanted = [(CostKind.RESERVATION, TariffDimensionType.TIME, period.reservation_s)]
         else:
@@ -207,7 +226,7 @@ def _pieces(tariff: Tariff, usage: Usage, tz: tzinfo) -> list[_Piece]:
                 pieces.append(_Piece(i, kind, found[0], found[1], used, used))
                 flat_charged[reserved] |= dimension is TariffDimensionType.FLAT
         energy_so_far += period.energy_wh
-    return pieces
+    return pieces, unsplit
 
 
 def _first_component(
@@ -222,14 +241,14 @@ def _first_component(
 
 def _in_precedence(
     elements: Sequence[TariffElement], state: ReservationState
-) -> Iterator[tuple[int, TariffElement]]:
+) -> list[tuple[int, TariffElement]]:
     """Elements in the order they are tried. For an expired reservation, RESERVATION_EXPIRES elements come
     first (mod_tariffs, note on ReservationRestrictionType); otherwise the tariff's own order."""
     indexed = list(enumerate(elements))
     if state is ReservationState.EXPIRED:
         expires = ReservationRestrictionType.RESERVATION_EXPIRES
         indexed.sort(key=lambda je: je[1].restrictions.reservation is not expires)
-    return iter(indexed)
+    return indexed
 
 
 def _apply_step_size(pieces: list[_Piece]) -> None:

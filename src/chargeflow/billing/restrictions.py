@@ -9,11 +9,11 @@ time of day, date and weekday, energy and duration so far, and the period's curr
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import datetime, time
+from datetime import datetime, time, timedelta, tzinfo
 from decimal import Decimal
 from enum import Enum
 
-from chargeflow.billing.tariff import DayOfWeek, ReservationRestrictionType, TariffRestrictions
+from chargeflow.billing.tariff import DayOfWeek, ReservationRestrictionType, Tariff, TariffRestrictions
 
 MIDNIGHT = time(0, 0)
 
@@ -90,3 +90,25 @@ def _within(value: Decimal | None, lo: Decimal | None, hi: Decimal | None) -> bo
 
 def _dec(seconds: int | None) -> Decimal | None:
     return None if seconds is None else Decimal(seconds)
+
+
+def time_boundaries(
+    tariff: Tariff, origin: datetime, start: datetime, end: datetime, tz: tzinfo
+) -> list[datetime]:
+    """Instants strictly between ``start`` and ``end`` at which the passing of time alone can switch an
+    element of ``tariff`` on or off: its times of day and, where weekdays or dates matter, midnight (local,
+    in ``tz``), and its duration thresholds counted from ``origin``, the start of the charging session."""
+    wall: set[time] = set()
+    offsets: set[int] = set()
+    for element in tariff.elements:
+        r = element.restrictions
+        wall.update(t for t in (r.start_time, r.end_time) if t is not None)
+        if r.day_of_week or r.start_date or r.end_date:
+            wall.add(MIDNIGHT)
+        offsets.update(s for s in (r.min_duration_s, r.max_duration_s) if s)
+    found = [origin + timedelta(seconds=s) for s in offsets]
+    day = start.astimezone(tz).date()
+    while day <= end.astimezone(tz).date():
+        found.extend(datetime.combine(day, t, tzinfo=tz) for t in wall)
+        day += timedelta(days=1)
+    return sorted({b for b in found if start < b < end})

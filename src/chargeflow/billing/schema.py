@@ -269,6 +269,11 @@ def _day(value: str | None) -> date | None:
     return None if value is None else date.fromisoformat(value)
 
 
+def utc_text(t: datetime) -> str:
+    """An OCPI DateTime: UTC with a ``Z``."""
+    return t.astimezone(UTC).isoformat().replace("+00:00", "Z")
+
+
 def money(amount: Decimal) -> str:
     """A Decimal as a plain decimal string, exact and without trailing zeros ("5.5", "0.029", "12")."""
     text = format(amount.normalize(), "f")
@@ -296,4 +301,14 @@ def session_cost_json(cost: SessionCost) -> dict[str, object]:
         "total_energy": float(cost.total_energy_wh / WH_PER_KWH),
         "total_time": float(cost.total_time_s / SECONDS_PER_HOUR),
         "total_parking_time": float(cost.total_parking_s / SECONDS_PER_HOUR),
+        "warnings": [
+            {
+                "code": "period_not_split",
+                "charging_period": w.period_index,
+                "at": utc_text(w.at),
+                "message": f"charging_periods[{w.period_index}]: the active tariff elements change within"
+                " this period; OCPI requires a new charging period there, so it is priced as at its start",
+            }
+            for w in cost.unsplit
+        ],
     }

@@ -71,6 +71,35 @@ def test_command_prints_the_totals(tmp_path: Path, capsys: pytest.CaptureFixture
     assert out["total_energy"] == 20
     assert out["total_time"] == pytest.approx(8 / 3)
     assert out["total_parking_time"] == pytest.approx(0.6667)
+    assert out["warnings"] == []
+
+
+def test_command_warns_about_a_period_across_a_tariff_switch(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    tariff = {
+        "currency": "EUR",
+        "elements": [
+            {
+                "price_components": [{"type": "TIME", "price": 5, "step_size": 1}],
+                "restrictions": {"end_time": "17:00"},
+            },
+            {"price_components": [{"type": "TIME", "price": 7, "step_size": 1}]},
+        ],
+    }
+    cdr = {
+        "start_date_time": "2019-06-03T14:30:00Z",
+        "end_date_time": "2019-06-03T15:30:00Z",
+        "charging_periods": [
+            {"start_date_time": "2019-06-03T14:30:00Z", "dimensions": [{"type": "TIME", "volume": 1}]}
+        ],
+    }
+    assert run(tmp_path, tariff, cdr, "--timezone", "Europe/Vienna") == 0  # 16:30 to 17:30 local time
+    out = json.loads(capsys.readouterr().out)
+    assert out["total_time_cost"]["excl_vat"] == "5"
+    assert [(w["code"], w["charging_period"], w["at"]) for w in out["warnings"]] == [
+        ("period_not_split", 0, "2019-06-03T15:00:00Z")
+    ]
 
 
 def test_prices_stay_exact_decimals(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:

@@ -165,3 +165,35 @@ def test_night_rate_wraps_past_midnight() -> None:
 )
 def test_ceil_to_step(amount: str, step: int, expected: str) -> None:
     assert ceil_to_step(Decimal(amount), step) == Decimal(expected)
+
+
+EVENING = tariff(element(comp("ENERGY", "0.30"), end_time="17:00"), element(comp("ENERGY", "0.45")))
+
+
+def test_a_period_across_a_tariff_switch_is_reported() -> None:
+    # OCPI obliges the CPO to start a period at 17:00; a CDR that does not is priced as at the period's
+    # start, and the crossing is reported.
+    unsplit = price(EVENING, at(16, 30), charge(60, "10"))
+    assert unsplit.total_cost.excl_vat == 3
+    assert [(w.period_index, w.at) for w in unsplit.unsplit] == [(0, at(17, 0))]
+    split = price(EVENING, at(16, 30), charge(30, "5"), charge(30, "5"))
+    assert split.total_cost.excl_vat == Decimal("3.75")
+    assert split.unsplit == ()
+
+
+def test_a_boundary_that_changes_nothing_is_not_reported() -> None:
+    every_day = ["MONDAY", "TUESDAY", "WEDNESDAY", "THURSDAY", "FRIDAY", "SATURDAY", "SUNDAY"]
+    t = tariff(element(comp("ENERGY", "0.30"), day_of_week=every_day))
+    assert price(t, at(23, 0), charge(120, "10")).unsplit == ()
+    weekdays = tariff(
+        element(comp("ENERGY", "0.30"), day_of_week=every_day[:5]), element(comp("ENERGY", "0.20"))
+    )
+    friday_night = datetime(2019, 6, 7, 23, 0, tzinfo=UTC)
+    assert [w.at for w in price(weekdays, friday_night, charge(120, "10")).unsplit] == [
+        friday_night.replace(day=8, hour=0)
+    ]
+
+
+def test_duration_thresholds_inside_a_period_are_reported() -> None:
+    t = tariff(element(comp("ENERGY", "0.00"), max_duration=1800), element(comp("ENERGY", "0.25")))
+    assert [w.at for w in price(t, at(10, 0), charge(40, "8")).unsplit] == [at(10, 30)]
