@@ -137,6 +137,7 @@ class SessionCost:
     total_parking_s: Decimal
     lines: tuple[PricedLine, ...] = field(default_factory=tuple)
     unsplit: tuple[UnsplitPeriod, ...] = field(default_factory=tuple)
+    tariff_valid_at_start: bool = True  # priced anyway: the caller chose the tariff
 
     def cost_of(self, kind: CostKind) -> Price:
         return self.by_kind.get(kind, ZERO_PRICE)
@@ -175,6 +176,7 @@ def price_session(tariff: Tariff, usage: Usage, tz: tzinfo) -> SessionCost:
         total_parking_s=sum((p.parking_s for p in usage.periods), _ZERO),
         lines=lines,
         unsplit=tuple(unsplit),
+        tariff_valid_at_start=tariff.valid_at(usage.start),
     )
 
 

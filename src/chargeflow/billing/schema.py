@@ -301,14 +301,26 @@ def session_cost_json(cost: SessionCost) -> dict[str, object]:
         "total_energy": float(cost.total_energy_wh / WH_PER_KWH),
         "total_time": float(cost.total_time_s / SECONDS_PER_HOUR),
         "total_parking_time": float(cost.total_parking_s / SECONDS_PER_HOUR),
-        "warnings": [
-            {
-                "code": "period_not_split",
-                "charging_period": w.period_index,
-                "at": utc_text(w.at),
-                "message": f"charging_periods[{w.period_index}]: the active tariff elements change within"
-                " this period; OCPI requires a new charging period there, so it is priced as at its start",
-            }
-            for w in cost.unsplit
-        ],
+        "warnings": _warnings(cost),
     }
+
+
+def _warnings(cost: SessionCost) -> list[dict[str, object]]:
+    out: list[dict[str, object]] = [
+        {
+            "code": "period_not_split",
+            "charging_period": w.period_index,
+            "at": utc_text(w.at),
+            "message": f"charging_periods[{w.period_index}]: the active tariff elements change within this"
+            " period; OCPI requires a new charging period there, so it is priced as at its start",
+        }
+        for w in cost.unsplit
+    ]
+    if not cost.tariff_valid_at_start:
+        out.append(
+            {
+                "code": "tariff_not_valid_at_start",
+                "message": "the session starts outside the tariff's start_date_time and end_date_time",
+            }
+        )
+    return out

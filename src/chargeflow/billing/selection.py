@@ -63,9 +63,7 @@ def _applies(
     t = a.tariff
     if (t.type is TariffType.AD_HOC_PAYMENT) != ad_hoc:
         return False
-    if t.start_date_time is not None and start < t.start_date_time:
-        return False
-    if t.end_date_time is not None and start >= t.end_date_time:
+    if not t.valid_at(start):
         return False
     if a.evse_ids and evse_id not in a.evse_ids:
         return False

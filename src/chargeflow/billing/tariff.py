@@ -135,3 +135,9 @@ class Tariff:
     max_price: Price | None = None
     start_date_time: datetime | None = None
     end_date_time: datetime | None = None
+
+    def valid_at(self, at: datetime) -> bool:
+        """Whether the tariff is in force at ``at`` (start_date_time inclusive, end_date_time exclusive)."""
+        return (self.start_date_time is None or at >= self.start_date_time) and (
+            self.end_date_time is None or at < self.end_date_time
+        )

@@ -259,3 +259,13 @@ def test_documented_example(capsys: pytest.CaptureFixture[str]) -> None:
     # Read in UTC, the whole session is off-peak: the time zone matters.
     assert main([*argv, "--timezone", "UTC"]) == 0
     assert json.loads(capsys.readouterr().out)["total_energy_cost"]["excl_vat"] == "6.54"
+
+
+def test_command_warns_when_the_tariff_is_not_in_force(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    expired = {**TARIFF, "end_date_time": "2019-01-01T00:00:00Z"}
+    assert run(tmp_path, expired, CDR) == 0
+    out = json.loads(capsys.readouterr().out)
+    assert out["total_cost"]["excl_vat"] == "7"
+    assert [w["code"] for w in out["warnings"]] == ["tariff_not_valid_at_start"]
