@@ -155,6 +155,17 @@ def tariff_cuts(
     return sorted(set(cuts))
 
 
+def energy_per_step(samples: Sequence[MeterSample], bounds: Sequence[datetime]) -> list[int]:
+    """A session's energy in each step ``[bounds[k], bounds[k+1])`` of the site's step grid, for the
+    source attribution: whole Wh, interpolated like the periods, adding up exactly to the register's rise
+    from the first bound to the last."""
+    if list(bounds) != sorted(bounds):
+        raise MeterDataError("step bounds must be in time order")
+    register = _Register(samples)
+    floors = [register.floor_at(b) for b in bounds]
+    return [b - a for a, b in itertools.pairwise(floors)]
+
+
 def needs_sample_periods(tariff: Tariff) -> bool:
     """Whether the tariff has current or power restrictions, which need a period per meter interval."""
     return any(

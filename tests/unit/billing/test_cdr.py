@@ -17,6 +17,7 @@ from chargeflow.billing.cdr import (
     MeterSample,
     build_cdr,
     cdr_json,
+    energy_per_step,
     usage_from_samples,
 )
 from chargeflow.billing.pricing import CostKind
@@ -171,3 +172,26 @@ def test_periods_conserve_the_metered_energy(
     assert sum(p.energy_wh for p in usage.periods) == wh - 12_345
     assert all(p.energy_wh == int(p.energy_wh) >= 0 for p in usage.periods)
     assert sum(p.charging_s + p.parking_s for p in usage.periods) == Decimal((end - T0).total_seconds())
+
+
+def test_energy_per_step_for_the_attribution() -> None:
+    points = samples((0, 100), (10, 1100), (25, 1100), (40, 4100))
+    grid = [minutes(m) for m in (0, 15, 30, 45)]
+    # 0–10 min: 1000 Wh; 10–25: none; 25–40: 3000 Wh, a third of it before 0:30.
+    assert energy_per_step(points, grid) == [1000, 1000, 2000]
+    with pytest.raises(MeterDataError, match="order"):
+        energy_per_step(points, list(reversed(grid)))
+
+
+@given(rises, st.lists(st.integers(0, 30_000), min_size=2, max_size=12))
+def test_energy_per_step_adds_up_to_the_register(steps: list[tuple[int, int]], offsets_s: list[int]) -> None:
+    at, wh = T0, 0
+    points = [MeterSample(at, wh)]
+    for dt, dwh in steps:
+        at, wh = at + timedelta(seconds=dt), wh + dwh
+        points.append(MeterSample(at, wh))
+    bounds = [T0 + timedelta(seconds=s) for s in sorted(offsets_s)]
+    parts = energy_per_step(points, bounds)
+    assert all(p >= 0 for p in parts)
+    whole = energy_per_step(points, [bounds[0], bounds[-1]])
+    assert sum(parts) == whole[0]
