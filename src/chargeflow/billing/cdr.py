@@ -48,7 +48,8 @@ class MeterSample:
     at: datetime  # timezone-aware
     energy_wh: int  # the cumulative energy register (import), not a delta
     current_a: float | None = None  # summed over the phases in use, as OCPI's CURRENT
-    power_w: float | None = None
+    # No power field: a period's power is its average from the register (energy over time), which is
+    # what was delivered, rather than an instantaneous reading at one end of it.
 
 
 @dataclass(frozen=True, slots=True)
@@ -120,8 +121,6 @@ def usage_from_samples(
     bounds = sorted(instants)
     periods = []
     for a, b in itertools.pairwise(bounds):
-        if a == b:
-            continue
         seconds = exact_seconds(b - a)
         charging = b <= charging_end
         sample = register.latest_at(a)
