@@ -14,7 +14,13 @@ from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from chargeflow.billing.pricing import price_session
-from chargeflow.billing.schema import BillingInputError, parse_cdr_usage, parse_tariff, session_cost_json
+from chargeflow.billing.schema import (
+    BillingInputError,
+    lines_json,
+    parse_cdr_usage,
+    parse_tariff,
+    session_cost_json,
+)
 
 
 def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -33,6 +39,11 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
         default="UTC",
         help="IANA time zone of the site, for time-of-day and date restrictions (default: UTC)",
     )
+    price.add_argument(
+        "--lines",
+        action="store_true",
+        help="add the priced lines (period, element, used, billed, cost) as an audit trail",
+    )
     price.set_defaults(handler=run_price)
 
 
@@ -44,7 +55,11 @@ def run_price(args: argparse.Namespace) -> int:
     except BillingInputError as err:
         print(f"chargeflow tariff price: {err}", file=sys.stderr)
         return 1
-    print(json.dumps(session_cost_json(price_session(tariff, usage, tz)), indent=2))
+    cost = price_session(tariff, usage, tz)
+    out = session_cost_json(cost)
+    if args.lines:
+        out["lines"] = lines_json(cost)
+    print(json.dumps(out, indent=2))
     return 0
 
 

@@ -18,7 +18,7 @@ from enum import StrEnum
 
 from chargeflow.billing.attribution import Shares, Source
 from chargeflow.billing.cdr import Cdr
-from chargeflow.billing.schema import money
+from chargeflow.billing.schema import decimal_text
 from chargeflow.billing.tariff import Price
 
 
@@ -120,8 +120,8 @@ def _fields(row: ReportRow) -> dict[str, object]:
         "battery_wh": row.battery_wh,
         "grid_wh": row.grid_wh,
         "unattributed_wh": row.unattributed_wh,
-        "cost_excl_vat": money(row.cost_excl_vat),
-        "cost_incl_vat": None if row.cost_incl_vat is None else money(row.cost_incl_vat),
+        "cost_excl_vat": decimal_text(row.cost_excl_vat),
+        "cost_incl_vat": None if row.cost_incl_vat is None else decimal_text(row.cost_incl_vat),
     }
 
 

@@ -274,7 +274,7 @@ def utc_text(t: datetime) -> str:
     return t.astimezone(UTC).isoformat().replace("+00:00", "Z")
 
 
-def money(amount: Decimal) -> str:
+def decimal_text(amount: Decimal) -> str:
     """A Decimal as a plain decimal string, exact and without trailing zeros ("5.5", "0.029", "12")."""
     text = format(amount.normalize(), "f")
     return "0" if text in ("-0", "") else text
@@ -282,8 +282,8 @@ def money(amount: Decimal) -> str:
 
 def price_json(price: Price) -> dict[str, str | None]:
     return {
-        "excl_vat": money(price.excl_vat),
-        "incl_vat": None if price.incl_vat is None else money(price.incl_vat),
+        "excl_vat": decimal_text(price.excl_vat),
+        "incl_vat": None if price.incl_vat is None else decimal_text(price.incl_vat),
     }
 
 
@@ -303,6 +303,34 @@ def session_cost_json(cost: SessionCost) -> dict[str, object]:
         "total_parking_time": float(cost.total_parking_s / SECONDS_PER_HOUR),
         "warnings": _warnings(cost),
     }
+
+
+_UNITS = {
+    TariffDimensionType.ENERGY: "Wh",
+    TariffDimensionType.TIME: "s",
+    TariffDimensionType.PARKING_TIME: "s",
+    TariffDimensionType.FLAT: "session",
+}
+
+
+def lines_json(cost: SessionCost) -> list[dict[str, object]]:
+    """The audit trail: each priced piece with its period, element, amounts used and billed, and cost."""
+    return [
+        {
+            "charging_period": line.period_index,
+            "element": line.element_index,
+            "kind": line.kind.value,
+            "type": str(line.component.type),
+            "used": decimal_text(line.used),
+            "billed": decimal_text(line.billed),
+            "unit": _UNITS[line.component.type],
+            "price": decimal_text(line.component.price),
+            "vat": None if line.component.vat_percent is None else decimal_text(line.component.vat_percent),
+            "step_size": line.component.step_size,
+            "cost": price_json(line.cost),
+        }
+        for line in cost.lines
+    ]
 
 
 def _warnings(cost: SessionCost) -> list[dict[str, object]]:

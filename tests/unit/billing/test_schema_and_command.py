@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 
-from chargeflow.billing.schema import BillingInputError, money, parse_cdr_usage, parse_tariff
+from chargeflow.billing.schema import BillingInputError, decimal_text, parse_cdr_usage, parse_tariff
 from chargeflow.cli import main
 
 TARIFF: dict[str, Any] = {
@@ -232,8 +232,8 @@ def test_command_errors_exit_non_zero_without_traceback(
 @pytest.mark.parametrize(
     ("amount", "text"), [("5.00", "5"), ("0.0290", "0.029"), ("1E+2", "100"), ("0E-8", "0")]
 )
-def test_money_is_a_plain_decimal_string(amount: str, text: str) -> None:
-    assert money(Decimal(amount)) == text
+def test_amounts_are_plain_decimal_strings(amount: str, text: str) -> None:
+    assert decimal_text(Decimal(amount)) == text
 
 
 DATA = Path(__file__).parent / "data"
@@ -256,6 +256,16 @@ def test_documented_example(capsys: pytest.CaptureFixture[str]) -> None:
     assert out["total_parking_cost"] == {"excl_vat": "3", "incl_vat": "3.6"}
     assert out["total_cost"] == {"excl_vat": "11.9075", "incl_vat": "14.289"}
     assert out["total_energy"] == pytest.approx(21.77)
+    # The audit trail shows the 30 Wh of step_size rounding billed in the last period with energy.
+    assert main([*argv, "--timezone", "Europe/Vienna", "--lines"]) == 0
+    lines = json.loads(capsys.readouterr().out)["lines"]
+    energy = [
+        (x["charging_period"], x["element"], x["used"], x["billed"]) for x in lines if x["type"] == "ENERGY"
+    ]
+    assert energy == [(0, 2, "9350", "9350"), (1, 1, "12420", "12450")]
+    assert [(x["type"], x["used"], x["billed"], x["unit"]) for x in lines if x["kind"] == "parking"] == [
+        ("PARKING_TIME", "2999.88", "3600", "s")
+    ]
     # Read in UTC, the whole session is off-peak: the time zone matters.
     assert main([*argv, "--timezone", "UTC"]) == 0
     assert json.loads(capsys.readouterr().out)["total_energy_cost"]["excl_vat"] == "6.54"
@@ -269,3 +279,43 @@ def test_command_warns_when_the_tariff_is_not_in_force(
     out = json.loads(capsys.readouterr().out)
     assert out["total_cost"]["excl_vat"] == "7"
     assert [w["code"] for w in out["warnings"]] == ["tariff_not_valid_at_start"]
+
+
+def test_the_cdr_modules_example_prices_as_it_states(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # The shape of OCPI 2.2.1's CDR example: 2.00 €/h charging in 5-minute steps, 10 % VAT, one period of
+    # 1.973 h (7102.8 s, billed as 24 steps = 2 h). Fields the pricing does not use are ignored.
+    tariff = {
+        "id": "12",
+        "currency": "EUR",
+        "elements": [{"price_components": [{"type": "TIME", "price": 2.00, "vat": 10.0, "step_size": 300}]}],
+        "last_updated": "2015-02-02T14:15:01Z",
+    }
+    cdr = {
+        "country_code": "BE",
+        "party_id": "BEC",
+        "id": "12345",
+        "start_date_time": "2015-06-29T21:39:09Z",
+        "end_date_time": "2015-06-29T23:37:32Z",
+        "cdr_token": {"uid": "012345678", "type": "RFID", "contract_id": "DE8ACC12E46L89"},
+        "auth_method": "WHITELIST",
+        "cdr_location": {"id": "LOC1", "evse_id": "BE*BEC*E041503003", "country": "BEL"},
+        "currency": "EUR",
+        "tariffs": [tariff],
+        "charging_periods": [
+            {
+                "start_date_time": "2015-06-29T21:39:09Z",
+                "dimensions": [{"type": "TIME", "volume": 1.973}],
+                "tariff_id": "12",
+            }
+        ],
+        "total_cost": {"excl_vat": 4.00, "incl_vat": 4.40},
+        "total_energy": 15.342,
+        "total_time": 1.973,
+        "last_updated": "2015-06-29T22:01:13Z",
+    }
+    assert run(tmp_path, tariff, cdr, "--timezone", "Europe/Brussels") == 0
+    out = json.loads(capsys.readouterr().out)
+    assert out["total_cost"] == {"excl_vat": "4", "incl_vat": "4.4"}
+    assert out["total_time_cost"] == out["total_cost"]
