@@ -7,14 +7,15 @@ import sys
 from collections.abc import Callable, Sequence
 
 from chargeflow import __version__
-from chargeflow.billing import command as billing_command
 
 Register = Callable[["argparse._SubParsersAction[argparse.ArgumentParser]"], None]
 
 
 def _registrations() -> list[Register]:
     """Each subcommand module offers ``register(subparsers)``; add one line here per module."""
-    return [billing_command.register]
+    from chargeflow.commands import tariff
+
+    return [tariff.register]
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -1,6 +1,7 @@
 """``chargeflow tariff price``: price an OCPI CDR under an OCPI tariff and print the totals as JSON.
 
-The file reading and printing live here; the rules are in the pure modules ``schema`` and ``pricing``.
+The file reading and printing live here; the rules are in the pure modules ``billing.schema`` and
+``billing.pricing``.
 """
 
 from __future__ import annotations
