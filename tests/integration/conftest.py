@@ -3,23 +3,26 @@ from __future__ import annotations
 import asyncio
 from collections.abc import AsyncIterator
 from contextlib import suppress
+from pathlib import Path
 
 import pytest
 
 from chargeflow.app import CsmNode, build_csm
 from chargeflow.clock import SystemClock
+from chargeflow.csm.ports import CsmRepository
 from chargeflow.csm.service import CsmConfig
 from chargeflow.protocols.ocpp.server import OcppServerConfig
-from chargeflow.store.memory import MemoryRepository
+from tests.databases import BACKENDS, open_repository
+
+
+@pytest.fixture(params=BACKENDS)
+async def repository(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[CsmRepository]:
+    async with open_repository(request.param, tmp_path) as repo:
+        yield repo
 
 
 @pytest.fixture
-def repository() -> MemoryRepository:
-    return MemoryRepository()
-
-
-@pytest.fixture
-async def node(repository: MemoryRepository) -> AsyncIterator[CsmNode]:
+async def node(repository: CsmRepository) -> AsyncIterator[CsmNode]:
     """A CSM with its OCPP endpoint on a free loopback port."""
     built = build_csm(
         repository,

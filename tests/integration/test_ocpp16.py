@@ -11,14 +11,14 @@ from ocpp.v16 import call
 
 from chargeflow.app import CsmNode
 from chargeflow.csm.model import AuthStatus, IdTokenRecord
-from chargeflow.store.memory import MemoryRepository
+from chargeflow.csm.ports import CsmRepository
 from tests.integration.conftest import port_of
 from tests.integration.stations import Station16, iso, open_ws, running
 
 T0 = datetime(2026, 11, 25, 8, 0, tzinfo=UTC)
 
 
-async def test_tc_001_cold_boot_charge_point(node: CsmNode, repository: MemoryRepository) -> None:
+async def test_tc_001_cold_boot_charge_point(node: CsmNode, repository: CsmRepository) -> None:
     async with open_ws(port_of(node), "CP16-1", "ocpp1.6") as ws:
         assert ws.subprotocol == "ocpp1.6"
         station = Station16("CP16-1", ws)
@@ -34,14 +34,13 @@ async def test_tc_001_cold_boot_charge_point(node: CsmNode, repository: MemoryRe
             )
             beat = await station.call(call.Heartbeat())
             assert beat.current_time.endswith("Z")
-    stored = repository.stations["CP16-1"]
+    stored = await repository.get_station("CP16-1")
+    assert stored is not None
     assert (stored.vendor, stored.model, stored.ocpp_version) == ("V1", "M1", "ocpp1.6")
     assert [s.status for s in await repository.connector_statuses("CP16-1")] == ["Available"]
 
 
-async def test_authorize_known_unknown_and_expired_tokens(
-    node: CsmNode, repository: MemoryRepository
-) -> None:
+async def test_authorize_known_unknown_and_expired_tokens(node: CsmNode, repository: CsmRepository) -> None:
     now = datetime.now(UTC)
     await repository.put_id_token(IdTokenRecord("GOOD", AuthStatus.ACCEPTED, now + timedelta(days=1)))
     await repository.put_id_token(IdTokenRecord("OLD", AuthStatus.ACCEPTED, now - timedelta(days=1)))
@@ -57,7 +56,7 @@ async def test_authorize_known_unknown_and_expired_tokens(
 
 
 async def test_tc_003_regular_charging_session_with_meter_values(
-    node: CsmNode, repository: MemoryRepository
+    node: CsmNode, repository: CsmRepository
 ) -> None:
     await repository.put_id_token(IdTokenRecord("TAG1", AuthStatus.ACCEPTED))
     async with open_ws(port_of(node), "CP16-3", "ocpp1.6") as ws:
@@ -104,7 +103,8 @@ async def test_tc_003_regular_charging_session_with_meter_values(
                 )
             )
             assert stopped.id_tag_info["status"] == "Accepted"
-    tx = repository.transactions[tx_id]
+    tx = await repository.get_transaction(tx_id)
+    assert tx is not None
     assert tx.energy_wh == 4200 - 1000
     assert tx.stop_reason == "EVDisconnected"
     assert not tx.active
@@ -113,7 +113,7 @@ async def test_tc_003_regular_charging_session_with_meter_values(
 
 
 async def test_duplicate_start_transaction_is_answered_idempotently(
-    node: CsmNode, repository: MemoryRepository
+    node: CsmNode, repository: CsmRepository
 ) -> None:
     async with open_ws(port_of(node), "CP16-4", "ocpp1.6") as ws:
         station = Station16("CP16-4", ws)
@@ -122,7 +122,7 @@ async def test_duplicate_start_transaction_is_answered_idempotently(
             first = await station.call(request)
             again = await station.call(request)
     assert first.transaction_id == again.transaction_id
-    assert len(repository.transactions) == 1
+    assert len(await repository.list_transactions("CP16-4")) == 1
 
 
 async def test_tc_056_central_smart_charging_txdefault_and_composite_schedule(node: CsmNode) -> None:

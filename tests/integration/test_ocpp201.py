@@ -12,7 +12,7 @@ from ocpp.v201 import call
 
 from chargeflow.app import CsmNode
 from chargeflow.csm.model import AuthStatus, IdTokenRecord
-from chargeflow.store.memory import MemoryRepository
+from chargeflow.csm.ports import CsmRepository
 from tests.integration.conftest import port_of
 from tests.integration.stations import Station201, iso, open_ws, running
 
@@ -46,7 +46,7 @@ def tx_event(
     )
 
 
-async def test_tc_b_01_cold_boot_charging_station(node: CsmNode, repository: MemoryRepository) -> None:
+async def test_tc_b_01_cold_boot_charging_station(node: CsmNode, repository: CsmRepository) -> None:
     async with open_ws(port_of(node), "CS201-1", "ocpp2.0.1") as ws:
         station = Station201("CS201-1", ws)
         async with running(station):
@@ -61,11 +61,13 @@ async def test_tc_b_01_cold_boot_charging_station(node: CsmNode, repository: Mem
                 )
             )
             await station.call(call.Heartbeat())
-    assert repository.stations["CS201-1"].ocpp_version == "ocpp2.0.1"
+    stored = await repository.get_station("CS201-1")
+    assert stored is not None
+    assert stored.ocpp_version == "ocpp2.0.1"
     assert [s.status for s in await repository.connector_statuses("CS201-1")] == ["Available"]
 
 
-async def test_tc_c_authorize_known_unknown_expired(node: CsmNode, repository: MemoryRepository) -> None:
+async def test_tc_c_authorize_known_unknown_expired(node: CsmNode, repository: CsmRepository) -> None:
     now = datetime.now(UTC)
     await repository.put_id_token(IdTokenRecord("GOOD", AuthStatus.ACCEPTED, now + timedelta(hours=1)))
     await repository.put_id_token(IdTokenRecord("OLD", AuthStatus.ACCEPTED, now - timedelta(hours=1)))
@@ -81,9 +83,7 @@ async def test_tc_c_authorize_known_unknown_expired(node: CsmNode, repository: M
     assert statuses == ["Accepted", "Invalid", "Expired"]
 
 
-async def test_tc_e_full_transaction_with_ev_charging_needs(
-    node: CsmNode, repository: MemoryRepository
-) -> None:
+async def test_tc_e_full_transaction_with_ev_charging_needs(node: CsmNode, repository: CsmRepository) -> None:
     await repository.put_id_token(IdTokenRecord("TAG2", AuthStatus.ACCEPTED))
     departure = T0 + timedelta(hours=8)
     async with open_ws(port_of(node), "CS201-3", "ocpp2.0.1") as ws:
@@ -122,7 +122,7 @@ async def test_tc_e_full_transaction_with_ev_charging_needs(
                     info={"stoppedReason": "EVDisconnected"},
                 )
             )
-    (tx,) = repository.transactions.values()
+    (tx,) = await repository.list_transactions()
     assert tx.external_id == "TX-1"
     assert (tx.meter_start_wh, tx.meter_stop_wh, tx.energy_wh) == (500, 7700, 7200)
     assert tx.stop_reason == "EVDisconnected"
@@ -131,14 +131,14 @@ async def test_tc_e_full_transaction_with_ev_charging_needs(
     assert len(await repository.meter_values(tx.id)) == 6
 
 
-async def test_duplicate_transaction_event_is_idempotent(node: CsmNode, repository: MemoryRepository) -> None:
+async def test_duplicate_transaction_event_is_idempotent(node: CsmNode, repository: CsmRepository) -> None:
     async with open_ws(port_of(node), "CS201-4", "ocpp2.0.1") as ws:
         station = Station201("CS201-4", ws)
         async with running(station):
             await station.call(tx_event("Started", 0, T0, 100.0, "CablePluggedIn"))
             await station.call(tx_event("Updated", 1, T0 + timedelta(minutes=1), 900.0))
             await station.call(tx_event("Updated", 1, T0 + timedelta(minutes=1), 900.0))
-    (tx,) = repository.transactions.values()
+    (tx,) = await repository.list_transactions()
     assert tx.energy_wh == 800
     assert len(await repository.meter_values(tx.id)) == 4
 

@@ -10,8 +10,8 @@ from websockets.asyncio.client import connect
 from websockets.exceptions import InvalidStatus
 
 from chargeflow.app import CsmNode
+from chargeflow.csm.ports import CsmRepository
 from chargeflow.protocols.ocpp.connection import CallTimeout
-from chargeflow.store.memory import MemoryRepository
 from tests.integration.conftest import port_of
 from tests.integration.stations import basic_auth, open_ws
 
@@ -107,12 +107,12 @@ async def test_highest_common_version_is_chosen(node: CsmNode) -> None:
         assert ws.subprotocol == "ocpp2.0.1"
 
 
-async def test_basic_auth_checks_the_stored_password_hash(
-    node: CsmNode, repository: MemoryRepository
-) -> None:
+async def test_basic_auth_checks_the_stored_password_hash(node: CsmNode, repository: CsmRepository) -> None:
     await node.service.register_station("SEC-1", "s3cret-password")
-    assert repository.stations["SEC-1"].password_hash is not None
-    assert "s3cret" not in (repository.stations["SEC-1"].password_hash or "")
+    stored = await repository.get_station("SEC-1")
+    assert stored is not None
+    assert stored.password_hash is not None
+    assert "s3cret" not in stored.password_hash
     async with open_ws(port_of(node), "SEC-1", "ocpp1.6", password="s3cret-password") as ws:
         assert ws.subprotocol == "ocpp1.6"
     for headers in (basic_auth("SEC-1", "wrong"), None):
