@@ -13,7 +13,9 @@ Register = Callable[["argparse._SubParsersAction[argparse.ArgumentParser]"], Non
 
 def _registrations() -> list[Register]:
     """Each subcommand module offers ``register(subparsers)``; add one line here per module."""
-    return []
+    from chargeflow.commands import serve
+
+    return [serve.register]
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -59,6 +59,9 @@ class StationOperations:
             raise StationOffline(station_id)
         return connection
 
+    def is_connected(self, station_id: str) -> bool:
+        return self._server.connection(station_id) is not None
+
     def version(self, station_id: str) -> OcppVersion:
         return self._connection(station_id).version
 

@@ -1,0 +1,1 @@
+"""Subcommands of the ``chargeflow`` command, each registered in ``chargeflow.cli``."""
