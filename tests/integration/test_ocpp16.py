@@ -146,3 +146,46 @@ async def test_tc_010_remote_start_charging_session(node: CsmNode) -> None:
             answer = await node.operations.remote_start("CP16-6", "RTAG", 1, request_id=1)
     assert answer == {"status": "Accepted"}
     assert station.remote_starts == ["RTAG"]
+
+
+async def test_reconnect_with_queued_transactions_accepted_in_order(
+    node: CsmNode, repository: CsmRepository
+) -> None:
+    """The station loses its link mid-session; on reconnect it sends what it queued, with past times."""
+    t0 = datetime.now(UTC) - timedelta(hours=3)
+    start_a = call.StartTransaction(connector_id=1, id_tag="A", meter_start=100, timestamp=iso(t0))
+    async with open_ws(port_of(node), "CP16-Q", "ocpp1.6") as ws:
+        station = Station16("CP16-Q", ws)
+        async with running(station):
+            tx_a = (await station.call(start_a)).transaction_id
+    async with open_ws(port_of(node), "CP16-Q", "ocpp1.6") as ws:
+        station = Station16("CP16-Q", ws)
+        async with running(station):
+            # The answer to the first start may have been lost: the station sends it again.
+            assert (await station.call(start_a)).transaction_id == tx_a
+            tx_b = (
+                await station.call(
+                    call.StartTransaction(
+                        connector_id=2, id_tag="B", meter_start=0, timestamp=iso(t0 + timedelta(minutes=5))
+                    )
+                )
+            ).transaction_id
+            await station.call(
+                call.StopTransaction(
+                    meter_stop=1100,
+                    timestamp=iso(t0 + timedelta(hours=1)),
+                    transaction_id=tx_a,
+                    reason="Local",
+                )
+            )
+            await station.call(
+                call.StopTransaction(
+                    meter_stop=700, timestamp=iso(t0 + timedelta(hours=2)), transaction_id=tx_b
+                )
+            )
+            await station.call(call.Heartbeat())
+    sessions = {tx.id: tx for tx in await repository.list_transactions("CP16-Q")}
+    assert sorted(sessions) == sorted({tx_a, tx_b})
+    assert (sessions[tx_a].energy_wh, sessions[tx_b].energy_wh) == (1000, 700)
+    assert sessions[tx_a].stopped_at == t0.replace(microsecond=0) + timedelta(hours=1)
+    assert all(not tx.active for tx in sessions.values())

@@ -163,3 +163,35 @@ async def test_tc_f_01_remote_start_transaction(node: CsmNode) -> None:
         async with running(station):
             answer = await node.operations.remote_start("CS201-6", "TAG9", 1, request_id=1)
     assert answer == {"status": "Accepted"}
+
+
+async def test_reconnect_with_queued_offline_transaction_events(
+    node: CsmNode, repository: CsmRepository
+) -> None:
+    t0 = datetime.now(UTC).replace(microsecond=0) - timedelta(hours=2)
+    async with open_ws(port_of(node), "CS201-Q", "ocpp2.0.1") as ws:
+        station = Station201("CS201-Q", ws)
+        async with running(station):
+            await station.call(tx_event("Started", 0, t0, 1000.0, "CablePluggedIn"))
+    async with open_ws(port_of(node), "CS201-Q", "ocpp2.0.1") as ws:
+        station = Station201("CS201-Q", ws)
+        async with running(station):
+            await station.call(tx_event("Updated", 1, t0 + timedelta(minutes=30), 3000.0, offline=True))
+            await station.call(tx_event("Updated", 1, t0 + timedelta(minutes=30), 3000.0, offline=True))
+            await station.call(
+                tx_event(
+                    "Ended",
+                    2,
+                    t0 + timedelta(hours=1),
+                    5500.0,
+                    "EVCommunicationLost",
+                    offline=True,
+                    info={"stoppedReason": "PowerLoss"},
+                )
+            )
+    (tx,) = await repository.list_transactions("CS201-Q")
+    assert tx.energy_wh == 4500
+    assert tx.started_at == t0
+    assert tx.stopped_at == t0 + timedelta(hours=1)
+    assert tx.stop_reason == "PowerLoss"
+    assert len(await repository.meter_values(tx.id)) == 6
