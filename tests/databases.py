@@ -53,11 +53,13 @@ async def open_repository(backend: str, tmp_path: Path) -> AsyncIterator[CsmRepo
     if backend == "sqlite":
         engine = make_engine(f"sqlite+aiosqlite:///{tmp_path / 'test.db'}")
         await migrate(engine)
-        yield SqlRepository(engine)
+        async with SqlRepository.open(engine) as repository:
+            yield repository
         await engine.dispose()
         return
     async with postgres_schema() as schema:
         engine = make_engine(POSTGRES_URL, connect_args={"server_settings": {"search_path": schema}})
         await migrate(engine)
-        yield SqlRepository(engine)
+        async with SqlRepository.open(engine) as repository:
+            yield repository
         await engine.dispose()

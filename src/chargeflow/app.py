@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import itertools
 import secrets
 import socket
@@ -88,10 +89,12 @@ async def serve(settings: ServeSettings, ready: Callable[[CsmNode, int, int], No
     """Run the OCPP endpoint and the REST API until cancelled."""
     clock = SystemClock()
     engine = make_engine(settings.database_url)
-    try:
+    async with contextlib.AsyncExitStack() as stack:
+        stack.push_async_callback(engine.dispose)
         await migrate(engine)
+        repository = await stack.enter_async_context(SqlRepository.open(engine))
         node = build_csm(
-            SqlRepository(engine),
+            repository,
             clock,
             CsmConfig(
                 heartbeat_interval_s=settings.heartbeat_interval_s, auto_register=settings.auto_register
@@ -117,8 +120,6 @@ async def serve(settings: ServeSettings, ready: Callable[[CsmNode, int, int], No
             if ready is not None:
                 assert node.ocpp.port is not None
                 ready(node, node.ocpp.port, _http_port(http))
-    finally:
-        await engine.dispose()
 
 
 class _HttpServer(uvicorn.Server):

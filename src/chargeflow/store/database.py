@@ -18,7 +18,7 @@ def is_sqlite(engine: AsyncEngine) -> bool:
     return engine.dialect.name == "sqlite"
 
 
-def _sqlite_pragmas(dbapi_connection: Any, _record: object) -> None:
+def sqlite_pragmas(dbapi_connection: Any, _record: object) -> None:
     # WAL: readers never block the writer; synchronous=NORMAL in WAL mode survives a killed process
     # (kill -9) with every committed transaction, losing at most the last ones on power loss.
     cursor = dbapi_connection.cursor()
@@ -33,7 +33,7 @@ def make_engine(url: str, **options: Any) -> AsyncEngine:
     parsed = make_url(url)
     if parsed.get_backend_name() == "sqlite":
         engine = create_async_engine(parsed, connect_args={"timeout": 30}, **options)
-        event.listen(engine.sync_engine, "connect", _sqlite_pragmas)
+        event.listen(engine.sync_engine, "connect", sqlite_pragmas)
         return engine
     return create_async_engine(parsed, pool_size=10, max_overflow=10, **options)
 

@@ -10,6 +10,7 @@ answer delays only the caller that waits for it.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
@@ -95,6 +96,12 @@ class StationConnection:
         self._calls: asyncio.Queue[Call | None] = asyncio.Queue(MAX_QUEUED_CALLS)
         self._send_lock = asyncio.Lock()
         self._call_lock = asyncio.Lock()
+
+    def validate_schema_ahead(self) -> None:
+        """Compile the validators of every action this connection handles (else done on first use)."""
+        for action in self._handlers:
+            with contextlib.suppress(UnknownAction):
+                self._schemas.validator(self.version, action, Direction.REQUEST)
 
     async def run(self) -> None:
         """Serve the station until its websocket closes."""

@@ -104,6 +104,9 @@ class OcppServer:
         self.started = asyncio.Event()
         self.port: int | None = None
 
+    def routes(self, version: OcppVersion) -> dict[str, Handler]:
+        return self._routes[version]
+
     def connection(self, station_id: str) -> StationConnection | None:
         return self.connections.get(station_id)
 
