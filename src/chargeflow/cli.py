@@ -13,9 +13,16 @@ Register = Callable[["argparse._SubParsersAction[argparse.ArgumentParser]"], Non
 
 def _registrations() -> list[Register]:
     """Each subcommand module offers ``register(subparsers)``; add one line here per module."""
-    from chargeflow.commands import allocate, bench, demo, simulate, tariff
+    from chargeflow.commands import allocate, bench, demo, serve, simulate, tariff
 
-    return [allocate.register, demo.register, simulate.register, tariff.register, bench.register]
+    return [
+        allocate.register,
+        demo.register,
+        serve.register,
+        simulate.register,
+        tariff.register,
+        bench.register,
+    ]
 
 
 def build_parser() -> argparse.ArgumentParser:

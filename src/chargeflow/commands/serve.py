@@ -1,0 +1,82 @@
+"""``chargeflow serve``: the OCPP endpoint and the REST API, with nothing required on the command line."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import logging
+import os
+import secrets
+import sys
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from chargeflow.app import CsmNode, ServeSettings, serve
+from chargeflow.store.database import DEFAULT_URL
+
+if TYPE_CHECKING:
+    Subparsers = argparse._SubParsersAction[argparse.ArgumentParser]
+
+
+def register(sub: Subparsers) -> None:
+    parser = sub.add_parser(
+        "serve",
+        help="run the CSM: OCPP websocket endpoint and REST API",
+        description=(
+            "Run the Charging Station Manager. Database: CHARGEFLOW_DATABASE_URL (default: SQLite file "
+            "chargeflow.db here). API token: CHARGEFLOW_ADMIN_TOKEN (default: generated and printed)."
+        ),
+    )
+    parser.add_argument("--host", default="127.0.0.1", help="address for both listeners (default 127.0.0.1)")
+    parser.add_argument("--ocpp-port", type=int, default=9000, help="OCPP websocket port (default 9000)")
+    parser.add_argument("--http-port", type=int, default=8000, help="REST API port (default 8000)")
+    parser.add_argument(
+        "--site", type=Path, default=None, metavar="FILE", help="site file; its stations are known"
+    )
+    parser.add_argument(
+        "--auto-register",
+        action="store_true",
+        help="accept unknown stations and register them on first contact",
+    )
+    parser.set_defaults(handler=run)
+
+
+def settings_from(args: argparse.Namespace, environ: dict[str, str]) -> tuple[ServeSettings, bool]:
+    """The settings, and whether the admin token was generated (and so must be shown)."""
+    token = environ.get("CHARGEFLOW_ADMIN_TOKEN", "")
+    generated = not token
+    settings = ServeSettings(
+        host=args.host,
+        ocpp_port=args.ocpp_port,
+        http_port=args.http_port,
+        database_url=environ.get("CHARGEFLOW_DATABASE_URL", DEFAULT_URL),
+        admin_token=token or secrets.token_urlsafe(24),
+        site_file=args.site,
+        auto_register=args.auto_register,
+    )
+    return settings, generated
+
+
+def run(args: argparse.Namespace) -> int:
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    settings, generated = settings_from(args, dict(os.environ))
+
+    def ready(node: CsmNode, ocpp_port: int, http_port: int) -> None:
+        print(
+            f"OCPP   ws://{settings.host}:{ocpp_port}/{{station_id}}  (ocpp2.1, ocpp2.0.1, ocpp1.6)",
+            flush=True,
+        )
+        print(f"API    http://{settings.host}:{http_port}/api   OpenAPI: /openapi.json", flush=True)
+        if generated:
+            print(
+                f"admin token (set CHARGEFLOW_ADMIN_TOKEN to choose one): {settings.admin_token}", flush=True
+            )
+
+    try:
+        asyncio.run(serve(settings, ready))
+    except KeyboardInterrupt:
+        return 0
+    except OSError as exc:
+        print(f"chargeflow serve: {exc}", file=sys.stderr)
+        return 1
+    return 0

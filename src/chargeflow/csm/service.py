@@ -1,0 +1,160 @@
+"""The CSM service: the one place protocol handlers call. It applies the pure rules and stores facts.
+
+Each method is one acknowledged fact: it returns only after the repository has stored it, so that an
+answer sent to a station always means the message is on disk.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, replace
+from datetime import datetime
+from typing import Any
+
+from chargeflow.clock import Clock
+from chargeflow.csm import auth, transactions
+from chargeflow.csm.model import (
+    AuthDecision,
+    BootDecision,
+    BootInfo,
+    ChargingNeeds,
+    ConnectorStatus,
+    IdTokenRecord,
+    MeterSample,
+    StartRequest,
+    StationRecord,
+    StopRequest,
+    TransactionEvent,
+    TransactionRecord,
+)
+from chargeflow.csm.passwords import hash_password, verify_password
+from chargeflow.csm.ports import CsmRepository
+
+
+@dataclass(frozen=True, slots=True)
+class CsmConfig:
+    heartbeat_interval_s: int = 300
+    auto_register: bool = False
+    accept_unknown_tokens: bool = False
+
+
+class CsmService:
+    def __init__(
+        self,
+        repository: CsmRepository,
+        clock: Clock,
+        config: CsmConfig,
+        new_salt: Callable[[], bytes],
+    ) -> None:
+        self.repository = repository
+        self._clock = clock
+        self._config = config
+        self._new_salt = new_salt
+
+    # Stations -------------------------------------------------------------------------------------
+
+    async def register_station(self, station_id: str, password: str | None) -> StationRecord:
+        existing = await self.repository.get_station(station_id)
+        hashed = hash_password(password, self._new_salt()) if password else None
+        station = replace(
+            existing or StationRecord(station_id, registered_at=self._clock.now()), password_hash=hashed
+        )
+        await self.repository.save_station(station)
+        return station
+
+    async def authenticate(self, station_id: str, password: str | None) -> bool:
+        """Security profile 1: the station's password, or auto-registration of an unknown station."""
+        station = await self.repository.get_station(station_id)
+        if station is None:
+            if not self._config.auto_register:
+                return False
+            await self.register_station(station_id, password)
+            return True
+        if station.password_hash is None:
+            return password is None or self._config.auto_register
+        return password is not None and verify_password(password, station.password_hash)
+
+    async def boot(self, station_id: str, ocpp_version: str, info: BootInfo) -> BootDecision:
+        now = self._clock.now()
+        station = await self.repository.get_station(station_id) or StationRecord(
+            station_id, registered_at=now
+        )
+        await self.repository.save_station(
+            replace(
+                station,
+                ocpp_version=ocpp_version,
+                vendor=info.vendor,
+                model=info.model,
+                serial_number=info.serial_number,
+                firmware_version=info.firmware_version,
+                last_boot_at=now,
+                last_heartbeat_at=now,
+            )
+        )
+        return BootDecision(accepted=True, current_time=now, interval_s=self._config.heartbeat_interval_s)
+
+    async def heartbeat(self, station_id: str) -> datetime:
+        now = self._clock.now()
+        station = await self.repository.get_station(station_id)
+        if station is not None:
+            await self.repository.save_station(replace(station, last_heartbeat_at=now))
+        return now
+
+    async def connected(self, station_id: str, ocpp_version: str) -> None:
+        station = await self.repository.get_station(station_id)
+        if station is not None and station.ocpp_version != ocpp_version:
+            await self.repository.save_station(replace(station, ocpp_version=ocpp_version))
+
+    async def status(self, station_id: str, status: ConnectorStatus) -> None:
+        if status.timestamp is None:
+            status = replace(status, timestamp=self._clock.now())
+        await self.repository.record_status(station_id, status)
+
+    # Authorisation (AuCh) ---------------------------------------------------------------------------
+
+    async def put_token(self, token: IdTokenRecord) -> None:
+        await self.repository.put_id_token(token)
+
+    async def authorize(self, id_token: str) -> AuthDecision:
+        record = await self.repository.get_id_token(id_token)
+        return auth.decide(record, self._clock.now(), accept_unknown=self._config.accept_unknown_tokens)
+
+    # Transactions (EnCh) ---------------------------------------------------------------------------
+
+    async def start_transaction(self, start: StartRequest) -> tuple[int, AuthDecision]:
+        decision = await self.authorize(start.id_token)
+        outcome = await self.repository.start_transaction(start, transactions.from_start(start))
+        return outcome.transaction.id, decision
+
+    async def stop_transaction(self, stop: StopRequest) -> AuthDecision | None:
+        await self.repository.stop_transaction(stop, lambda tx: transactions.apply_stop(tx, stop))
+        return await self.authorize(stop.id_token) if stop.id_token else None
+
+    async def meter_values(
+        self, station_id: str, evse_id: int, transaction_id: int | None, samples: Sequence[MeterSample]
+    ) -> None:
+        await self.repository.add_meter_values(
+            station_id,
+            evse_id,
+            transaction_id,
+            samples,
+            lambda tx: transactions.apply_meter_values(tx, samples),
+        )
+
+    async def transaction_event(self, event: TransactionEvent) -> AuthDecision | None:
+        await self.repository.apply_event(event, lambda tx: transactions.apply_event(tx, event))
+        return await self.authorize(event.id_token) if event.id_token else None
+
+    async def charging_needs(self, needs: ChargingNeeds) -> bool:
+        """ChPr: the EV's departure time and energy need become the running session's preferences."""
+        return await self.repository.set_charging_needs(needs) is not None
+
+    async def record_charging_profile(
+        self, station_id: str, evse_id: int, profile: dict[str, Any], status: str
+    ) -> None:
+        await self.repository.record_charging_profile(station_id, evse_id, profile, status, self._clock.now())
+
+    async def sessions(
+        self, station_id: str | None = None, active: bool | None = None
+    ) -> list[TransactionRecord]:
+        return list(await self.repository.list_transactions(station_id, active))

@@ -1,0 +1,214 @@
+"""One station's websocket: reads frames, answers its CALLs in order, and sends our CALLs with timeouts.
+
+Two tasks per connection, owned by one TaskGroup: the reader and the call worker. The reader never
+waits for a handler: it answers malformed frames at once, hands CALLs to the worker through a bounded
+queue (so pipelined CALLs are kept in order and tolerated), and resolves the futures of our own CALLs.
+So a handler may call back to the station it serves without deadlock, and a station's late or missing
+answer delays only the caller that waits for it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+from chargeflow.protocols.ocpp.frames import (
+    Call,
+    CallError,
+    CallResult,
+    ErrorKind,
+    FrameError,
+    OcppVersion,
+    encode_call,
+    encode_error,
+    encode_result,
+    error_code,
+    parse_frame,
+)
+from chargeflow.protocols.ocpp.schemas import Direction, SchemaRegistry, UnknownAction
+
+log = logging.getLogger(__name__)
+
+MAX_QUEUED_CALLS = 32
+
+
+class Transport(Protocol):
+    """The part of a websocket connection we use (websockets' ServerConnection has it)."""
+
+    async def send(self, message: str) -> None: ...
+
+    async def recv(self) -> str | bytes: ...
+
+
+class HandlerError(Exception):
+    """Raised by a handler to answer with a CALLERROR of ``kind``."""
+
+    def __init__(self, kind: ErrorKind, description: str) -> None:
+        super().__init__(description)
+        self.kind = kind
+        self.description = description
+
+
+class CallTimeout(TimeoutError):
+    """The station did not answer our CALL in time."""
+
+
+class CallRejected(Exception):
+    """The station answered our CALL with a CALLERROR."""
+
+    def __init__(self, error: CallError) -> None:
+        super().__init__(f"{error.code}: {error.description}")
+        self.error = error
+
+
+Handler = Callable[["StationConnection", dict[str, Any]], Awaitable[dict[str, Any]]]
+
+
+@dataclass(frozen=True, slots=True)
+class ConnectionOptions:
+    strict: bool = True  # lenient: a schema violation is logged and the message accepted
+    call_timeout_s: float = 30.0
+
+
+class StationConnection:
+    def __init__(
+        self,
+        station_id: str,
+        version: OcppVersion,
+        transport: Transport,
+        handlers: dict[str, Handler],
+        schemas: SchemaRegistry,
+        new_message_id: Callable[[], str],
+        options: ConnectionOptions,
+    ) -> None:
+        self.station_id = station_id
+        self.version = version
+        self._transport = transport
+        self._handlers = handlers
+        self._schemas = schemas
+        self._new_message_id = new_message_id
+        self.options = options
+        self._pending: dict[str, asyncio.Future[CallResult | CallError]] = {}
+        self._calls: asyncio.Queue[Call | None] = asyncio.Queue(MAX_QUEUED_CALLS)
+        self._send_lock = asyncio.Lock()
+        self._call_lock = asyncio.Lock()
+
+    def validate_schema_ahead(self) -> None:
+        """Compile the validators of every action this connection handles (else done on first use)."""
+        for action in self._handlers:
+            with contextlib.suppress(UnknownAction):
+                self._schemas.validator(self.version, action, Direction.REQUEST)
+
+    async def run(self) -> None:
+        """Serve the station until its websocket closes."""
+        async with asyncio.TaskGroup() as group:
+            group.create_task(self._work(), name=f"ocpp-worker-{self.station_id}")
+            try:
+                await self._read()
+            finally:
+                for future in self._pending.values():
+                    future.cancel()
+                await self._calls.put(None)
+
+    async def _read(self) -> None:
+        while True:
+            try:
+                text = await self._transport.recv()
+            except Exception:  # the websocket closed, cleanly or not
+                return
+            try:
+                frame = parse_frame(text)
+            except FrameError as exc:
+                log.warning("%s: malformed frame answered with %s: %s", self.station_id, exc.kind, exc)
+                await self._send(
+                    encode_error(exc.message_id, error_code(self.version, exc.kind), exc.description)
+                )
+                continue
+            if isinstance(frame, Call):
+                await self._calls.put(frame)
+            else:
+                future = self._pending.get(frame.message_id)
+                if future is None or future.done():
+                    log.warning(
+                        "%s: answer to an unknown or expired call %s", self.station_id, frame.message_id
+                    )
+                else:
+                    future.set_result(frame)
+
+    async def _work(self) -> None:
+        while (call := await self._calls.get()) is not None:
+            await self._send(await self.answer(call))
+
+    async def answer(self, call: Call) -> str:
+        """The encoded CALLRESULT or CALLERROR for one of the station's CALLs."""
+        try:
+            handler = self._handlers.get(call.action)
+            if handler is None:
+                raise FrameError(
+                    ErrorKind.NOT_IMPLEMENTED, f"{call.action} is not supported", call.message_id
+                )
+            self._check(call.action, Direction.REQUEST, call.payload, call.message_id)
+            result = await handler(self, call.payload)
+            return encode_result(call.message_id, result)
+        except FrameError as exc:
+            return encode_error(call.message_id, error_code(self.version, exc.kind), exc.description)
+        except HandlerError as exc:
+            return encode_error(call.message_id, error_code(self.version, exc.kind), exc.description)
+        except Exception:
+            log.exception("%s: handler for %s failed", self.station_id, call.action)
+            return encode_error(
+                call.message_id, error_code(self.version, ErrorKind.INTERNAL), "internal error"
+            )
+
+    def _check(self, action: str, direction: Direction, payload: dict[str, Any], message_id: str) -> None:
+        try:
+            self._schemas.validate(self.version, action, direction, payload, message_id)
+        except UnknownAction:
+            raise FrameError(
+                ErrorKind.NOT_IMPLEMENTED, f"{action} is not an {self.version} action", message_id
+            ) from None
+        except FrameError:
+            if self.options.strict:
+                raise
+            log.warning("%s: %s %s breaks the schema; accepted (lenient)", self.station_id, action, direction)
+
+    async def _send(self, text: str) -> None:
+        async with self._send_lock:
+            try:
+                await self._transport.send(text)
+            except Exception:  # closed under us; the reader ends the connection
+                log.info("%s: could not send, connection closed", self.station_id)
+
+    async def call(
+        self, action: str, payload: dict[str, Any], timeout_s: float | None = None
+    ) -> dict[str, Any]:
+        """Send a CALL and return the station's CALLRESULT payload.
+
+        One CALL at a time per station (OCPP-J); the timeout covers the wait for our turn as well.
+        Raises ``CallTimeout`` or ``CallRejected``.
+        """
+        timeout = self.options.call_timeout_s if timeout_s is None else timeout_s
+        message_id = self._new_message_id()
+        self._check(action, Direction.REQUEST, payload, message_id)
+        future: asyncio.Future[CallResult | CallError] = asyncio.get_running_loop().create_future()
+        try:
+            async with asyncio.timeout(timeout):
+                async with self._call_lock:
+                    self._pending[message_id] = future
+                    await self._send(encode_call(message_id, action, payload))
+                    answer = await future
+        except TimeoutError:
+            raise CallTimeout(f"{self.station_id} did not answer {action} within {timeout} s") from None
+        finally:
+            self._pending.pop(message_id, None)
+        if isinstance(answer, CallError):
+            raise CallRejected(answer)
+        try:
+            self._check(action, Direction.RESPONSE, answer.payload, message_id)
+        except FrameError as exc:
+            raise CallRejected(CallError(message_id, error_code(self.version, exc.kind), str(exc))) from None
+        return answer.payload

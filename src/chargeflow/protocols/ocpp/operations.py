@@ -1,0 +1,131 @@
+"""Operations the CSM sends to a station, mapped to the station's OCPP version.
+
+Each returns the station's own answer (the CALLRESULT payload) or raises ``StationOffline``,
+``CallTimeout`` or ``CallRejected``; every call has a bounded wait.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from chargeflow.protocols.ocpp.connection import StationConnection
+from chargeflow.protocols.ocpp.frames import OcppVersion
+from chargeflow.protocols.ocpp.server import OcppServer
+
+Payload = dict[str, Any]
+
+
+class StationOffline(LookupError):
+    """The station has no open connection."""
+
+
+def charging_profile(version: OcppVersion, profile_id: int, purpose: str, limit: float, unit: str) -> Payload:
+    """A one-period relative profile holding ``limit`` (A or W) until replaced."""
+    period = {"startPeriod": 0, "limit": round(limit, 1)}
+    if version is OcppVersion.V16:
+        return {
+            "chargingProfileId": profile_id,
+            "stackLevel": 0,
+            "chargingProfilePurpose": purpose,
+            "chargingProfileKind": "Relative",
+            "chargingSchedule": {"chargingRateUnit": unit, "chargingSchedulePeriod": [period]},
+        }
+    return {
+        "id": profile_id,
+        "stackLevel": 0,
+        "chargingProfilePurpose": purpose,
+        "chargingProfileKind": "Relative",
+        "chargingSchedule": [
+            {"id": profile_id, "chargingRateUnit": unit, "chargingSchedulePeriod": [period]}
+        ],
+    }
+
+
+_PURPOSES_V2 = {
+    "ChargePointMaxProfile": "ChargingStationMaxProfile",
+    "TxDefaultProfile": "TxDefaultProfile",
+    "TxProfile": "TxProfile",
+}
+
+
+class StationOperations:
+    def __init__(self, server: OcppServer, timeout_s: float) -> None:
+        self._server = server
+        self.timeout_s = timeout_s
+
+    def _connection(self, station_id: str) -> StationConnection:
+        connection = self._server.connection(station_id)
+        if connection is None:
+            raise StationOffline(station_id)
+        return connection
+
+    def is_connected(self, station_id: str) -> bool:
+        return self._server.connection(station_id) is not None
+
+    def version(self, station_id: str) -> OcppVersion:
+        return self._connection(station_id).version
+
+    async def call(self, station_id: str, action: str, payload: Payload) -> Payload:
+        """Any action of the station's version, schema-checked both ways."""
+        return await self._connection(station_id).call(action, payload, self.timeout_s)
+
+    async def reset(self, station_id: str, hard: bool) -> Payload:
+        if self.version(station_id) is OcppVersion.V16:
+            return await self.call(station_id, "Reset", {"type": "Hard" if hard else "Soft"})
+        return await self.call(station_id, "Reset", {"type": "Immediate" if hard else "OnIdle"})
+
+    async def remote_start(
+        self, station_id: str, id_token: str, connector_id: int | None, request_id: int
+    ) -> Payload:
+        if self.version(station_id) is OcppVersion.V16:
+            payload: Payload = {"idTag": id_token}
+            if connector_id is not None:
+                payload["connectorId"] = connector_id
+            return await self.call(station_id, "RemoteStartTransaction", payload)
+        payload = {"idToken": {"idToken": id_token, "type": "Central"}, "remoteStartId": request_id}
+        if connector_id is not None:
+            payload["evseId"] = connector_id
+        return await self.call(station_id, "RequestStartTransaction", payload)
+
+    async def remote_stop(self, station_id: str, transaction_id: str) -> Payload:
+        if self.version(station_id) is OcppVersion.V16:
+            return await self.call(
+                station_id, "RemoteStopTransaction", {"transactionId": int(transaction_id)}
+            )
+        return await self.call(station_id, "RequestStopTransaction", {"transactionId": transaction_id})
+
+    async def set_charging_limit(
+        self, station_id: str, connector_id: int, limit: float, unit: str, purpose: str, profile_id: int
+    ) -> tuple[Payload, Payload]:
+        """SetChargingProfile; returns the profile sent and the station's answer."""
+        version = self.version(station_id)
+        if version is OcppVersion.V16:
+            profile = charging_profile(version, profile_id, purpose, limit, unit)
+            answer = await self.call(
+                station_id, "SetChargingProfile", {"connectorId": connector_id, "csChargingProfiles": profile}
+            )
+            return profile, answer
+        profile = charging_profile(version, profile_id, _PURPOSES_V2[purpose], limit, unit)
+        answer = await self.call(
+            station_id, "SetChargingProfile", {"evseId": connector_id, "chargingProfile": profile}
+        )
+        return profile, answer
+
+    async def composite_schedule(
+        self, station_id: str, connector_id: int, duration_s: int, unit: str
+    ) -> Payload:
+        key = "connectorId" if self.version(station_id) is OcppVersion.V16 else "evseId"
+        return await self.call(
+            station_id,
+            "GetCompositeSchedule",
+            {key: connector_id, "duration": duration_s, "chargingRateUnit": unit},
+        )
+
+    async def trigger(self, station_id: str, message: str, connector_id: int | None) -> Payload:
+        payload: Payload = {"requestedMessage": message}
+        if connector_id is not None:
+            if self.version(station_id) is OcppVersion.V16:
+                payload["connectorId"] = connector_id
+            else:
+                payload["evse"] = {"id": connector_id}
+        return await self.call(station_id, "TriggerMessage", payload)

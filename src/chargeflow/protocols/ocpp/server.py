@@ -1,0 +1,186 @@
+"""The OCPP websocket endpoint ``ws://HOST:PORT/{station_id}``: version negotiation, Basic auth, registry.
+
+One endpoint for every protocol generation: the subprotocol the station offers picks the handlers. A
+per-station policy may narrow the versions and relax validation for a station's known quirks.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import binascii
+import logging
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from http import HTTPStatus
+from typing import Protocol
+from urllib.parse import unquote, urlsplit
+
+from websockets.asyncio.server import Server, ServerConnection, serve
+from websockets.datastructures import Headers
+from websockets.http11 import Request, Response
+from websockets.typing import Subprotocol
+
+from chargeflow.protocols.ocpp.connection import ConnectionOptions, Handler, StationConnection
+from chargeflow.protocols.ocpp.frames import OcppVersion
+from chargeflow.protocols.ocpp.schemas import SchemaRegistry
+
+log = logging.getLogger(__name__)
+
+PREFERENCE = (OcppVersion.V21, OcppVersion.V201, OcppVersion.V16)
+
+
+@dataclass(frozen=True, slots=True)
+class StationPolicy:
+    versions: tuple[OcppVersion, ...] = PREFERENCE
+    strict: bool = True
+
+
+@dataclass(frozen=True, slots=True)
+class OcppServerConfig:
+    host: str = "127.0.0.1"
+    port: int = 9000
+    call_timeout_s: float = 30.0
+    ping_interval_s: float | None = 60.0
+    default_policy: StationPolicy = StationPolicy()
+    stations: Mapping[str, StationPolicy] = field(default_factory=dict)
+
+    def policy(self, station_id: str) -> StationPolicy:
+        return self.stations.get(station_id, self.default_policy)
+
+
+class StationGate(Protocol):
+    """What the server asks the CSM about a connecting station."""
+
+    async def authenticate(self, station_id: str, password: str | None) -> bool: ...
+
+    async def connected(self, station_id: str, ocpp_version: str) -> None: ...
+
+
+def station_id_of(path: str) -> str:
+    """The last path segment, so that ``/ocpp/CS1`` and ``/CS1`` both name station CS1."""
+    return unquote(urlsplit(path).path.rstrip("/").rsplit("/", 1)[-1])
+
+
+def offered_versions(headers: Headers) -> list[str]:
+    return [
+        token.strip() for value in headers.get_all("Sec-WebSocket-Protocol") for token in value.split(",")
+    ]
+
+
+def choose_version(offered: list[str], allowed: tuple[OcppVersion, ...]) -> OcppVersion | None:
+    for version in allowed:
+        if version.value in offered:
+            return version
+    return None
+
+
+def basic_password(headers: Headers, station_id: str) -> str | None:
+    """The password of an ``Authorization: Basic`` header whose user is the station; else None."""
+    value = headers.get("Authorization")
+    if not value or not value.startswith("Basic "):
+        return None
+    try:
+        user, _, password = base64.b64decode(value[6:], validate=True).decode().partition(":")
+    except (binascii.Error, UnicodeDecodeError):
+        return None
+    return password if user == station_id else None
+
+
+class OcppServer:
+    def __init__(
+        self,
+        config: OcppServerConfig,
+        routes: Mapping[OcppVersion, dict[str, Handler]],
+        gate: StationGate,
+        new_message_id: Callable[[], str],
+    ) -> None:
+        self.config = config
+        self._routes = routes
+        self._gate = gate
+        self._new_message_id = new_message_id
+        self.schemas = SchemaRegistry()
+        self.connections: dict[str, StationConnection] = {}
+        self.started = asyncio.Event()
+        self.port: int | None = None
+
+    def routes(self, version: OcppVersion) -> dict[str, Handler]:
+        return self._routes[version]
+
+    def connection(self, station_id: str) -> StationConnection | None:
+        return self.connections.get(station_id)
+
+    async def _process_request(self, ws: ServerConnection, request: Request) -> Response | None:
+        station_id = station_id_of(request.path)
+        if not station_id:
+            return ws.respond(HTTPStatus.NOT_FOUND, "connect to /{station_id}\n")
+        offered = offered_versions(request.headers)
+        if choose_version(offered, self.config.policy(station_id).versions) is None:
+            log.warning(
+                "refused %s: offered subprotocols %s, none of %s",
+                station_id,
+                offered or "none",
+                [v.value for v in self.config.policy(station_id).versions],
+            )
+            return ws.respond(HTTPStatus.BAD_REQUEST, "no supported OCPP subprotocol offered\n")
+        password = basic_password(request.headers, station_id)
+        if not await self._gate.authenticate(station_id, password):
+            log.warning("refused %s: unknown station or wrong password", station_id)
+            response = ws.respond(HTTPStatus.UNAUTHORIZED, "unknown station or wrong password\n")
+            response.headers["WWW-Authenticate"] = 'Basic realm="chargeflow", charset="UTF-8"'
+            return response
+        return None
+
+    def _select_subprotocol(self, ws: ServerConnection, offered: Sequence[Subprotocol]) -> Subprotocol | None:
+        assert ws.request is not None
+        policy = self.config.policy(station_id_of(ws.request.path))
+        version = choose_version(list(offered), policy.versions)
+        return Subprotocol(version.value) if version else None
+
+    async def _serve_station(self, ws: ServerConnection) -> None:
+        assert ws.request is not None
+        assert ws.subprotocol is not None
+        station_id = station_id_of(ws.request.path)
+        version = OcppVersion(ws.subprotocol)
+        policy = self.config.policy(station_id)
+        connection = StationConnection(
+            station_id,
+            version,
+            ws,
+            self._routes[version],
+            self.schemas,
+            self._new_message_id,
+            ConnectionOptions(strict=policy.strict, call_timeout_s=self.config.call_timeout_s),
+        )
+        previous = self.connections.get(station_id)
+        self.connections[station_id] = connection
+        if previous is not None:
+            log.info("%s reconnected; the older connection is replaced", station_id)
+        log.info("%s connected with %s", station_id, version.value)
+        try:
+            await self._gate.connected(station_id, version.value)
+            await connection.run()
+        finally:
+            if self.connections.get(station_id) is connection:
+                del self.connections[station_id]
+            log.info("%s disconnected", station_id)
+
+    async def serve(self) -> None:
+        """Run until cancelled; ``started`` is set and ``port`` known once the socket listens."""
+        async with serve(
+            self._serve_station,
+            self.config.host,
+            self.config.port,
+            process_request=self._process_request,
+            select_subprotocol=self._select_subprotocol,
+            ping_interval=self.config.ping_interval_s,
+            ping_timeout=self.config.ping_interval_s,
+            max_queue=64,
+        ) as server:
+            self._bound(server)
+            await server.serve_forever()
+
+    def _bound(self, server: Server) -> None:
+        self.port = next(iter(server.sockets)).getsockname()[1]
+        self.started.set()
+        log.info("OCPP endpoint listening on ws://%s:%s/{station_id}", self.config.host, self.port)

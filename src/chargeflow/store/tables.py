@@ -1,0 +1,139 @@
+"""The CSM's tables (SQLAlchemy Core). Alembic migrations in ``migrations/`` create them."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+from sqlalchemy import (
+    JSON,
+    BigInteger,
+    Boolean,
+    Column,
+    DateTime,
+    Dialect,
+    ForeignKey,
+    Index,
+    Integer,
+    MetaData,
+    String,
+    Table,
+    Text,
+    TypeDecorator,
+    UniqueConstraint,
+)
+
+
+class UtcDateTime(TypeDecorator[datetime]):
+    """Timezone-aware UTC in and out, stored as naive UTC so SQLite and PostgreSQL agree."""
+
+    impl = DateTime
+    cache_ok = True
+
+    def process_bind_param(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            raise ValueError("naive datetime given to the database")
+        return value.astimezone(UTC).replace(tzinfo=None)
+
+    def process_result_value(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        return None if value is None else value.replace(tzinfo=UTC)
+
+
+metadata = MetaData()
+
+stations = Table(
+    "stations",
+    metadata,
+    Column("id", String(64), primary_key=True),
+    Column("password_hash", String(200)),
+    Column("ocpp_version", String(16)),
+    Column("vendor", String(50)),
+    Column("model", String(50)),
+    Column("serial_number", String(50)),
+    Column("firmware_version", String(50)),
+    Column("registered_at", UtcDateTime),
+    Column("last_boot_at", UtcDateTime),
+    Column("last_heartbeat_at", UtcDateTime),
+)
+
+connectors = Table(
+    "connectors",
+    metadata,
+    Column("station_id", String(64), ForeignKey("stations.id", ondelete="CASCADE"), primary_key=True),
+    Column("evse_id", Integer, primary_key=True),
+    Column("connector_id", Integer, primary_key=True),
+    Column("status", String(32), nullable=False),
+    Column("error_code", String(50)),
+    Column("updated_at", UtcDateTime, nullable=False),
+)
+
+id_tokens = Table(
+    "id_tokens",
+    metadata,
+    Column("id_token", String(255), primary_key=True),
+    Column("status", String(20), nullable=False),
+    Column("expiry", UtcDateTime),
+)
+
+transactions = Table(
+    "transactions",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("station_id", String(64), nullable=False),
+    Column("external_id", String(36)),  # the station's id (2.0.1); None in 1.6, where ``id`` is sent
+    Column("evse_id", Integer, nullable=False),
+    Column("connector_id", Integer, nullable=False),
+    Column("id_token", String(255)),
+    Column("meter_start_wh", BigInteger),
+    Column("meter_stop_wh", BigInteger),
+    Column("started_at", UtcDateTime, nullable=False),
+    Column("stopped_at", UtcDateTime),
+    Column("stop_reason", String(40)),
+    Column("departure_time", UtcDateTime),
+    Column("energy_need_wh", BigInteger),
+    UniqueConstraint("station_id", "external_id", name="uq_transactions_external"),
+    Index("ix_transactions_start_key", "station_id", "connector_id", "meter_start_wh", "started_at"),
+    Index("ix_transactions_active", "station_id", "stopped_at"),
+)
+
+transaction_events = Table(
+    "transaction_events",
+    metadata,
+    Column("station_id", String(64), primary_key=True),
+    Column("external_id", String(36), primary_key=True),
+    Column("seq_no", Integer, primary_key=True),
+    Column("event_type", String(10), nullable=False),
+    Column("trigger_reason", String(40), nullable=False),
+    Column("timestamp", UtcDateTime, nullable=False),
+    Column("offline", Boolean, nullable=False),
+)
+
+meter_values = Table(
+    "meter_values",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("station_id", String(64), nullable=False),
+    Column("evse_id", Integer, nullable=False),
+    Column("transaction_id", Integer, ForeignKey("transactions.id", ondelete="CASCADE")),
+    Column("timestamp", UtcDateTime, nullable=False),
+    Column("measurand", String(50), nullable=False),
+    Column("phase", String(8)),
+    Column("unit", String(20)),
+    Column("location", String(10)),
+    Column("context", String(30)),
+    Column("value", Text, nullable=False),  # verbatim, as the station sent it
+    Column("signed", Text),  # signed data (1.6 SignedData, 2.0.1 signedMeterValue JSON), verbatim
+    Index("ix_meter_values_transaction", "transaction_id"),
+)
+
+charging_profiles = Table(
+    "charging_profiles",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("station_id", String(64), nullable=False),
+    Column("evse_id", Integer, nullable=False),
+    Column("profile", JSON, nullable=False),
+    Column("status", String(40), nullable=False),
+    Column("sent_at", UtcDateTime, nullable=False),
+)

@@ -1,0 +1,168 @@
+"""The management REST API under ``/api`` (FastAPI; OpenAPI at ``/openapi.json``).
+
+Every request carries the admin token as ``Authorization: Bearer <token>``. Operations on a station
+return the station's own answer, or 504 after a bounded wait, 409 when it is not connected and 502
+when it answered with a CALLERROR.
+"""
+
+from __future__ import annotations
+
+import hmac
+from collections.abc import Awaitable, Callable
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Depends, FastAPI, HTTPException, status
+from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+
+from chargeflow.csm.model import IdTokenRecord
+from chargeflow.csm.service import CsmService
+from chargeflow.protocols.ocpp.connection import CallRejected, CallTimeout
+from chargeflow.protocols.ocpp.frames import FrameError
+from chargeflow.protocols.ocpp.operations import StationOffline, StationOperations
+from chargeflow.web.schemas import (
+    ChargingLimitIn,
+    ConnectorOut,
+    MeterValueOut,
+    RemoteStartIn,
+    RemoteStopIn,
+    ResetIn,
+    SessionDetail,
+    SessionOut,
+    StationAnswer,
+    StationDetail,
+    StationIn,
+    StationOut,
+    TokenIn,
+    TriggerIn,
+)
+
+
+def _bearer_check(admin_token: str) -> Callable[[HTTPAuthorizationCredentials | None], None]:
+    def check(
+        credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(HTTPBearer(auto_error=False))],
+    ) -> None:
+        if credentials is None or not hmac.compare_digest(
+            credentials.credentials.encode(), admin_token.encode()
+        ):
+            raise HTTPException(
+                status.HTTP_401_UNAUTHORIZED, "admin token required", headers={"WWW-Authenticate": "Bearer"}
+            )
+
+    return check
+
+
+async def _station_call(station_id: str, action: str, call: Awaitable[dict[str, Any]]) -> StationAnswer:
+    try:
+        answer = await call
+    except StationOffline:
+        raise HTTPException(status.HTTP_409_CONFLICT, f"station {station_id} is not connected") from None
+    except CallTimeout as exc:
+        raise HTTPException(status.HTTP_504_GATEWAY_TIMEOUT, str(exc)) from None
+    except FrameError as exc:  # our request breaks the station's schema (e.g. an unknown trigger)
+        raise HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT, exc.description) from None
+    except CallRejected as exc:
+        raise HTTPException(
+            status.HTTP_502_BAD_GATEWAY,
+            {"code": exc.error.code, "description": exc.error.description, "details": exc.error.details},
+        ) from None
+    return StationAnswer(station_id=station_id, action=action, answer=answer)
+
+
+def create_api(
+    service: CsmService,
+    operations: StationOperations,
+    admin_token: str,
+    new_request_id: Callable[[], int],
+) -> FastAPI:
+    app = FastAPI(title="Chargeflow CSM", version="0.1.0")
+    api = APIRouter(prefix="/api", dependencies=[Depends(_bearer_check(admin_token))])
+    repository = service.repository
+
+    @api.get("/stations")
+    async def list_stations() -> list[StationOut]:
+        return [
+            StationOut.of(s, operations.is_connected(s.station_id)) for s in await repository.list_stations()
+        ]
+
+    @api.get("/stations/{station_id}")
+    async def get_station(station_id: str) -> StationDetail:
+        station = await repository.get_station(station_id)
+        if station is None:
+            raise HTTPException(status.HTTP_404_NOT_FOUND, f"no station {station_id}")
+        connectors = [
+            ConnectorOut(
+                evse_id=c.evse_id,
+                connector_id=c.connector_id,
+                status=c.status,
+                error_code=c.error_code,
+                updated_at=c.timestamp,
+            )
+            for c in await repository.connector_statuses(station_id)
+        ]
+        out = StationOut.of(station, operations.is_connected(station_id))
+        return StationDetail(**out.model_dump(), connectors=connectors)
+
+    @api.post("/stations", status_code=status.HTTP_201_CREATED)
+    async def register_station(body: StationIn) -> StationOut:
+        station = await service.register_station(body.id, body.password)
+        return StationOut.of(station, operations.is_connected(body.id))
+
+    @api.post("/tokens", status_code=status.HTTP_201_CREATED)
+    async def put_token(body: TokenIn) -> TokenIn:
+        await service.put_token(IdTokenRecord(body.id_token, body.status, body.expiry))
+        return body
+
+    @api.get("/sessions")
+    async def list_sessions(station: str | None = None, active: bool | None = None) -> list[SessionOut]:
+        return [SessionOut.of(tx) for tx in await service.sessions(station, active)]
+
+    @api.get("/sessions/{session_id}")
+    async def get_session(session_id: int) -> SessionDetail:
+        tx = await repository.get_transaction(session_id)
+        if tx is None:
+            raise HTTPException(status.HTTP_404_NOT_FOUND, f"no session {session_id}")
+        samples = [MeterValueOut.of(s) for s in await repository.meter_values(session_id)]
+        return SessionDetail(**SessionOut.of(tx).model_dump(), meter_values=samples)
+
+    @api.post("/stations/{station_id}/reset")
+    async def reset(station_id: str, body: ResetIn) -> StationAnswer:
+        return await _station_call(station_id, "Reset", operations.reset(station_id, body.type == "hard"))
+
+    @api.post("/stations/{station_id}/remote-start")
+    async def remote_start(station_id: str, body: RemoteStartIn) -> StationAnswer:
+        call = operations.remote_start(station_id, body.id_token, body.connector_id, new_request_id())
+        return await _station_call(station_id, "RemoteStart", call)
+
+    @api.post("/stations/{station_id}/remote-stop")
+    async def remote_stop(station_id: str, body: RemoteStopIn) -> StationAnswer:
+        return await _station_call(
+            station_id, "RemoteStop", operations.remote_stop(station_id, body.transaction_id)
+        )
+
+    @api.post("/stations/{station_id}/charging-limit")
+    async def charging_limit(station_id: str, body: ChargingLimitIn) -> StationAnswer:
+        async def send() -> dict[str, Any]:
+            profile, answer = await operations.set_charging_limit(
+                station_id, body.connector_id, body.limit, body.unit, body.purpose, new_request_id()
+            )
+            await service.record_charging_profile(
+                station_id, body.connector_id, profile, str(answer.get("status", "?"))
+            )
+            return answer
+
+        return await _station_call(station_id, "SetChargingProfile", send())
+
+    @api.get("/stations/{station_id}/composite-schedule")
+    async def composite_schedule(
+        station_id: str, connector_id: int = 0, duration: int = 3600, unit: str = "A"
+    ) -> StationAnswer:
+        call = operations.composite_schedule(station_id, connector_id, duration, unit)
+        return await _station_call(station_id, "GetCompositeSchedule", call)
+
+    @api.post("/stations/{station_id}/trigger")
+    async def trigger(station_id: str, body: TriggerIn) -> StationAnswer:
+        call = operations.trigger(station_id, body.message, body.connector_id)
+        return await _station_call(station_id, "TriggerMessage", call)
+
+    app.include_router(api)
+    return app

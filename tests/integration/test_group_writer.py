@@ -1,0 +1,88 @@
+"""The group writer: batches commit together, a failing write fails alone, sessions stay coherent."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator, Callable
+from dataclasses import replace
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import pytest
+from sqlalchemy import select
+
+from chargeflow.csm import transactions
+from chargeflow.csm.model import MeterSample, StartRequest, StationRecord
+from chargeflow.store.database import make_engine, migrate
+from chargeflow.store.sql import SqlRepository
+from chargeflow.store.tables import stations
+from chargeflow.store.writer import GroupWriter, WriteContext
+from tests.databases import POSTGRES_URL, postgres_schema
+
+T0 = datetime(2026, 2, 1, tzinfo=UTC)
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+async def engine_url(
+    request: pytest.FixtureRequest, tmp_path: Path
+) -> AsyncIterator[tuple[str, dict[str, object]]]:
+    if request.param == "sqlite":
+        yield f"sqlite+aiosqlite:///{tmp_path / 'w.db'}", {}
+        return
+    async with postgres_schema() as schema:
+        yield POSTGRES_URL, {"connect_args": {"server_settings": {"search_path": schema}}}
+
+
+async def test_one_failing_write_fails_alone_and_the_rest_commit(
+    engine_url: tuple[str, dict[str, object]],
+) -> None:
+    url, options = engine_url
+    engine = make_engine(url, **options)
+    await migrate(engine)
+    async with GroupWriter.open(engine) as writer:
+
+        def insert(name: str) -> Callable[[WriteContext], str]:
+            def write(ctx: WriteContext) -> str:
+                ctx.connection.execute(stations.insert().values(id=name))
+                return name
+
+            return write
+
+        def broken(ctx: WriteContext) -> None:
+            ctx.connection.execute(stations.insert().values(id="dup"))
+            ctx.connection.execute(stations.insert().values(id="dup"))
+
+        results = await asyncio.gather(
+            *(writer.submit(insert(f"S{n}")) for n in range(30)),
+            writer.submit(broken),
+            return_exceptions=True,
+        )
+        batches = writer.batches
+    assert list(results[:30]) == [f"S{n}" for n in range(30)]
+    assert isinstance(results[30], Exception)
+    async with engine.connect() as c:
+        stored = {r.id for r in await c.execute(select(stations.c.id))}
+    await engine.dispose()
+    assert stored == {f"S{n}" for n in range(30)}
+    assert batches < 31, "writes submitted together share a transaction"
+
+
+async def test_concurrent_meter_values_of_one_session_keep_the_highest_reading(tmp_path: Path) -> None:
+    engine = make_engine(f"sqlite+aiosqlite:///{tmp_path / 's.db'}")
+    await migrate(engine)
+    async with SqlRepository.open(engine) as repo:
+        await repo.save_station(StationRecord("S"))
+        start = StartRequest("S", 1, "T", 0, T0)
+        tx = (await repo.start_transaction(start, transactions.from_start(start))).transaction
+
+        async def send(wh: int) -> None:
+            sample = (MeterSample(T0 + timedelta(seconds=wh), str(wh)),)
+            await repo.add_meter_values(
+                "S", 1, tx.id, sample, lambda r: transactions.apply_meter_values(r, sample)
+            )
+
+        await asyncio.gather(*(send(wh) for wh in (500, 300, 900, 100)))
+        stored = await repo.get_transaction(tx.id)
+        assert stored == replace(tx, meter_stop_wh=900)
+        assert len(await repo.meter_values(tx.id)) == 4
+    await engine.dispose()

@@ -1,0 +1,121 @@
+"""Server behaviours that need their own set-up: callbacks from a handler, per-station policies."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from collections.abc import AsyncIterator
+from contextlib import suppress
+from typing import Any
+
+import pytest
+from websockets.asyncio.client import connect
+from websockets.exceptions import InvalidStatus
+
+from chargeflow.app import message_ids
+from chargeflow.protocols.ocpp.connection import Handler, StationConnection
+from chargeflow.protocols.ocpp.frames import OcppVersion
+from chargeflow.protocols.ocpp.server import OcppServer, OcppServerConfig, StationPolicy
+from tests.integration.stations import open_ws
+
+
+class OpenGate:
+    async def authenticate(self, station_id: str, password: str | None) -> bool:
+        return True
+
+    async def connected(self, station_id: str, ocpp_version: str) -> None:
+        return None
+
+
+async def boot_asking_back(conn: StationConnection, payload: dict[str, Any]) -> dict[str, Any]:
+    """A handler that calls the station it serves before it answers."""
+    config = await conn.call("GetConfiguration", {"key": ["HeartbeatInterval"]}, timeout_s=3)
+    interval = int(config["configurationKey"][0]["value"])
+    return {"status": "Accepted", "currentTime": "2026-01-01T00:00:00.000Z", "interval": interval}
+
+
+async def heartbeat(conn: StationConnection, payload: dict[str, Any]) -> dict[str, Any]:
+    return {"currentTime": "2026-01-01T00:00:00.000Z"}
+
+
+@pytest.fixture
+async def server() -> AsyncIterator[OcppServer]:
+    handlers: dict[str, Handler] = {"BootNotification": boot_asking_back, "Heartbeat": heartbeat}
+    routes = dict.fromkeys(OcppVersion, handlers)
+    config = OcppServerConfig(
+        port=0,
+        stations={
+            "LENIENT": StationPolicy(strict=False),
+            "OLD-ONLY": StationPolicy(versions=(OcppVersion.V16,)),
+        },
+    )
+    built = OcppServer(config, routes, OpenGate(), message_ids("t"))
+    task = asyncio.create_task(built.serve())
+    await asyncio.wait_for(built.started.wait(), 5)
+    yield built
+    task.cancel()
+    with suppress(asyncio.CancelledError):
+        await task
+
+
+async def test_handler_can_call_back_the_station_it_serves(server: OcppServer) -> None:
+    assert server.port is not None
+    async with open_ws(server.port, "CB-1", "ocpp1.6") as ws:
+        await ws.send(
+            json.dumps([2, "boot", "BootNotification", {"chargePointVendor": "V", "chargePointModel": "M"}])
+        )
+        asked = json.loads(await asyncio.wait_for(ws.recv(), 5))
+        assert asked[2:] == ["GetConfiguration", {"key": ["HeartbeatInterval"]}]
+        await ws.send(
+            json.dumps(
+                [
+                    3,
+                    asked[1],
+                    {"configurationKey": [{"key": "HeartbeatInterval", "readonly": False, "value": "42"}]},
+                ]
+            )
+        )
+        answer = json.loads(await asyncio.wait_for(ws.recv(), 5))
+    assert answer[:2] == [3, "boot"]
+    assert answer[2]["interval"] == 42
+
+
+async def test_lenient_station_has_its_quirk_accepted_strict_one_does_not(server: OcppServer) -> None:
+    assert server.port is not None
+    quirky = json.dumps([2, "hb", "Heartbeat", {"vendorQuirk": True}])
+    async with open_ws(server.port, "LENIENT", "ocpp1.6") as ws:
+        await ws.send(quirky)
+        assert json.loads(await asyncio.wait_for(ws.recv(), 5))[0] == 3
+    async with open_ws(server.port, "STRICT", "ocpp1.6") as ws:
+        await ws.send(quirky)
+        assert json.loads(await asyncio.wait_for(ws.recv(), 5))[:3] == [4, "hb", "FormationViolation"]
+
+
+async def test_per_station_version_override(server: OcppServer) -> None:
+    assert server.port is not None
+    async with connect(
+        f"ws://127.0.0.1:{server.port}/OLD-ONLY",
+        subprotocols=["ocpp2.0.1", "ocpp1.6"],  # type: ignore[list-item]
+    ) as ws:
+        assert ws.subprotocol == "ocpp1.6"
+    with pytest.raises(InvalidStatus):
+        async with connect(f"ws://127.0.0.1:{server.port}/OLD-ONLY", subprotocols=["ocpp2.0.1"]):  # type: ignore[list-item]
+            pass
+    async with connect(
+        f"ws://127.0.0.1:{server.port}/OTHER",
+        subprotocols=["ocpp1.6", "ocpp2.1"],  # type: ignore[list-item]
+    ) as ws:
+        assert ws.subprotocol == "ocpp2.1"
+
+
+async def test_late_answer_after_timeout_is_ignored_and_connection_stays_up(server: OcppServer) -> None:
+    assert server.port is not None
+    async with open_ws(server.port, "LATE-1", "ocpp1.6") as ws:
+        conn = server.connection("LATE-1")
+        assert conn is not None
+        with pytest.raises(TimeoutError):
+            await conn.call("Reset", {"type": "Soft"}, timeout_s=0.2)
+        sent = json.loads(await ws.recv())
+        await ws.send(json.dumps([3, sent[1], {"status": "Accepted"}]))  # too late: dropped with a log line
+        await ws.send(json.dumps([2, "hb", "Heartbeat", {}]))
+        assert json.loads(await asyncio.wait_for(ws.recv(), 5))[:2] == [3, "hb"]
