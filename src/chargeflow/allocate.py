@@ -19,10 +19,11 @@ from decimal import Decimal
 
 from chargeflow.csm.demand import EvSession, demand_table
 from chargeflow.csm.split import Limit, Strategy, split
-from chargeflow.ems.balance import BuildingPower, EssState, grant, settle
+from chargeflow.ems.balance import grant, settle
+from chargeflow.site.measurement import BuildingPower, EssState
 from chargeflow.site.model import Site
-from chargeflow.site.tree import CircuitTree, check_site, constraint_index
-from chargeflow.units import GRID_PHASES, current_a
+from chargeflow.site.tree import CircuitTree, building_loads_a, check_site, constraint_index
+from chargeflow.units import GRID_PHASES
 
 
 @dataclass(frozen=True, slots=True)
@@ -51,15 +52,6 @@ class StepResult:
     limits: tuple[Limit, ...]
 
 
-def other_loads_a(site: Site, tree: CircuitTree, building: BuildingPower) -> list[float]:
-    """The non-EV load on every fuse constraint, in A: the building's consumption, balanced over three
-    phases on its circuit (the root where none is given)."""
-    loads = [0.0] * (3 * len(tree.circuits))
-    circuit = site.building_circuit or site.root.id
-    tree.add_balanced_load(loads, circuit, current_a(max(building.consumption_w, 0.0), 3, site.voltage_v))
-    return loads
-
-
 def control_step(step: StepInput, tree: CircuitTree | None = None) -> StepResult:
     site = step.site
     tree = tree or check_site(site)
@@ -67,7 +59,12 @@ def control_step(step: StepInput, tree: CircuitTree | None = None) -> StepResult
     needed_w, wished_w = evs.needed_w, evs.wished_w
     g = grant(needed_w, wished_w, step.building, site.grid, site.ess, step.ess_state, step.step_s)
     result = split(
-        evs, tree, other_loads_a(site, tree, step.building), g.granted_w, step.strategy, g.reason.value
+        evs,
+        tree,
+        building_loads_a(site, tree, step.building.consumption_w),
+        g.granted_w,
+        step.strategy,
+        g.reason.value,
     )
     charge_room_w = float("inf")
     if site.ess is not None:

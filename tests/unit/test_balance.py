@@ -2,15 +2,8 @@
 
 import pytest
 
-from chargeflow.ems.balance import (
-    BuildingPower,
-    EssReason,
-    EssState,
-    GrantReason,
-    ess_discharge_limit_w,
-    grant,
-    settle,
-)
+from chargeflow.ems.balance import EssReason, GrantReason, ess_discharge_limit_w, grant, settle
+from chargeflow.site.measurement import BuildingPower, EssState
 from chargeflow.site.model import Ess, GridConnection
 
 GRID = GridConnection(max_import_w=60_000, max_export_w=30_000)

@@ -17,7 +17,7 @@ from hypothesis import strategies as st
 from chargeflow.allocate import StepInput, StepResult, control_step
 from chargeflow.csm.demand import EvSession, Preferences
 from chargeflow.csm.split import Strategy
-from chargeflow.ems.balance import BuildingPower, EssState
+from chargeflow.site.measurement import BuildingPower, EssState
 from chargeflow.site.model import Circuit, Ess, GridConnection, Site
 from chargeflow.site.tree import check_site
 from chargeflow.units import grid_phases_of

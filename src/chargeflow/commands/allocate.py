@@ -18,7 +18,6 @@ from pydantic import AwareDatetime, Field, ValidationError, model_validator
 from chargeflow.allocate import StepInput, StepResult, control_step
 from chargeflow.csm.demand import EvSession, Preferences
 from chargeflow.csm.split import Strategy
-from chargeflow.ems.balance import BuildingPower, EssState
 from chargeflow.site.config import (
     ChargingPointConfig,
     CircuitConfig,
@@ -31,6 +30,7 @@ from chargeflow.site.config import (
     format_validation_error,
     root_circuit,
 )
+from chargeflow.site.measurement import BuildingPower, EssState
 from chargeflow.site.model import Site
 from chargeflow.site.tree import SiteError, check_site
 from chargeflow.units import NOMINAL_VOLTAGE_V

@@ -20,6 +20,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from enum import StrEnum
 
+from chargeflow.site.measurement import BuildingPower, EssState
 from chargeflow.site.model import Ess, GridConnection
 from chargeflow.units import power_for_energy
 
@@ -43,34 +44,6 @@ class EssReason(StrEnum):
     COVERS_IMPORT = "covers_import_limit"
     STORES_SURPLUS = "stores_surplus"
     EXPORT_OVER_LIMIT = "export_over_limit"  # surplus beyond what EVs, ESS and the export limit take
-
-
-@dataclass(frozen=True, slots=True)
-class BuildingPower:
-    """The site's uncontrolled load and generation, in W (TF-EVC P_used and P_gen)."""
-
-    consumption_w: float
-    generation_w: float = 0.0
-
-    @property
-    def net_w(self) -> float:
-        return self.consumption_w - self.generation_w
-
-    @classmethod
-    def from_net_meter(cls, meter_w: float, ev_w: float, ess_discharge_w: float) -> BuildingPower:
-        """The framework's second variant: only the smart meter's net power is known.
-
-        The controllable parts measured at the same moment are taken out; what is left is the building's
-        net load. Consumption hidden behind local generation cannot be seen this way, so the result may
-        understate consumption on sites with PV; sites with PV should meter it separately.
-        """
-        base_w = meter_w - ev_w + ess_discharge_w
-        return cls(consumption_w=max(base_w, 0.0), generation_w=max(-base_w, 0.0))
-
-
-@dataclass(frozen=True, slots=True)
-class EssState:
-    stored_wh: float
 
 
 @dataclass(frozen=True, slots=True)

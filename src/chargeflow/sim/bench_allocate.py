@@ -18,7 +18,7 @@ from datetime import UTC, datetime, timedelta
 from chargeflow.allocate import StepInput, control_step
 from chargeflow.csm.demand import EvSession, Preferences
 from chargeflow.csm.split import Strategy
-from chargeflow.ems.balance import BuildingPower, EssState
+from chargeflow.site.measurement import BuildingPower, EssState
 from chargeflow.site.model import ChargingPoint, Circuit, Ess, GridConnection, Site
 from chargeflow.site.tree import check_site
 

@@ -18,7 +18,7 @@ import statistics
 import time
 from collections import deque
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from decimal import Decimal
 from typing import Any
@@ -27,10 +27,10 @@ from chargeflow.allocate import StepInput, control_step
 from chargeflow.csm.demand import EvSession, Preferences
 from chargeflow.csm.evmax import EvMaxEstimate, learn_ev_max
 from chargeflow.csm.split import Strategy
-from chargeflow.ems.balance import BuildingPower, EssState
 from chargeflow.sim.data import PriceSeries, Profile, SessionRecord
 from chargeflow.sim.ev import EvModel, draw
-from chargeflow.site.model import ChargingPoint, Circuit, Site
+from chargeflow.site.measurement import BuildingPower, EssState
+from chargeflow.site.model import ChargingPoint, Site, with_margin
 from chargeflow.site.tree import check_site
 from chargeflow.units import SECONDS_PER_HOUR
 
@@ -162,21 +162,6 @@ def ev_for(record: SessionRecord, point: ChargingPoint, rng: random.Random) -> t
     return model, max(0.05, 0.85 - room / capacity)
 
 
-def controller_view(site: Site, margin_pct: float) -> Site:
-    """The site as the controller sees it: grid import limit and fuses lowered by the safety margin."""
-    k = 1.0 - margin_pct / 100.0
-    return replace(
-        site,
-        grid=replace(
-            site.grid, max_import_w=site.grid.max_import_w * k, max_export_w=site.grid.max_export_w * k
-        ),
-        circuits=tuple(
-            Circuit(c.id, c.parent, (c.fuse_a[0] * k, c.fuse_a[1] * k, c.fuse_a[2] * k))
-            for c in site.circuits
-        ),
-    )
-
-
 def simulate(
     config: SimConfig,
     records: Iterable[SessionRecord],
@@ -185,7 +170,7 @@ def simulate(
 ) -> SimResult:
     site = config.site
     tree = check_site(site)
-    view = controller_view(site, config.margin_pct)
+    view = with_margin(site, config.margin_pct)
     view_tree = check_site(view)
     rng = random.Random(config.seed)
     pending = deque(

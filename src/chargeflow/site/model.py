@@ -7,7 +7,7 @@ input; ``site.tree`` checks the structure and indexes it.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from chargeflow.units import NOMINAL_VOLTAGE_V, grid_phases_of
 
@@ -88,3 +88,19 @@ class Site:
     @property
     def root(self) -> Circuit:
         return next(c for c in self.circuits if c.parent is None)
+
+
+def with_margin(site: Site, margin_pct: float) -> Site:
+    """The site as a controller should see it: grid limits and fuses lowered by ``margin_pct``.
+
+    A controller acts on readings that are a step old and noisy; the margin is what keeps the real limits
+    when the load moves between two steps.
+    """
+    if not 0 <= margin_pct < 100:
+        raise ValueError(f"margin_pct must be in [0, 100), not {margin_pct}")
+    k = 1.0 - margin_pct / 100.0
+    grid = GridConnection(site.grid.max_import_w * k, site.grid.max_export_w * k)
+    circuits = tuple(
+        Circuit(c.id, c.parent, (c.fuse_a[0] * k, c.fuse_a[1] * k, c.fuse_a[2] * k)) for c in site.circuits
+    )
+    return replace(site, grid=grid, circuits=circuits)

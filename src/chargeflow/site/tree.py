@@ -130,3 +130,13 @@ def check_site(site: Site, charging_points_path: str = "charging_points") -> Cir
 def _check_attached(tree: CircuitTree, path: str, circuit_id: str) -> None:
     if circuit_id not in tree.index:
         raise SiteError(path, f"unknown circuit {circuit_id!r} (known: {', '.join(sorted(tree.index))})")
+
+
+def building_loads_a(site: Site, tree: CircuitTree, consumption_w: float) -> list[float]:
+    """The non-EV load on every fuse constraint, in A: the building's consumption, balanced over three
+    phases on its circuit (the root where none is given). Generation is not counted: PV can vanish within
+    seconds, faster than a control step, so it buys no fuse headroom."""
+    loads = [0.0] * (3 * len(tree.circuits))
+    circuit = site.building_circuit or site.root.id
+    tree.add_balanced_load(loads, circuit, max(consumption_w, 0.0) / (3 * site.voltage_v))
+    return loads

@@ -1,0 +1,378 @@
+"""The CSM's smart charging as a running actor (TF-EVC SmCh, section 3.2.6).
+
+Each step it turns the running sessions into P_needed and P_wished and publishes them; it takes the EMS's
+latest P_granted, splits it into per-station limits within every fuse (``csm.split``) and sends a limit to
+a station only when it really changed. Fail-safe:
+
+- no valid grant (the EMS is silent, or its message is outside its validity window because the clocks
+  disagree) or no fresh reading of the site's other loads → every running session gets the configured
+  safe current;
+- every station gets a TxDefault profile at that safe current when it connects, so that it stays within
+  the site's limits should its connection to the CSM drop;
+- an EV that draws more than its limit for longer than a grace period is suspended (limit 0 A) and the
+  event recorded: the station can cut its power but cannot make it draw less (framework 1.1.1).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from typing import Any, Protocol
+
+from chargeflow.clock import Clock
+from chargeflow.csm.demand import DemandTable, EvSession, Preferences, demand_table
+from chargeflow.csm.live import LiveState
+from chargeflow.csm.model import (
+    ChargingNeeds,
+    ConnectorStatus,
+    EventOutcome,
+    IdTokenRecord,
+    MeterSample,
+    StartRequest,
+    StationRecord,
+    StopRequest,
+    TransactionEvent,
+    TransactionRecord,
+)
+from chargeflow.csm.ports import CsmRepository, TxUpdate
+from chargeflow.csm.split import Strategy, split
+from chargeflow.exchange import DemandPoint, ExchangeBus, PowerDemand, Validity, value_at
+from chargeflow.site.measurement import BuildingPower, SiteMeter
+from chargeflow.site.model import ChargingPoint, Site, with_margin
+from chargeflow.site.tree import building_loads_a, check_site
+
+log = logging.getLogger(__name__)
+
+TX_DEFAULT = "TxDefaultProfile"
+TX_PROFILE = "TxProfile"
+
+
+class StationControl(Protocol):
+    def is_connected(self, station_id: str) -> bool: ...
+
+    async def set_limit(self, station_id: str, evse_id: int, current_a: float, purpose: str) -> bool:
+        """Send a charging limit in A; True when the station accepted it."""
+        ...
+
+
+@dataclass(frozen=True, slots=True)
+class SmartChargingConfig:
+    strategy: Strategy = Strategy.EDF
+    step_s: float = 10.0
+    validity_steps: int = 3
+    stale_after_steps: int = 3
+    safe_current_a: float = 6.0  # choose it so that all stations at once fit the fuses at peak load
+    margin_pct: float = 3.0
+    default_wished_wh: int = 30_000  # a session without preferences: this much, …
+    default_stay_s: float = 8 * 3600.0  # … by this long after it started
+    overdraw_tolerance_a: float = 1.0
+    overdraw_grace_s: float = 30.0
+    change_threshold_a: float = 0.1
+    timeout_s: float = 10.0
+
+
+@dataclass(frozen=True, slots=True)
+class StationLimit:
+    station_id: str
+    evse_id: int
+    transaction_id: int
+    current_a: float
+    reason: str
+    sent: bool  # a new profile went to the station in this step
+    accepted: bool | None  # the station's answer, None when nothing was sent
+
+
+@dataclass(frozen=True, slots=True)
+class ChargingStep:
+    at: datetime
+    needed_w: float
+    wished_w: float
+    granted_w: float | None
+    fallback: str | None  # why the safe limit applies, None when the grant does
+    limits: tuple[StationLimit, ...]
+    events: tuple[str, ...] = ()
+
+
+@dataclass(slots=True)
+class _Pending:
+    table: DemandTable
+    sessions: list[tuple[TransactionRecord, ChargingPoint]] = field(default_factory=list)
+
+
+class SmartCharging:
+    def __init__(
+        self,
+        site: Site,
+        repository: CsmRepository,
+        bus: ExchangeBus,
+        control: StationControl,
+        clock: Clock,
+        config: SmartChargingConfig,
+        meter: SiteMeter | None = None,
+        live: LiveState | None = None,
+    ) -> None:
+        self.site = site
+        self._view = with_margin(site, config.margin_pct)
+        self._tree = check_site(self._view)
+        self._points = {cp.id: cp for cp in site.charging_points}
+        self._repository = repository
+        self._bus = bus
+        self._control = control
+        self._clock = clock
+        self._config = config
+        self._meter = meter
+        self.live = live or LiveState()
+        self._preferences: dict[int, Preferences] = {}
+        self._sent: dict[tuple[str, int], float] = {}  # the last limit sent per connector
+        self._defaults: set[str] = set()  # stations that hold our TxDefault profile
+        self._suspended: set[int] = set()
+        self.events: list[str] = []
+        self.last: ChargingStep | None = None
+        self._pending: _Pending | None = None
+
+    # --- preferences (ChPr) from the driver page, an app, or the EV over ISO 15118 ---
+
+    def set_preferences(self, transaction_id: int, preferences: Preferences) -> None:
+        self._preferences[transaction_id] = preferences
+
+    def preferences_of(self, tx: TransactionRecord) -> Preferences:
+        """The driver's, else the EV's own (NotifyEVChargingNeeds), else the site's default."""
+        explicit = self._preferences.get(tx.id)
+        if explicit is not None:
+            return explicit
+        departure = tx.departure_time or tx.started_at + timedelta(seconds=self._config.default_stay_s)
+        if tx.energy_need_wh is not None:
+            return Preferences(tx.energy_need_wh, tx.energy_need_wh, departure)
+        return Preferences(0, self._config.default_wished_wh, departure)
+
+    # --- one step ---
+
+    async def publish_demand(self) -> DemandTable:
+        """P_needed and P_wished of the running sessions, published for the EMS."""
+        now = self._clock.now()
+        running = await asyncio.wait_for(
+            self._repository.list_transactions(active=True), self._config.timeout_s
+        )
+        sessions: list[tuple[TransactionRecord, ChargingPoint]] = []
+        evs = []
+        for tx in running:
+            point = self._points.get(tx.station_id)
+            if point is None:
+                continue  # a station the site file does not know carries its TxDefault only
+            live = self.live.get(tx.station_id, tx.evse_id)
+            charged = tx.energy_wh or 0
+            prefs = self.preferences_of(tx)
+            evs.append(EvSession.at(point, prefs, charged, live.estimate.current_a, phases=live.phases_used))
+            sessions.append((tx, point))
+        table = demand_table(evs, now, self._config.step_s, self.site.voltage_v)
+        valid_until = now + timedelta(seconds=self._config.validity_steps * self._config.step_s)
+        await self._bus.publish_demand(
+            PowerDemand(
+                self.site.id, Validity(now, valid_until), (DemandPoint(now, table.needed_w, table.wished_w),)
+            )
+        )
+        self._pending = _Pending(table, sessions)
+        return table
+
+    async def apply(self) -> ChargingStep:
+        """Split the latest valid grant and send the limits that changed."""
+        now = self._clock.now()
+        pending = self._pending or _Pending(await self.publish_demand())
+        if self._pending is None:
+            pending = self._pending or pending
+        self._pending = None
+        table, sessions = pending.table, pending.sessions
+        grant = self._bus.latest_grant(self.site.id)
+        granted = value_at(grant.points, now) if grant is not None and grant.validity.holds_at(now) else None
+        building = await self._fresh_building(now)
+        fallback = None
+        if granted is None:
+            fallback = "fallback_no_valid_grant"
+        elif building is None:
+            fallback = "fallback_measurements_stale"
+
+        if fallback is None and grant is not None and granted is not None and building is not None:
+            loads = building_loads_a(self._view, self._tree, building.consumption_w)
+            result = split(table, self._tree, loads, granted, self._config.strategy, grant.reason)
+            targets = [(lim.current_a, lim.reason) for lim in result.limits]
+        else:
+            targets = [
+                (min(self._config.safe_current_a, p.max_current_a), fallback or "") for _, p in sessions
+            ]
+
+        events = self._overdraw(now, sessions, targets)
+        limits = []
+        for (tx, point), (current, reason) in zip(sessions, targets, strict=True):
+            if tx.id in self._suspended:
+                current, reason = 0.0, "suspended_overdraw"
+            limits.append(await self._send(tx, current, reason))
+            self.live.learn(tx.station_id, tx.evse_id, current, point.min_current_a)
+        await self._tx_defaults()
+        step = ChargingStep(
+            now, table.needed_w, table.wished_w, granted, fallback, tuple(limits), tuple(events)
+        )
+        self.last = step
+        return step
+
+    async def step(self) -> ChargingStep:
+        await self.publish_demand()
+        return await self.apply()
+
+    async def run(self, stop: asyncio.Event) -> None:
+        while not stop.is_set():
+            try:
+                await self.step()
+            except (TimeoutError, OSError) as err:
+                log.warning("smart charging: step failed (%s)", err)
+            try:
+                await asyncio.wait_for(stop.wait(), self._config.step_s)
+            except TimeoutError:
+                continue
+
+    # --- helpers ---
+
+    async def _fresh_building(self, now: datetime) -> BuildingPower | None:
+        if self._meter is None:
+            return None
+        try:
+            m = await asyncio.wait_for(self._meter.read(), self._config.timeout_s)
+        except (TimeoutError, OSError):
+            return None
+        if now - m.at > timedelta(seconds=self._config.stale_after_steps * self._config.step_s):
+            return None
+        return m.building
+
+    def _overdraw(
+        self,
+        now: datetime,
+        sessions: Sequence[tuple[TransactionRecord, ChargingPoint]],
+        targets: list[tuple[float, str]],
+    ) -> list[str]:
+        events = []
+        grace = timedelta(seconds=self._config.overdraw_grace_s)
+        for tx, _ in sessions:
+            key = (tx.station_id, tx.evse_id)
+            live = self.live.get(*key)
+            limit = self._sent.get(key)
+            if limit is None or tx.id in self._suspended:
+                continue
+            if live.drawn_a > limit + self._config.overdraw_tolerance_a:
+                live.over_since = live.over_since or now
+                if now - live.over_since >= grace:
+                    self._suspended.add(tx.id)
+                    event = (
+                        f"{now.isoformat()} suspended {tx.station_id} (transaction {tx.id}): "
+                        f"drew {live.drawn_a:.1f} A under a {limit:.1f} A limit for {now - live.over_since}"
+                    )
+                    log.warning(event)
+                    events.append(event)
+                    self.events.append(event)
+            else:
+                live.over_since = None
+        return events
+
+    async def _send(self, tx: TransactionRecord, current: float, reason: str) -> StationLimit:
+        key = (tx.station_id, tx.evse_id)
+        last = self._sent.get(key)
+        if last is not None and abs(last - current) < self._config.change_threshold_a:
+            return StationLimit(tx.station_id, tx.evse_id, tx.id, current, reason, False, None)
+        if not self._control.is_connected(tx.station_id):
+            return StationLimit(tx.station_id, tx.evse_id, tx.id, current, reason, False, None)
+        try:
+            accepted = await self._control.set_limit(tx.station_id, tx.evse_id, current, TX_PROFILE)
+            if not accepted:  # a station that takes no Tx profiles gets the limit as its default
+                accepted = await self._control.set_limit(tx.station_id, tx.evse_id, current, TX_DEFAULT)
+        except (TimeoutError, OSError, LookupError) as err:
+            log.warning("smart charging: %s did not take its limit (%s)", tx.station_id, err)
+            return StationLimit(tx.station_id, tx.evse_id, tx.id, current, reason, True, False)
+        if accepted:
+            self._sent[key] = current
+        return StationLimit(tx.station_id, tx.evse_id, tx.id, current, reason, True, accepted)
+
+    async def _tx_defaults(self) -> None:
+        for station_id in self._points:
+            connected = self._control.is_connected(station_id)
+            if not connected:
+                self._defaults.discard(station_id)
+            elif station_id not in self._defaults:
+                try:
+                    if await self._control.set_limit(station_id, 0, self._config.safe_current_a, TX_DEFAULT):
+                        self._defaults.add(station_id)
+                except (TimeoutError, OSError, LookupError) as err:
+                    log.warning("smart charging: %s did not take its TxDefault (%s)", station_id, err)
+
+
+class ObservedRepository:
+    """A ``CsmRepository`` that shows every meter sample to the live view before storing it."""
+
+    def __init__(
+        self, inner: CsmRepository, observe: Callable[[str, int, Sequence[MeterSample]], None]
+    ) -> None:
+        self._inner = inner
+        self._observe = observe
+
+    async def add_meter_values(
+        self,
+        station_id: str,
+        evse_id: int,
+        transaction_id: int | None,
+        samples: Sequence[MeterSample],
+        update: Callable[[TransactionRecord], TransactionRecord] | None = None,
+    ) -> None:
+        self._observe(station_id, evse_id, samples)
+        await self._inner.add_meter_values(station_id, evse_id, transaction_id, samples, update)
+
+    async def apply_event(self, event: TransactionEvent, update: TxUpdate) -> EventOutcome:
+        self._observe(event.station_id, event.evse_id, event.samples)
+        return await self._inner.apply_event(event, update)
+
+    async def get_station(self, station_id: str) -> StationRecord | None:
+        return await self._inner.get_station(station_id)
+
+    async def save_station(self, station: StationRecord) -> None:
+        await self._inner.save_station(station)
+
+    async def list_stations(self) -> Sequence[StationRecord]:
+        return await self._inner.list_stations()
+
+    async def record_status(self, station_id: str, status: ConnectorStatus) -> None:
+        await self._inner.record_status(station_id, status)
+
+    async def connector_statuses(self, station_id: str) -> Sequence[ConnectorStatus]:
+        return await self._inner.connector_statuses(station_id)
+
+    async def get_id_token(self, id_token: str) -> IdTokenRecord | None:
+        return await self._inner.get_id_token(id_token)
+
+    async def put_id_token(self, token: IdTokenRecord) -> None:
+        await self._inner.put_id_token(token)
+
+    async def start_transaction(self, start: StartRequest, new: TransactionRecord) -> EventOutcome:
+        return await self._inner.start_transaction(start, new)
+
+    async def stop_transaction(
+        self, stop: StopRequest, update: Callable[[TransactionRecord], TransactionRecord]
+    ) -> TransactionRecord | None:
+        return await self._inner.stop_transaction(stop, update)
+
+    async def get_transaction(self, transaction_id: int) -> TransactionRecord | None:
+        return await self._inner.get_transaction(transaction_id)
+
+    async def list_transactions(
+        self, station_id: str | None = None, active: bool | None = None
+    ) -> Sequence[TransactionRecord]:
+        return await self._inner.list_transactions(station_id, active)
+
+    async def meter_values(self, transaction_id: int) -> Sequence[MeterSample]:
+        return await self._inner.meter_values(transaction_id)
+
+    async def set_charging_needs(self, needs: ChargingNeeds) -> TransactionRecord | None:
+        return await self._inner.set_charging_needs(needs)
+
+    async def record_charging_profile(
+        self, station_id: str, evse_id: int, profile: dict[str, Any], status: str, sent_at: datetime
+    ) -> None:
+        await self._inner.record_charging_profile(station_id, evse_id, profile, status, sent_at)

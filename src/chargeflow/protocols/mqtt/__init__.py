@@ -1,0 +1,1 @@
+"""MQTT: the CSM↔EMS exchange between processes (and later Home Assistant)."""

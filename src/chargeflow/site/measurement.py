@@ -1,0 +1,53 @@
+"""What the site's meters say: the facts both actors read, each for its own rules.
+
+The EMS reads them to grant power; the CSM reads the building's load to keep the fuses while it splits
+the grant. Neither decides anything with them here.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Protocol
+
+
+@dataclass(frozen=True, slots=True)
+class BuildingPower:
+    """The site's uncontrolled load and generation, in W (TF-EVC P_used and P_gen)."""
+
+    consumption_w: float
+    generation_w: float = 0.0
+
+    @property
+    def net_w(self) -> float:
+        return self.consumption_w - self.generation_w
+
+    @classmethod
+    def from_net_meter(cls, meter_w: float, ev_w: float, ess_discharge_w: float) -> BuildingPower:
+        """The framework's second variant: only the smart meter's net power is known.
+
+        The controllable parts measured at the same moment are taken out; what is left is the building's
+        net load. Consumption hidden behind local generation cannot be seen this way, so the result may
+        understate consumption on sites with PV; sites with PV should meter it separately.
+        """
+        base_w = meter_w - ev_w + ess_discharge_w
+        return cls(consumption_w=max(base_w, 0.0), generation_w=max(-base_w, 0.0))
+
+
+@dataclass(frozen=True, slots=True)
+class EssState:
+    stored_wh: float
+
+
+@dataclass(frozen=True, slots=True)
+class SiteMeasurement:
+    """One reading of the site: the building's load and generation, the ESS's state, the EVs' power."""
+
+    at: datetime
+    building: BuildingPower
+    ess: EssState | None = None
+    ev_w: float = 0.0
+
+
+class SiteMeter(Protocol):
+    async def read(self) -> SiteMeasurement: ...
