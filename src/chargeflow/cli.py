@@ -13,9 +13,9 @@ Register = Callable[["argparse._SubParsersAction[argparse.ArgumentParser]"], Non
 
 def _registrations() -> list[Register]:
     """Each subcommand module offers ``register(subparsers)``; add one line here per module."""
-    from chargeflow.commands import serve
+    from chargeflow.commands import bench, serve
 
-    return [serve.register]
+    return [serve.register, bench.register]
 
 
 def build_parser() -> argparse.ArgumentParser:
