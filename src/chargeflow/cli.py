@@ -13,7 +13,7 @@ Register = Callable[["argparse._SubParsersAction[argparse.ArgumentParser]"], Non
 
 def _registrations() -> list[Register]:
     """Each subcommand module offers ``register(subparsers)``; add one line here per module."""
-    from chargeflow.commands import allocate, bench, demo, serve, simulate, tariff
+    from chargeflow.commands import allocate, bench, bench_ocpp, demo, serve, simulate, tariff
 
     return [
         allocate.register,
@@ -22,6 +22,7 @@ def _registrations() -> list[Register]:
         simulate.register,
         tariff.register,
         bench.register,
+        bench_ocpp.register,
     ]
 
 

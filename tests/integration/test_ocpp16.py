@@ -1,6 +1,7 @@
 """OCPP 1.6J against the server, driven by the ocpp library's charge-point side.
 
-Test names carry the OCPP 1.6 compliance test-case ids (TC_xxx) where one applies.
+Test names carry the ids of the OCPP 1.6 compliance test cases for a Central System (TC_xxx_CSMS)
+where one applies.
 """
 
 from __future__ import annotations
@@ -18,7 +19,7 @@ from tests.integration.stations import Station16, iso, open_ws, running
 T0 = datetime(2026, 11, 25, 8, 0, tzinfo=UTC)
 
 
-async def test_tc_001_cold_boot_charge_point(node: CsmNode, repository: CsmRepository) -> None:
+async def test_tc_001_csms_cold_boot_charge_point(node: CsmNode, repository: CsmRepository) -> None:
     async with open_ws(port_of(node), "CP16-1", "ocpp1.6") as ws:
         assert ws.subprotocol == "ocpp1.6"
         station = Station16("CP16-1", ws)
@@ -40,7 +41,9 @@ async def test_tc_001_cold_boot_charge_point(node: CsmNode, repository: CsmRepos
     assert [s.status for s in await repository.connector_statuses("CP16-1")] == ["Available"]
 
 
-async def test_authorize_known_unknown_and_expired_tokens(node: CsmNode, repository: CsmRepository) -> None:
+async def test_tc_023_csms_authorize_accepted_invalid_expired_blocked(
+    node: CsmNode, repository: CsmRepository
+) -> None:
     now = datetime.now(UTC)
     await repository.put_id_token(IdTokenRecord("GOOD", AuthStatus.ACCEPTED, now + timedelta(days=1)))
     await repository.put_id_token(IdTokenRecord("OLD", AuthStatus.ACCEPTED, now - timedelta(days=1)))
@@ -55,7 +58,7 @@ async def test_authorize_known_unknown_and_expired_tokens(node: CsmNode, reposit
     assert statuses == ["Accepted", "Invalid", "Expired", "Blocked"]
 
 
-async def test_tc_003_regular_charging_session_with_meter_values(
+async def test_tc_003_csms_regular_charging_session_with_meter_values(
     node: CsmNode, repository: CsmRepository
 ) -> None:
     await repository.put_id_token(IdTokenRecord("TAG1", AuthStatus.ACCEPTED))
@@ -125,7 +128,7 @@ async def test_duplicate_start_transaction_is_answered_idempotently(
     assert len(await repository.list_transactions("CP16-4")) == 1
 
 
-async def test_tc_056_central_smart_charging_txdefault_and_composite_schedule(node: CsmNode) -> None:
+async def test_tc_056_csms_central_smart_charging_txdefault_and_composite_schedule(node: CsmNode) -> None:
     async with open_ws(port_of(node), "CP16-5", "ocpp1.6") as ws:
         station = Station16("CP16-5", ws)
         async with running(station):
@@ -139,7 +142,7 @@ async def test_tc_056_central_smart_charging_txdefault_and_composite_schedule(no
     assert station.profiles[0]["charging_profile_purpose"] == "TxDefaultProfile"
 
 
-async def test_tc_010_remote_start_charging_session(node: CsmNode) -> None:
+async def test_tc_010_csms_remote_start_charging_session(node: CsmNode) -> None:
     async with open_ws(port_of(node), "CP16-6", "ocpp1.6") as ws:
         station = Station16("CP16-6", ws)
         async with running(station):

@@ -1,6 +1,6 @@
 """OCPP 2.0.1 against the server, driven by the ocpp library's charge-point side.
 
-Test names carry the OCPP 2.0.1 test-case ids (TC_B_01_CS style, part 6) where one applies.
+Test names carry the ids of the OCPP 2.0.1 part 6 test cases for a CSMS (TC_B_01_CSMS) where one applies.
 """
 
 from __future__ import annotations
@@ -46,7 +46,7 @@ def tx_event(
     )
 
 
-async def test_tc_b_01_cold_boot_charging_station(node: CsmNode, repository: CsmRepository) -> None:
+async def test_tc_b_01_csms_cold_boot_charging_station(node: CsmNode, repository: CsmRepository) -> None:
     async with open_ws(port_of(node), "CS201-1", "ocpp2.0.1") as ws:
         station = Station201("CS201-1", ws)
         async with running(station):
@@ -67,7 +67,9 @@ async def test_tc_b_01_cold_boot_charging_station(node: CsmNode, repository: Csm
     assert [s.status for s in await repository.connector_statuses("CS201-1")] == ["Available"]
 
 
-async def test_tc_c_authorize_known_unknown_expired(node: CsmNode, repository: CsmRepository) -> None:
+async def test_tc_c_02_and_c_07_csms_authorize_accepted_invalid_expired(
+    node: CsmNode, repository: CsmRepository
+) -> None:
     now = datetime.now(UTC)
     await repository.put_id_token(IdTokenRecord("GOOD", AuthStatus.ACCEPTED, now + timedelta(hours=1)))
     await repository.put_id_token(IdTokenRecord("OLD", AuthStatus.ACCEPTED, now - timedelta(hours=1)))
@@ -83,7 +85,9 @@ async def test_tc_c_authorize_known_unknown_expired(node: CsmNode, repository: C
     assert statuses == ["Accepted", "Invalid", "Expired"]
 
 
-async def test_tc_e_full_transaction_with_ev_charging_needs(node: CsmNode, repository: CsmRepository) -> None:
+async def test_tc_e_04_csms_transaction_authorized_first_with_ev_charging_needs(
+    node: CsmNode, repository: CsmRepository
+) -> None:
     await repository.put_id_token(IdTokenRecord("TAG2", AuthStatus.ACCEPTED))
     departure = T0 + timedelta(hours=8)
     async with open_ws(port_of(node), "CS201-3", "ocpp2.0.1") as ws:
@@ -143,7 +147,7 @@ async def test_duplicate_transaction_event_is_idempotent(node: CsmNode, reposito
     assert len(await repository.meter_values(tx.id)) == 4
 
 
-async def test_tc_k_set_charging_profile_and_read_composite_schedule(node: CsmNode) -> None:
+async def test_smart_charging_set_profile_and_read_composite_schedule(node: CsmNode) -> None:
     async with open_ws(port_of(node), "CS201-5", "ocpp2.0.1") as ws:
         station = Station201("CS201-5", ws)
         async with running(station):
@@ -157,7 +161,7 @@ async def test_tc_k_set_charging_profile_and_read_composite_schedule(node: CsmNo
     assert profile["chargingProfilePurpose"] == "TxDefaultProfile"
 
 
-async def test_tc_f_01_remote_start_transaction(node: CsmNode) -> None:
+async def test_request_start_transaction(node: CsmNode) -> None:
     async with open_ws(port_of(node), "CS201-6", "ocpp2.0.1") as ws:
         station = Station201("CS201-6", ws)
         async with running(station):

@@ -6,13 +6,24 @@ Each returns the station's own answer (the CALLRESULT payload) or raises ``Stati
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+from datetime import datetime
 from typing import Any
 
+from chargeflow.csm.model import AuthDecision, IdTokenRecord
 from chargeflow.protocols.ocpp.connection import StationConnection
 from chargeflow.protocols.ocpp.frames import OcppVersion
+from chargeflow.protocols.ocpp.handlers2 import id_token_info
+from chargeflow.protocols.ocpp.handlers16 import id_tag_info
 from chargeflow.protocols.ocpp.server import OcppServer
+from chargeflow.protocols.ocpp.wire import format_time
 
 Payload = dict[str, Any]
+
+
+def decide_for_list(token: IdTokenRecord) -> AuthDecision:
+    """A list entry carries the token's own status and expiry; the station applies the expiry."""
+    return AuthDecision(token.status, token.expiry)
 
 
 class StationOffline(LookupError):
@@ -129,3 +140,61 @@ class StationOperations:
             else:
                 payload["evse"] = {"id": connector_id}
         return await self.call(station_id, "TriggerMessage", payload)
+
+    async def send_local_list(
+        self, station_id: str, list_version: int, tokens: Sequence[IdTokenRecord], full: bool = True
+    ) -> Payload:
+        """AuCh local list: the CSM's tokens with their status and expiry, in the station's format."""
+        update = "Full" if full else "Differential"
+        if self.version(station_id) is OcppVersion.V16:
+            entries = [{"idTag": t.id_token, "idTagInfo": id_tag_info(decide_for_list(t))} for t in tokens]
+            payload: Payload = {
+                "listVersion": list_version,
+                "updateType": update,
+                "localAuthorizationList": entries,
+            }
+        else:
+            entries = [
+                {
+                    "idToken": {"idToken": t.id_token, "type": "Central"},
+                    "idTokenInfo": id_token_info(decide_for_list(t)),
+                }
+                for t in tokens
+            ]
+            payload = {"versionNumber": list_version, "updateType": update, "localAuthorizationList": entries}
+        return await self.call(station_id, "SendLocalList", payload)
+
+    async def get_local_list_version(self, station_id: str) -> Payload:
+        return await self.call(station_id, "GetLocalListVersion", {})
+
+    async def reserve_now(
+        self, station_id: str, reservation_id: int, connector_id: int, id_token: str, expiry: datetime
+    ) -> Payload:
+        if self.version(station_id) is OcppVersion.V16:
+            payload: Payload = {
+                "connectorId": connector_id,
+                "expiryDate": format_time(expiry),
+                "idTag": id_token,
+                "reservationId": reservation_id,
+            }
+        else:
+            payload = {
+                "id": reservation_id,
+                "expiryDateTime": format_time(expiry),
+                "idToken": {"idToken": id_token, "type": "Central"},
+                "evseId": connector_id,
+            }
+        return await self.call(station_id, "ReserveNow", payload)
+
+    async def cancel_reservation(self, station_id: str, reservation_id: int) -> Payload:
+        return await self.call(station_id, "CancelReservation", {"reservationId": reservation_id})
+
+    async def unlock(self, station_id: str, connector_id: int) -> Payload:
+        if self.version(station_id) is OcppVersion.V16:
+            return await self.call(station_id, "UnlockConnector", {"connectorId": connector_id})
+        return await self.call(station_id, "UnlockConnector", {"evseId": connector_id, "connectorId": 1})
+
+    async def clear_charging_profile(self, station_id: str, profile_id: int) -> Payload:
+        if self.version(station_id) is OcppVersion.V16:
+            return await self.call(station_id, "ClearChargingProfile", {"id": profile_id})
+        return await self.call(station_id, "ClearChargingProfile", {"chargingProfileId": profile_id})

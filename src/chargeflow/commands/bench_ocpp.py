@@ -1,0 +1,88 @@
+"""``chargeflow bench ocpp``: OCPP throughput against the ``ocpp`` library, and a many-station load run."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+from typing import TYPE_CHECKING, Any
+
+from chargeflow.sim.ocpp_bench import compare
+from chargeflow.sim.ocpp_load import run_load
+
+if TYPE_CHECKING:
+    Subparsers = argparse._SubParsersAction[argparse.ArgumentParser]
+
+
+def _bench_subparsers(sub: Subparsers) -> Subparsers:
+    """The ``bench`` group's own subparsers, made here or found where another module made them."""
+    bench = sub.choices.get("bench")
+    if bench is None:
+        bench = sub.add_parser("bench", help="reproducible benchmarks")
+        return bench.add_subparsers(dest="bench", metavar="BENCHMARK")
+    for action in bench._actions:
+        if isinstance(action, argparse._SubParsersAction):
+            return action
+    return bench.add_subparsers(dest="bench", metavar="BENCHMARK")
+
+
+def register(sub: Subparsers) -> None:
+    parser = _bench_subparsers(sub).add_parser(
+        "ocpp",
+        help="OCPP messages per second against the ocpp library's route_message, and a load run",
+        description=(
+            "Part 1: MeterValues (1.6) and TransactionEvent (2.0.1) through our receive, validate, "
+            "handle, store (SQLite) and answer path, and through the ocpp library's route_message with "
+            "its default validation, on the same frames in the same run. Part 2: STATIONS simulated "
+            "stations connected at once to a chargeflow serve process over loopback, each booting, "
+            "then sending a heartbeat and meter values."
+        ),
+    )
+    parser.add_argument("--messages", type=int, default=6000, help="frames per message type (default 6000)")
+    parser.add_argument("--concurrency", type=int, default=50, help="stations sending at once (default 50)")
+    parser.add_argument("--repeat", type=int, default=3, help="runs of each path; the median is kept")
+    parser.add_argument("--stations", type=int, default=2000, help="stations in the load run (0: skip)")
+    parser.add_argument("--ramp", type=float, default=20.0, help="seconds over which stations start talking")
+    parser.add_argument("--timeout", type=float, default=300.0, help="bound on the load run in seconds")
+    parser.add_argument("--json", action="store_true", help="print one JSON object")
+    parser.set_defaults(handler=run)
+
+
+async def _measure(args: argparse.Namespace) -> dict[str, Any]:
+    runs = [await compare(args.messages, args.concurrency) for _ in range(max(1, args.repeat))]
+    throughput: dict[str, Any] = {}
+    for case in runs[0]:
+        ordered = sorted(runs, key=lambda r: r[case]["ratio"])
+        median = ordered[len(ordered) // 2][case]
+        throughput[case] = {**median, "ratios_all_runs": [r[case]["ratio"] for r in runs]}
+    out: dict[str, Any] = {
+        "machine": {"cpus": os.cpu_count()},
+        "throughput": throughput,
+        "throughput_goal_ratio": 3.0,
+    }
+    if args.stations > 0:
+        load = await run_load(args.stations, args.ramp, args.timeout)
+        out["load"] = {**load.summary(), "ramp_s": args.ramp, "goal_p99_ms": 100}
+    return out
+
+
+def run(args: argparse.Namespace) -> int:
+    result = asyncio.run(_measure(args))
+    if args.json:
+        print(json.dumps(result, indent=2))
+        return 0
+    for case, figures in result["throughput"].items():
+        print(
+            f"{case:24} chargeflow {figures['chargeflow_msgs_per_s']:>7} msg/s   "
+            f"ocpp route_message {figures['library_route_message_msgs_per_s']:>7} msg/s   "
+            f"ratio {figures['ratio']:.2f}x"
+        )
+    if "load" in result:
+        load = result["load"]
+        print(
+            f"load: {load['connected']}/{load['stations']} connected, "
+            f"{load['boots_accepted']} boots accepted, p99 {load['answer_ms_p99']} ms, "
+            f"{load['server_kib_per_connection']} KiB per connection"
+        )
+    return 0
