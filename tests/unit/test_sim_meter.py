@@ -22,7 +22,9 @@ FLAT = Profile((1.0,), 3600)
 
 
 def make(clock: ManualClock, ev_w: float = 3_000.0, delay: int = 1) -> SimulatedSite:
-    return SimulatedSite(SITE, clock, FLAT, FLAT, lambda: ev_w, noise_pct=0.0, delay_steps=delay, ess_initial_soc=0.5)
+    return SimulatedSite(
+        SITE, clock, FLAT, FLAT, lambda: ev_w, noise_pct=0.0, delay_steps=delay, ess_initial_soc=0.5
+    )
 
 
 async def test_the_meter_reports_a_step_late() -> None:
