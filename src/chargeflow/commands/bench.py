@@ -4,7 +4,13 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
+import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import asdict
+from datetime import date, datetime, time
+from pathlib import Path
 
 from chargeflow.csm.split import Strategy
 from chargeflow.sim.bench_allocate import bench_allocate
@@ -26,6 +32,76 @@ def run_allocate(args: argparse.Namespace) -> int:
     return 0
 
 
+@contextmanager
+def _stdout_to_stderr() -> Iterator[None]:
+    """Send what native code prints (HiGHS prints a banner on stdout) to stderr, so that stdout holds only
+    our output (``--json`` must parse)."""
+    sys.stdout.flush()
+    saved = os.dup(1)
+    os.dup2(2, 1)
+    try:
+        yield
+    finally:
+        sys.stdout.flush()
+        os.dup2(saved, 1)
+        os.close(saved)
+
+
+def run_acn(args: argparse.Namespace) -> int:
+    try:
+        from chargeflow.sim import acn_bench, acn_sessions
+    except ImportError as e:  # acnportal is the ``bench`` extra, not a runtime dependency
+        print(f"bench acn needs acnportal: pip install 'chargeflow[bench]' ({e})", file=sys.stderr)
+        return 2
+    capacities = [float(c) for c in args.capacities.split(",")]
+    algorithms = acn_bench.ALGORITHMS if args.algorithms == "all" else tuple(args.algorithms.split(","))
+    unknown = set(algorithms) - set(acn_bench.ALGORITHMS)
+    if unknown:
+        print(f"unknown algorithms: {', '.join(sorted(unknown))}", file=sys.stderr)
+        return 2
+    if args.events is not None:
+        evs = acn_bench.evs_of(acn_bench.load_queue(Path(args.events)))
+        origin = acn_bench.MARCH_2019
+    else:
+        evs, origin = acn_sessions.evs_from_sessions(Path(args.sessions))
+    start = origin
+    if args.start is not None:
+        start = datetime.combine(date.fromisoformat(args.start), time(), tzinfo=acn_bench.CALTECH_TZ)
+    first = acn_bench.start_slot(start, origin)
+    n_slots = None if args.days is None else args.days * 24 * 60 // acn_bench.PERIOD_MIN
+    evs = acn_bench.window(evs, first, n_slots)
+
+    def show(r: acn_bench.AcnRecord) -> None:
+        if not args.json:
+            print(
+                f"{r.capacity_kw:6.1f} kW  {r.algorithm:<12} energy {r.energy_delivered_pct:6.2f} %  "
+                f"demands met {r.demands_fully_met_pct:6.2f} %  peak {r.peak_kw:6.2f} kW  "
+                f"median {r.ms_per_step_median:7.2f} ms  p95 {r.ms_per_step_p95:7.2f} ms  "
+                f"violations {r.violations}  fallbacks {r.fallbacks}",
+                file=sys.__stdout__,
+                flush=True,
+            )
+
+    if not args.json:
+        print(
+            f"bench acn: {len(evs)} sessions from {start.date()}, battery {args.battery}, steps {args.steps}",
+            flush=True,
+        )
+    with _stdout_to_stderr():
+        records = acn_bench.bench_acn(
+            evs,
+            capacities,
+            algorithms,
+            taper=args.battery == "taper",
+            discrete=args.steps == "discrete",
+            start=start,
+            progress=show,
+        )
+    if args.json:
+        print(json.dumps([asdict(r) for r in records], indent=2))
+    return 0
+
+
 def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     bench = sub.add_parser("bench", help="benchmarks")
     kinds = bench.add_subparsers(dest="bench", metavar="KIND", required=True)
@@ -38,3 +114,29 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
         "--json", action="store_true", help="print evs, ms_per_step_median, ms_per_step_p95 as JSON"
     )
     p.set_defaults(handler=run_allocate)
+
+    a = kinds.add_parser(
+        "acn",
+        help="our optimiser beside acnportal's algorithms inside ACN-Sim (needs the 'bench' extra)",
+    )
+    source = a.add_mutually_exclusive_group(required=True)
+    source.add_argument("--events", help="an ACN-Sim event queue (.json.gz), time 0 at 2019-03-01 local")
+    source.add_argument("--sessions", help="ACN-Data sessions (.csv.gz), converted to ACN-Sim events")
+    a.add_argument("--start", help="first day (YYYY-MM-DD, site local time); default: the data's first day")
+    a.add_argument("--days", type=int, help="days from --start (default: all)")
+    a.add_argument("--capacities", default="20,30,40", help="transformer capacities in kW (default 20,30,40)")
+    a.add_argument("--battery", choices=("ideal", "taper"), default="ideal")
+    a.add_argument("--steps", choices=("continuous", "discrete"), default="continuous")
+    a.add_argument(
+        "--algorithms",
+        default="all",
+        help="comma-separated, from: "
+        + ", ".join(("mpc", "offline", "uncontrolled", "edf", "llf", "round_robin")),
+    )
+    a.add_argument(
+        "--json",
+        action="store_true",
+        help="print a list of records: capacity_kw, algorithm, energy_delivered_pct, demands_fully_met_pct, "
+        "peak_kw, ms_per_step_median, ms_per_step_p95, violations, steps, fallbacks",
+    )
+    a.set_defaults(handler=run_acn)

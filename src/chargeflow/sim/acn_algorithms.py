@@ -1,0 +1,237 @@
+"""Our optimiser as acnportal scheduling algorithms, so that it runs inside ACN-Sim beside its own ones.
+
+acnportal's algorithms see the site only through its ``Interface``
+(``acnportal/algorithms/base_algorithm.py``); so do these. What they read: the network's constraint
+matrix, limits and phase angles (``InfrastructureInfo``), each session's remaining demand and estimated
+departure (``SessionInfo``), the pilots each station accepts, and the last pilots and actual rates (to
+learn an EV's own maximum, which a tapering battery lowers: ``csm.evmax``, the rule the live CSM uses).
+What they return: one pilot per station, recomputed every period (``max_recompute = 1``, as acnportal's
+sorted algorithms).
+
+``MpcAlgorithm`` re-plans at every period over a rolling horizon (``ems.optimiser``); if the solve fails or
+finds nothing, it keeps the rest of its previous plan, which was made against the same limits, and counts a
+fallback. ``OfflineAlgorithm`` knows every session in advance (arrival, departure, energy) and plays a plan
+made once over the whole window: the perfect-foresight upper bound of the benchmark.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+from acnportal.algorithms import BaseAlgorithm
+
+from chargeflow.csm.evmax import EvMaxEstimate, learn_ev_max
+from chargeflow.ems.optimiser import ChargeRequest, Plan, Planner, rolling_boundaries
+from chargeflow.ems.phasor import ComplexArray, LinearLimits, linearise, phasor_matrix
+from chargeflow.ems.pilots import Pilots, round_to_pilots
+
+FloatArray = Any  # numpy arrays from acnportal carry no dtype information
+
+HORIZON_S = 24 * 3600.0
+_MIN_A = 1e-3
+
+
+class _Site:
+    """The network as the optimiser needs it, read once from the interface (it does not change)."""
+
+    def __init__(self, interface: Any) -> None:
+        info = interface.infrastructure_info()
+        self.station_ids: list[str] = list(info.station_ids)
+        self.index = {s: i for i, s in enumerate(self.station_ids)}
+        self.voltages = np.asarray(info.voltages, dtype=np.float64)
+        self.max_pilot = np.asarray(info.max_pilot, dtype=np.float64)
+        self.phasors: ComplexArray = phasor_matrix(
+            np.asarray(info.constraint_matrix, dtype=np.float64), np.asarray(info.phases, dtype=np.float64)
+        )
+        self.limits_a = np.asarray(info.constraint_limits, dtype=np.float64)
+        self.linear: LinearLimits = linearise(self.phasors, self.limits_a)
+        self.levels = [np.asarray(p, dtype=np.float64) for p in info.allowable_pilots]
+        self.continuous = np.asarray(info.is_continuous, dtype=bool)
+
+    def pilots(self, stations: list[int]) -> Pilots:
+        return Pilots([self.levels[j] for j in stations], self.continuous[stations])
+
+    def a_slots(self, kwh: float, station: int, period_min: float) -> float:
+        """Energy in kWh as ampere-slots at the station's voltage."""
+        return kwh * 1000.0 / float(self.voltages[station]) * 60.0 / period_min
+
+
+class MpcAlgorithm(BaseAlgorithm):  # type: ignore[misc]
+    """Model-predictive control: re-plan every period, apply the first slot rounded to allowed pilots."""
+
+    def __init__(self, horizon_s: float = HORIZON_S) -> None:
+        super().__init__()
+        self.max_recompute = 1
+        self._horizon_s = horizon_s
+        self._site: _Site | None = None
+        self._planner: Planner | None = None
+        self._evmax: dict[str, EvMaxEstimate] = {}
+        self._carry: dict[str, float] = {}
+        self._last: tuple[int, list[str], Plan] | None = None
+        self.fallbacks = 0
+
+    def _learn(self, sessions: list[Any]) -> None:
+        """Update each EV's learned maximum from what it drew under the last pilot (``csm.evmax``)."""
+        pilots = self.interface.last_applied_pilot_signals
+        drawn = self.interface.last_actual_charging_rate
+        for s in sessions:
+            sid = s.session_id
+            if sid in pilots and sid in drawn:
+                self._evmax[sid] = learn_ev_max(
+                    self._evmax.get(sid, EvMaxEstimate()), float(pilots[sid]), float(drawn[sid]), 0.0
+                )
+
+    def schedule(self, active_sessions: list[Any]) -> dict[str, list[float]]:
+        iface = self.interface
+        period = float(iface.period)
+        if self._site is None:
+            self._site = _Site(iface)
+            self._planner = Planner(slots_per_day=24 * 60 / period)
+        site, planner = self._site, self._planner
+        assert planner is not None
+        now = int(iface.current_time)
+        self._learn(active_sessions)
+        sessions, stations, energy, end, max_a = [], [], [], [], []
+        for s in active_sessions:
+            j = site.index[s.station_id]
+            e = site.a_slots(float(s.remaining_demand), j, period)
+            if e <= _MIN_A:
+                continue
+            learned = self._evmax.get(s.session_id, EvMaxEstimate()).current_a
+            sessions.append(s)
+            stations.append(j)
+            energy.append(e)
+            end.append(max(int(s.estimated_departure) - now, 1))
+            max_a.append(min(float(site.max_pilot[j]), learned if learned is not None else np.inf))
+        schedule = {sid: [0.0] for sid in site.station_ids}
+        if not sessions:
+            return schedule
+        horizon = max(1, int(self._horizon_s / 60.0 / period))
+        n_slots = min(max(end), horizon)
+        request = ChargeRequest(
+            station=np.asarray(stations, dtype=np.int64),
+            energy_a_slots=np.asarray(energy),
+            start_slot=np.zeros(len(stations), dtype=np.int64),
+            end_slot=np.minimum(np.asarray(end, dtype=np.int64), n_slots),
+            max_a=np.asarray(max_a),
+        )
+        plan = planner.solve(site.linear, request, rolling_boundaries(n_slots))
+        ids = [s.session_id for s in sessions]
+        if plan.ok:
+            target = plan.first_a
+            self._last = (now, ids, plan)
+        else:
+            self.fallbacks += 1
+            target = self._fallback(now, ids)
+        carry = np.asarray([self._carry.get(i, 0.0) for i in ids])
+        rates = round_to_pilots(
+            target, carry, request.max_a, site.pilots(stations), site.phasors[:, stations], site.limits_a
+        )
+        for k, sid in enumerate(ids):
+            self._carry[sid] = max(float(carry[k] + target[k] - rates[k]), 0.0)
+            schedule[site.station_ids[stations[k]]] = [float(rates[k])]
+        return schedule
+
+    def _fallback(self, now: int, ids: list[str]) -> FloatArray:
+        """The previous plan's rates for this slot: feasible, as it was planned against the same limits."""
+        target = np.zeros(len(ids))
+        if self._last is None:
+            return target
+        then, old_ids, plan = self._last
+        slots = plan.slot_rates_a()
+        k = now - then
+        if 0 <= k < slots.shape[1]:
+            where = {sid: i for i, sid in enumerate(old_ids)}
+            for i, sid in enumerate(ids):
+                if sid in where:
+                    target[i] = slots[where[sid], k]
+        return target
+
+
+class OfflineAlgorithm(BaseAlgorithm):  # type: ignore[misc]
+    """Perfect foresight: one plan over the whole window, from every session's true arrival, departure and
+    energy and the EV's true maximum rate; the periods between sessions split it into independent LPs."""
+
+    def __init__(self, evs: list[Any]) -> None:
+        super().__init__()
+        self.max_recompute = 1
+        self._evs = evs
+        self._rates: dict[str, FloatArray] = {}
+        self._site: _Site | None = None
+        self._carry: dict[str, float] = {}
+        self.status: list[str] = []
+
+    def _solve(self) -> None:
+        iface = self.interface
+        period = float(iface.period)
+        site = self._site = _Site(iface)
+        planner = Planner(slots_per_day=24 * 60 / period, time_limit_s=600.0)
+        evs = sorted(self._evs, key=lambda ev: ev.arrival)
+        groups: list[list[Any]] = []
+        reach = -1
+        for ev in evs:
+            if ev.arrival >= reach:
+                groups.append([])
+            groups[-1].append(ev)
+            reach = max(reach, ev.departure)
+        for group in groups:
+            t0 = min(ev.arrival for ev in group)
+            t1 = max(ev.departure for ev in group)
+            stations = np.asarray([site.index[ev.station_id] for ev in group], dtype=np.int64)
+            ev_max = [
+                ev.maximum_charging_power * 1000.0 / site.voltages[j]
+                for ev, j in zip(group, stations, strict=True)
+            ]
+            request = ChargeRequest(
+                station=stations,
+                energy_a_slots=np.asarray(
+                    [
+                        site.a_slots(ev.requested_energy, j, period)
+                        for ev, j in zip(group, stations, strict=True)
+                    ]
+                ),
+                start_slot=np.asarray([ev.arrival - t0 for ev in group], dtype=np.int64),
+                end_slot=np.asarray([ev.departure - t0 for ev in group], dtype=np.int64),
+                max_a=np.minimum(site.max_pilot[stations], np.asarray(ev_max)),
+            )
+            plan = planner.solve(site.linear, request, np.arange(t1 - t0 + 1, dtype=np.int64))
+            self.status.append(plan.status)
+            slots = plan.slot_rates_a()
+            for i, ev in enumerate(group):
+                rates = np.zeros(t1 - t0 + 1)
+                rates[: slots.shape[1]] = slots[i]
+                self._rates[ev.session_id] = (t0, rates)
+
+    def schedule(self, active_sessions: list[Any]) -> dict[str, list[float]]:
+        if self._site is None:
+            self._solve()
+        site = self._site
+        assert site is not None
+        now = int(self.interface.current_time)
+        schedule = {sid: [0.0] for sid in site.station_ids}
+        ids, stations, target = [], [], []
+        for s in active_sessions:
+            if s.session_id not in self._rates:
+                continue
+            t0, rates = self._rates[s.session_id]
+            k = now - t0
+            ids.append(s.session_id)
+            stations.append(site.index[s.station_id])
+            target.append(float(rates[k]) if 0 <= k < rates.size else 0.0)
+        if not ids:
+            return schedule
+        tgt = np.asarray(target)
+        carry = np.asarray([self._carry.get(i, 0.0) for i in ids])
+        rates_now = round_to_pilots(
+            tgt,
+            carry,
+            site.max_pilot[stations],
+            site.pilots(stations),
+            site.phasors[:, stations],
+            site.limits_a,
+        )
+        for k, sid in enumerate(ids):
+            self._carry[sid] = max(float(carry[k] + tgt[k] - rates_now[k]), 0.0)
+            schedule[site.station_ids[stations[k]]] = [float(rates_now[k])]
+        return schedule

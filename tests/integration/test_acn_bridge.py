@@ -1,0 +1,111 @@
+"""Our optimiser inside acnportal's simulator, beside acnportal's own algorithms, on real Caltech sessions.
+
+Short windows only (the full month is ``chargeflow bench acn``): they check the bridge, that no algorithm of
+ours ever sends pilots over a limit in acnportal's own check, that the optimiser beats EDF where the
+transformer binds, and that the offline plan bounds it from above.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+pytest.importorskip(
+    "acnportal", reason="acnportal (the 'bench' extra) is not installed: pip install -e '.[bench]'"
+)
+
+from chargeflow.sim import acn_bench
+
+DATA = Path(__file__).parents[2].parent / "shared" / "data" / "acn"
+EVENTS = DATA / "caltech_2019-03_events_acnsim.json.gz"
+SESSIONS = DATA / "caltech_2019-05_2019-08.csv.gz"
+
+needs_data = pytest.mark.skipif(not EVENTS.exists(), reason=f"shared ACN data not found at {DATA}")
+
+
+@pytest.fixture(scope="module")
+def first_days() -> list[object]:
+    # 4 and 5 March 2019 (Monday, Tuesday): a busy pair of working days.
+    first = acn_bench.start_slot(acn_bench.MARCH_2019.replace(day=4))
+    return acn_bench.window(acn_bench.evs_of(acn_bench.load_queue(EVENTS)), first, 2 * 288)
+
+
+@needs_data
+def test_mpc_beats_edf_stays_under_the_offline_bound_and_never_violates(first_days: list[object]) -> None:
+    records = {r.algorithm: r for r in acn_bench.bench_acn(first_days, [20.0], ("mpc", "offline", "edf"))}
+    for r in records.values():
+        assert r.violations == 0, r
+        assert r.steps > 100
+    assert records["mpc"].fallbacks == 0
+    assert records["mpc"].energy_delivered_pct > records["edf"].energy_delivered_pct
+    assert records["mpc"].energy_delivered_pct <= records["offline"].energy_delivered_pct + 0.01
+    assert records["mpc"].peak_kw <= 20.0 * 1.001
+
+
+@needs_data
+def test_taper_and_discrete_pilots_stay_within_limits(first_days: list[object]) -> None:
+    records = acn_bench.bench_acn(first_days, [30.0], ("mpc", "uncontrolled"), taper=True, discrete=True)
+    mpc, uncontrolled = records
+    assert mpc.violations == 0
+    assert uncontrolled.violations > 0  # the check can fail: uncontrolled charging ignores the transformer
+    assert 0 < mpc.energy_delivered_pct <= 100
+
+
+@needs_data
+def test_the_command_prints_the_documented_records_as_json() -> None:
+    out = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "chargeflow.cli",
+            "bench",
+            "acn",
+            "--events",
+            str(EVENTS),
+            "--start",
+            "2019-03-05",
+            "--days",
+            "1",
+            "--capacities",
+            "30",
+            "--algorithms",
+            "mpc,llf",
+            "--json",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+    )
+    assert out.returncode == 0, out.stderr
+    records = json.loads(out.stdout)
+    assert [r["algorithm"] for r in records] == ["mpc", "llf"]
+    for r in records:
+        assert r["capacity_kw"] == 30.0
+        for field in (
+            "energy_delivered_pct",
+            "demands_fully_met_pct",
+            "peak_kw",
+            "ms_per_step_median",
+            "ms_per_step_p95",
+            "violations",
+        ):
+            assert isinstance(r[field], (int, float))
+
+
+@pytest.mark.skipif(not SESSIONS.exists(), reason=f"shared ACN sessions not found at {DATA}")
+def test_sessions_convert_to_events_at_caltech_stations() -> None:
+    from chargeflow.sim.acn_sessions import evs_from_sessions
+
+    evs, origin = evs_from_sessions(SESSIONS)
+    assert origin.isoformat() == "2019-05-01T00:00:00-07:00"
+    assert len(evs) > 3000
+    assert all(ev.departure > ev.arrival >= 0 for ev in evs)
+    by_station: dict[str, int] = {}
+    for ev in sorted(evs, key=lambda e: e.arrival):
+        assert ev.arrival >= by_station.get(ev.station_id, -1)  # one EV per station at a time
+        by_station[ev.station_id] = ev.departure
