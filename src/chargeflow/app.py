@@ -107,7 +107,7 @@ async def serve(settings: ServeSettings, ready: Callable[[CsmNode, int, int], No
         if settings.site_file is not None:
             await _register_site_stations(node.service, settings.site_file)
         api = create_api(node.service, node.operations, settings.admin_token, request_ids(clock))
-        http = _HttpServer(
+        http = HttpServer(
             uvicorn.Config(
                 api, host=settings.host, port=settings.http_port, log_level="warning", lifespan="off"
             )
@@ -119,10 +119,10 @@ async def serve(settings: ServeSettings, ready: Callable[[CsmNode, int, int], No
             await asyncio.wait_for(http.listening.wait(), 30)
             if ready is not None:
                 assert node.ocpp.port is not None
-                ready(node, node.ocpp.port, _http_port(http))
+                ready(node, node.ocpp.port, http_port(http))
 
 
-class _HttpServer(uvicorn.Server):
+class HttpServer(uvicorn.Server):
     """uvicorn's server with an event set once its sockets listen."""
 
     def __init__(self, config: uvicorn.Config) -> None:
@@ -135,7 +135,7 @@ class _HttpServer(uvicorn.Server):
             self.listening.set()
 
 
-def _http_port(server: uvicorn.Server) -> int:
+def http_port(server: uvicorn.Server) -> int:
     for listener in server.servers:
         for sock in listener.sockets:
             port: int = sock.getsockname()[1]

@@ -29,6 +29,7 @@ class SiteControl:
     node: CsmNode
     charging: SmartCharging
     ems: EmsService | None  # None where another system takes the EMS role over MQTT
+    repository: CsmRepository
 
     async def step(self) -> None:
         """One control step in one process: demand → grant → split and apply."""
@@ -59,4 +60,4 @@ def build_site_control(
     control = OcppStationControl(node.operations, node.service.record_charging_profile)
     charging = SmartCharging(site, repository, csm_bus, control, clock, charging_config, meter, live)
     ems = EmsService(site, meter, ems_bus, clock, ems_config, ess) if ems_bus is not None else None
-    return SiteControl(node, charging, ems)
+    return SiteControl(node, charging, ems, repository)

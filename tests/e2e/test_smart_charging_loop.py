@@ -147,7 +147,7 @@ def _mqtt_paced(control: SiteControl, csm_bus: Any, ems_bus: Any) -> SiteControl
             await _until(lambda: csm_bus.latest_grant(SITE.id) is not before)
             await self.charging.apply()
 
-    return Paced(control.node, control.charging, control.ems)
+    return Paced(control.node, control.charging, control.ems, control.repository)
 
 
 async def _until(condition: Any, timeout_s: float = 5.0) -> None:

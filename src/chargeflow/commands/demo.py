@@ -1,19 +1,50 @@
-"""``chargeflow demo``: until the simulated site lands, one control step of a sample workplace site,
-computed with every strategy and shown as tables."""
+"""``chargeflow demo``: the whole system on a simulated workplace site, with a live terminal view.
+
+The CSM (OCPP on 9000, REST API on 8000, SQLite), its smart charging and the EMS run as on a real site;
+stations, EVs, building, PV and battery are simulated, on a clock that runs 60 times faster than real
+time. ``--one-step`` shows a single control step of a sample site under every strategy instead.
+"""
 
 from __future__ import annotations
 
 import argparse
+import asyncio
 import json
+import os
+import secrets
 from dataclasses import replace
+from datetime import UTC, datetime, time, timedelta
 from importlib import resources
+from pathlib import Path
+from zoneinfo import ZoneInfo
 
-from rich.console import Console
+from rich.console import Console, Group
+from rich.live import Live
+from rich.panel import Panel
 from rich.table import Table
 
 from chargeflow.allocate import StepInput, StepResult, control_step
 from chargeflow.commands.allocate import parse_step
+from chargeflow.commands.simulate import BUILDING_FILE, PV_FILE, default_site, find_data_dir
 from chargeflow.csm.split import Strategy
+from chargeflow.live_demo import (
+    Endpoints,
+    LiveConfig,
+    LiveState,
+    demo_day_sessions,
+    run_live,
+    synthetic_sessions,
+)
+from chargeflow.sim.data import (
+    DataError,
+    load_building_profile,
+    load_pv_profile,
+    load_sessions,
+    synthetic_building_profile,
+    synthetic_pv_profile,
+)
+
+SESSIONS_FILE = "acn/caltech_2019-05_2019-08.csv.gz"
 
 
 def load_demo_step() -> StepInput:
@@ -21,20 +52,7 @@ def load_demo_step() -> StepInput:
     return parse_step(json.loads(text), "demo_step.json")
 
 
-def _kw(power_w: float) -> str:
-    return f"{power_w / 1000:.1f} kW"
-
-
-def _summary(r: StepResult) -> str:
-    return (
-        f"needed {_kw(r.needed_w)}, wished {_kw(r.wished_w)}, granted {_kw(r.granted_w)} ({r.grant_reason}); "
-        f"ESS {r.ess_discharge_w / 1000:+.1f} kW ({r.ess_reason}); grid {_kw(r.grid_w)}; "
-        + ("all needs met" if r.feasible else "NEEDS NOT MET")
-    )
-
-
-def run(args: argparse.Namespace) -> int:
-    console = Console()
+def run_one_step(console: Console) -> int:
     step = load_demo_step()
     b = step.building
     console.print(
@@ -45,10 +63,7 @@ def run(args: argparse.Namespace) -> int:
     )
     for strategy in Strategy:
         result = control_step(replace(step, strategy=strategy))
-        table = Table(
-            title=f"strategy {strategy.value}: {_summary(result)}",
-            title_justify="left",
-        )
+        table = Table(title=f"strategy {strategy.value}: {_summary(result)}", title_justify="left")
         for col in ("station", "current [A]", "power [kW]", "need met", "limited by"):
             table.add_column(col, justify="right" if "[" in col else "left")
         for lim in result.limits:
@@ -63,6 +78,164 @@ def run(args: argparse.Namespace) -> int:
     return 0
 
 
+def _kw(power_w: float) -> str:
+    return f"{power_w / 1000:.1f} kW"
+
+
+def _summary(r: StepResult) -> str:
+    return (
+        f"needed {_kw(r.needed_w)}, wished {_kw(r.wished_w)}, granted {_kw(r.granted_w)} ({r.grant_reason}); "
+        f"ESS {r.ess_discharge_w / 1000:+.1f} kW ({r.ess_reason}); grid {_kw(r.grid_w)}; "
+        + ("all needs met" if r.feasible else "NEEDS NOT MET")
+    )
+
+
+def live_config(args: argparse.Namespace) -> LiveConfig:
+    site = default_site()
+    zone = ZoneInfo(site.timezone)
+    today = datetime.now(UTC).astimezone(zone).date()
+    start = datetime.combine(today, time(6, 30), zone)
+    data = find_data_dir(args.data)
+    tz = site.timezone
+    building, pv = synthetic_building_profile(tz), synthetic_pv_profile(tz)
+    sessions = synthetic_sessions(site, today, 24)
+    if data is not None:
+        building = (
+            load_building_profile(data / BUILDING_FILE, tz) if (data / BUILDING_FILE).is_file() else building
+        )
+        pv = load_pv_profile(data / PV_FILE, tz) if (data / PV_FILE).is_file() else pv
+        if (data / SESSIONS_FILE).is_file():
+            sessions = demo_day_sessions(load_sessions(data / SESSIONS_FILE), site, today)
+    token = os.environ.get("CHARGEFLOW_ADMIN_TOKEN") or secrets.token_urlsafe(24)
+    return LiveConfig(
+        site=site,
+        sessions=sessions,
+        building=building,
+        pv=pv,
+        start=start,
+        duration=timedelta(hours=args.hours) if args.hours else None,
+        speed=args.speed,
+        step_s=args.step,
+        strategy=Strategy(args.strategy),
+        host=args.host,
+        ocpp_port=args.ocpp_port,
+        http_port=args.http_port,
+        database_url=f"sqlite+aiosqlite:///{Path(args.database).resolve()}",
+        admin_token=token,
+    )
+
+
+def view(state: LiveState, config: LiveConfig) -> Group:
+    t = state.truth
+    grid = config.site.grid
+    flows = Table.grid(padding=(0, 2))
+    flows.add_row(
+        f"[bold]{state.now.astimezone(ZoneInfo(config.site.timezone)):%H:%M}[/] local",
+        f"grid [bold]{t.grid_w / 1000:6.1f}[/] kW of {grid.max_import_w / 1000:.0f}",
+        f"building {t.building_w / 1000:5.1f} kW",
+        f"PV {t.pv_w / 1000:5.1f} kW",
+        f"battery {t.ess_w / 1000:+5.1f} kW",
+        f"EVs {t.ev_w / 1000:5.1f} kW",
+    )
+    step = state.charging
+    granted = "—" if step is None or step.granted_w is None else f"{step.granted_w / 1000:.1f} kW"
+    flows.add_row(
+        f"arrived {state.arrived}, turned away {state.turned_away}",
+        f"granted {granted} ({state.grant_reason or '—'})",
+        f"needed {(step.needed_w if step else 0) / 1000:.1f} kW",
+        f"wished {(step.wished_w if step else 0) / 1000:.1f} kW",
+        "[red]FALLBACK " + step.fallback + "[/]" if step is not None and step.fallback else "",
+        "",
+    )
+    limits = {lim.station_id: lim for lim in (step.limits if step else ())}
+    table = Table(expand=True)
+    for col in ("station", "OCPP", "state", "limit [A]", "drawn [A]", "energy [kWh]", "limited by"):
+        table.add_column(col, justify="right" if "[" in col else "left")
+    for s in state.stations:
+        lim = limits.get(s.id)
+        tx = s.transaction
+        energy = (s.energy_register_wh - tx.meter_start_wh) / 1000 if tx is not None else 0.0
+        status = (
+            "charging" if s.charging else "plugged" if s.plugged else "free" if s.connected else "offline"
+        )
+        table.add_row(
+            s.id, s.version.value, status, f"{s.limit_a:.1f}", f"{s.current_a:.1f}", f"{energy:.1f}",
+            lim.reason if lim else "",
+        )  # fmt: skip
+    parts: list[Table | Panel] = [flows, table]
+    if state.events:
+        parts.append(Panel("\n".join(state.events), title="events"))
+    return Group(*parts)
+
+
+def run(args: argparse.Namespace) -> int:
+    console = Console()
+    if args.one_step:
+        return run_one_step(console)
+    try:
+        config = live_config(args)
+    except (DataError, OSError) as e:
+        console.print(f"chargeflow demo: {e}")
+        return 2
+    live = Live(console=console, refresh_per_second=4, transient=False, auto_refresh=not args.plain)
+
+    def ready(endpoints: Endpoints) -> None:
+        console.print(
+            f"[bold]Chargeflow demo[/]: {config.site.id}, "
+            f"{len(config.site.charging_points)} stations over OCPP, "
+            f"{len(config.sessions)} EV sessions of a working day, {config.speed:g}× real time\n"
+            f"  REST API   {endpoints.http_url}/api/stations   (docs {endpoints.http_url}/docs)\n"
+            f"  OCPP       {endpoints.ocpp_url}/{{station_id}}\n"
+            f"  admin token {endpoints.admin_token}   (Authorization: Bearer …)\n"
+            "  Ctrl-C stops."
+        )
+        if not args.plain:
+            live.start()
+
+    last_print = [datetime.min.replace(tzinfo=UTC)]
+
+    def step(state: LiveState) -> None:
+        if args.plain:
+            if state.now - last_print[0] >= timedelta(minutes=30):
+                last_print[0] = state.now
+                t = state.truth
+                console.print(
+                    f"{state.now:%H:%M}Z grid {t.grid_w / 1000:.1f} kW, EVs {t.ev_w / 1000:.1f} kW, "
+                    f"charging {sum(1 for s in state.stations if s.charging)}, arrived {state.arrived}, "
+                    f"turned away {state.turned_away}"
+                )
+        else:
+            live.update(view(state, config))
+
+    try:
+        asyncio.run(run_live(config, ready, step))
+    except KeyboardInterrupt:
+        console.print("stopped")
+    except OSError as e:
+        console.print(f"chargeflow demo: {e} (is another server on ports {args.ocpp_port}/{args.http_port}?)")
+        return 2
+    finally:
+        live.stop()
+    return 0
+
+
 def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
-    p = sub.add_parser("demo", help="a sample site's control step under every strategy")
+    p = sub.add_parser("demo", help="the whole system on a simulated workplace site, with a live view")
+    p.add_argument("--one-step", action="store_true", help="show one control step under every strategy")
+    p.add_argument("--hours", type=float, help="simulated hours to run (default: until Ctrl-C)")
+    p.add_argument(
+        "--speed", type=float, default=60.0, help="simulated seconds per real second (0: flat out)"
+    )
+    p.add_argument("--step", type=float, default=10.0, help="control step in simulated seconds (default 10)")
+    p.add_argument("--strategy", default="edf", choices=[s.value for s in Strategy])
+    p.add_argument("--host", default="127.0.0.1")
+    p.add_argument("--ocpp-port", type=int, default=9000)
+    p.add_argument("--http-port", type=int, default=8000)
+    p.add_argument(
+        "--database", default="chargeflow-demo.db", help="SQLite file (default chargeflow-demo.db)"
+    )
+    p.add_argument("--data", metavar="DIR", help="shared data folder (sessions, profiles)")
+    p.add_argument(
+        "--plain", action="store_true", help="print a line every simulated half hour, no live view"
+    )
     p.set_defaults(handler=run)

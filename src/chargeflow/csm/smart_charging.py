@@ -53,8 +53,10 @@ TX_PROFILE = "TxProfile"
 class StationControl(Protocol):
     def is_connected(self, station_id: str) -> bool: ...
 
-    async def set_limit(self, station_id: str, evse_id: int, current_a: float, purpose: str) -> bool:
-        """Send a charging limit in A; True when the station accepted it."""
+    async def set_limit(
+        self, station_id: str, evse_id: int, current_a: float, purpose: str, transaction_id: str | None = None
+    ) -> bool:
+        """Send a limit in A (a TxProfile names its transaction); True when the station accepted it."""
         ...
 
 
@@ -163,6 +165,9 @@ class SmartCharging:
             if point is None:
                 continue  # a station the site file does not know carries its TxDefault only
             live = self.live.get(tx.station_id, tx.evse_id)
+            offered = self._sent.get((tx.station_id, tx.evse_id))
+            if offered is not None:  # what the EV drew under the limit in force tells its own maximum
+                self.live.learn(tx.station_id, tx.evse_id, offered, point.min_current_a)
             charged = tx.energy_wh or 0
             prefs = self.preferences_of(tx)
             evs.append(EvSession.at(point, prefs, charged, live.estimate.current_a, phases=live.phases_used))
@@ -205,11 +210,10 @@ class SmartCharging:
 
         events = self._overdraw(now, sessions, targets)
         limits = []
-        for (tx, point), (current, reason) in zip(sessions, targets, strict=True):
+        for (tx, _), (current, reason) in zip(sessions, targets, strict=True):
             if tx.id in self._suspended:
                 current, reason = 0.0, "suspended_overdraw"
             limits.append(await self._send(tx, current, reason))
-            self.live.learn(tx.station_id, tx.evse_id, current, point.min_current_a)
         await self._tx_defaults()
         step = ChargingStep(
             now, table.needed_w, table.wished_w, granted, fallback, tuple(limits), tuple(events)
@@ -282,7 +286,8 @@ class SmartCharging:
         if not self._control.is_connected(tx.station_id):
             return StationLimit(tx.station_id, tx.evse_id, tx.id, current, reason, False, None)
         try:
-            accepted = await self._control.set_limit(tx.station_id, tx.evse_id, current, TX_PROFILE)
+            wire_id = tx.external_id or str(tx.id)  # 2.0.1: the station's id; 1.6: the one we gave
+            accepted = await self._control.set_limit(tx.station_id, tx.evse_id, current, TX_PROFILE, wire_id)
             if not accepted:  # a station that takes no Tx profiles gets the limit as its default
                 accepted = await self._control.set_limit(tx.station_id, tx.evse_id, current, TX_DEFAULT)
         except (TimeoutError, OSError, LookupError) as err:

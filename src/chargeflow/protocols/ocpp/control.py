@@ -27,10 +27,12 @@ class OcppStationControl:
     def is_connected(self, station_id: str) -> bool:
         return self._operations.is_connected(station_id)
 
-    async def set_limit(self, station_id: str, evse_id: int, current_a: float, purpose: str) -> bool:
+    async def set_limit(
+        self, station_id: str, evse_id: int, current_a: float, purpose: str, transaction_id: str | None = None
+    ) -> bool:
         try:
             profile, answer = await self._operations.set_charging_limit(
-                station_id, evse_id, current_a, "A", purpose, PROFILE_IDS[purpose]
+                station_id, evse_id, current_a, "A", purpose, PROFILE_IDS[purpose], transaction_id
             )
         except CallRejected as err:
             if self._record is not None:

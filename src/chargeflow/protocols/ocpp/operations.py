@@ -30,18 +30,32 @@ class StationOffline(LookupError):
     """The station has no open connection."""
 
 
-def charging_profile(version: OcppVersion, profile_id: int, purpose: str, limit: float, unit: str) -> Payload:
-    """A one-period relative profile holding ``limit`` (A or W) until replaced."""
+def charging_profile(
+    version: OcppVersion,
+    profile_id: int,
+    purpose: str,
+    limit: float,
+    unit: str,
+    transaction_id: str | None = None,
+) -> Payload:
+    """A one-period relative profile holding ``limit`` (A or W) until replaced.
+
+    A TxProfile names its transaction: OCPP 2.0.1 requires it (K01.FR.03), and in 1.6 it keeps the
+    profile from outliving the transaction it was meant for.
+    """
     period = {"startPeriod": 0, "limit": round(limit, 1)}
     if version is OcppVersion.V16:
-        return {
+        profile: Payload = {
             "chargingProfileId": profile_id,
             "stackLevel": 0,
             "chargingProfilePurpose": purpose,
             "chargingProfileKind": "Relative",
             "chargingSchedule": {"chargingRateUnit": unit, "chargingSchedulePeriod": [period]},
         }
-    return {
+        if purpose == "TxProfile" and transaction_id is not None and transaction_id.isdigit():
+            profile["transactionId"] = int(transaction_id)
+        return profile
+    profile = {
         "id": profile_id,
         "stackLevel": 0,
         "chargingProfilePurpose": purpose,
@@ -50,6 +64,9 @@ def charging_profile(version: OcppVersion, profile_id: int, purpose: str, limit:
             {"id": profile_id, "chargingRateUnit": unit, "chargingSchedulePeriod": [period]}
         ],
     }
+    if purpose == "TxProfile" and transaction_id is not None:
+        profile["transactionId"] = transaction_id
+    return profile
 
 
 _PURPOSES_V2 = {
@@ -106,17 +123,24 @@ class StationOperations:
         return await self.call(station_id, "RequestStopTransaction", {"transactionId": transaction_id})
 
     async def set_charging_limit(
-        self, station_id: str, connector_id: int, limit: float, unit: str, purpose: str, profile_id: int
+        self,
+        station_id: str,
+        connector_id: int,
+        limit: float,
+        unit: str,
+        purpose: str,
+        profile_id: int,
+        transaction_id: str | None = None,
     ) -> tuple[Payload, Payload]:
         """SetChargingProfile; returns the profile sent and the station's answer."""
         version = self.version(station_id)
         if version is OcppVersion.V16:
-            profile = charging_profile(version, profile_id, purpose, limit, unit)
+            profile = charging_profile(version, profile_id, purpose, limit, unit, transaction_id)
             answer = await self.call(
                 station_id, "SetChargingProfile", {"connectorId": connector_id, "csChargingProfiles": profile}
             )
             return profile, answer
-        profile = charging_profile(version, profile_id, _PURPOSES_V2[purpose], limit, unit)
+        profile = charging_profile(version, profile_id, _PURPOSES_V2[purpose], limit, unit, transaction_id)
         answer = await self.call(
             station_id, "SetChargingProfile", {"evseId": connector_id, "chargingProfile": profile}
         )

@@ -1,0 +1,252 @@
+"""The live demo site: the whole system running on one accelerated clock.
+
+The CSM (OCPP endpoint, SQLite store, REST API), its smart charging and the EMS run as they would on a
+real site; the site around them is simulated: stations that are real OCPP clients (a mix of 1.6 and 2.0.1)
+over loopback websockets, EVs with batteries, a building, PV, a battery and a smart meter. EVs arrive and
+leave as real sessions did — the ACN-Data sessions of a day, shifted to today — or, without the data, as a
+generated workplace day. Every simulated step the meters move, the stations report, and the control step
+runs: demand → grant → split → charging profiles.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import random
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from datetime import date, datetime, time, timedelta
+from pathlib import Path
+from zoneinfo import ZoneInfo
+
+import uvicorn
+
+from chargeflow.app import HttpServer, http_port, request_ids
+from chargeflow.clock import ManualClock
+from chargeflow.csm.service import CsmConfig
+from chargeflow.csm.smart_charging import ChargingStep, SmartChargingConfig
+from chargeflow.csm.split import Strategy
+from chargeflow.ems.service import EmsConfig
+from chargeflow.exchange import InMemoryExchange
+from chargeflow.protocols.ocpp.server import OcppServerConfig
+from chargeflow.sim.data import Profile, SessionRecord
+from chargeflow.sim.headless import ev_for, preferences_of
+from chargeflow.sim.meter import SimulatedSite, SiteTruth
+from chargeflow.sim.site_runner import SiteRunner, mixed_versions
+from chargeflow.sim.stations import SimulatedStation
+from chargeflow.site.model import Site
+from chargeflow.site_control import SiteControl, build_site_control
+from chargeflow.store.database import make_engine, migrate
+from chargeflow.store.sql import SqlRepository
+from chargeflow.web.api import create_api
+
+
+@dataclass(frozen=True, slots=True)
+class LiveConfig:
+    site: Site
+    sessions: Sequence[SessionRecord]
+    building: Profile
+    pv: Profile
+    start: datetime
+    duration: timedelta | None = None  # None: until stopped
+    speed: float = 60.0  # simulated seconds per real second; 0: as fast as it goes
+    step_s: float = 10.0
+    strategy: Strategy = Strategy.EDF
+    host: str = "127.0.0.1"
+    ocpp_port: int = 9000
+    http_port: int = 8000
+    database_url: str = "sqlite+aiosqlite:///chargeflow-demo.db"
+    admin_token: str = ""
+    seed: int = 1
+
+
+@dataclass(slots=True)
+class LiveState:
+    """What the terminal view (and later the dashboard) shows after each step."""
+
+    now: datetime
+    truth: SiteTruth
+    charging: ChargingStep | None
+    grant_reason: str
+    stations: Sequence[SimulatedStation]
+    arrived: int = 0
+    turned_away: int = 0
+    events: list[str] = field(default_factory=list)
+
+
+@dataclass(frozen=True, slots=True)
+class Endpoints:
+    ocpp_url: str
+    http_url: str
+    admin_token: str
+
+
+def shift_sessions(
+    records: Sequence[SessionRecord], source_day: date, source_tz: str, day: date, tz: str
+) -> list[SessionRecord]:
+    """The sessions of ``source_day`` (local to ``source_tz``) moved to the same local times of ``day``."""
+    src = ZoneInfo(source_tz)
+    start = datetime.combine(source_day, time(0), src)
+    delta = datetime.combine(day, time(0), ZoneInfo(tz)) - start
+    out = []
+    for r in records:
+        if start <= r.arrival < start + timedelta(days=1):
+            out.append(
+                SessionRecord(
+                    r.id, r.station_id, r.arrival + delta, r.departure + delta,
+                    r.estimated_departure + delta, r.requested_wh, r.delivered_wh,
+                )
+            )  # fmt: skip
+    return out
+
+
+async def run_live(
+    config: LiveConfig,
+    on_ready: Callable[[Endpoints], None],
+    on_step: Callable[[LiveState], None],
+) -> LiveState:
+    site = config.site
+    clock = ManualClock(config.start)
+    rng = random.Random(config.seed)
+    runner_power = [0.0]
+    meter = SimulatedSite(site, clock, config.building, config.pv, lambda: runner_power[0], seed=config.seed)
+    engine = make_engine(config.database_url)
+    async with contextlib.AsyncExitStack() as stack:
+        stack.push_async_callback(engine.dispose)
+        await migrate(engine)
+        repository = await stack.enter_async_context(SqlRepository.open(engine))
+        bus = InMemoryExchange()
+        control = build_site_control(
+            site,
+            repository,
+            clock,
+            bus,
+            bus,
+            meter,
+            CsmConfig(auto_register=True, accept_unknown_tokens=True, heartbeat_interval_s=300),  # free vend
+            OcppServerConfig(host=config.host, port=config.ocpp_port, call_timeout_s=10.0),
+            SmartChargingConfig(strategy=config.strategy, step_s=config.step_s),
+            EmsConfig(step_s=config.step_s),
+            ess=meter,
+        )
+        api = create_api(
+            control.node.service, control.node.operations, config.admin_token, request_ids(clock)
+        )
+        http = HttpServer(
+            uvicorn.Config(api, host=config.host, port=config.http_port, log_level="warning", lifespan="off")
+        )
+        async with asyncio.TaskGroup() as group:
+            servers = [group.create_task(control.node.ocpp.serve()), group.create_task(http.serve())]
+            try:
+                await asyncio.wait_for(control.node.ocpp.started.wait(), 30)
+                await asyncio.wait_for(http.listening.wait(), 30)
+                ocpp_port = control.node.ocpp.port
+                assert ocpp_port is not None
+                base = f"ws://{config.host}:{ocpp_port}"
+                on_ready(Endpoints(base, f"http://{config.host}:{http_port(http)}", config.admin_token))
+                versions = mixed_versions(len(site.charging_points))
+                async with SiteRunner(base, site.charging_points, versions, clock) as runner:
+                    state = await _loop(config, clock, control, meter, runner, runner_power, rng, on_step)
+            finally:
+                http.should_exit = True
+                for task in servers[:1]:
+                    task.cancel()
+        return state
+
+
+async def _loop(
+    config: LiveConfig,
+    clock: ManualClock,
+    control: SiteControl,
+    meter: SimulatedSite,
+    runner: SiteRunner,
+    runner_power: list[float],
+    rng: random.Random,
+    on_step: Callable[[LiveState], None],
+) -> LiveState:
+    pending = sorted(config.sessions, key=lambda r: r.arrival)
+    leaving: dict[str, datetime] = {}
+    step = timedelta(seconds=config.step_s)
+    end = config.start + config.duration if config.duration is not None else None
+    state = LiveState(clock.now(), meter.truth, None, "", runner.stations)
+    loop = asyncio.get_running_loop()
+    started_real = loop.time()
+    started_sim = clock.now()
+    while end is None or clock.now() < end:
+        now = clock.now()
+        for station in runner.stations:
+            if station.id in leaving and leaving[station.id] <= now:
+                del leaving[station.id]
+                await station.unplug()
+        while pending and pending[0].arrival <= now:
+            record = pending.pop(0)
+            free = next((s for s in runner.stations if not s.plugged and s.connected), None)
+            if free is None:
+                state.turned_away += 1
+                continue
+            await _arrive(control, free, record, rng)
+            leaving[free.id] = record.departure
+            state.arrived += 1
+        await control.step()
+        clock.advance(step)
+        report = await runner.step(clock.now(), config.step_s)
+        runner_power[0] = report.power_w
+        truth = meter.advance(config.step_s)
+        decision = control.ems.last if control.ems is not None else None
+        state.now, state.truth, state.charging = clock.now(), truth, control.charging.last
+        state.grant_reason = decision.reason if decision is not None else ""
+        state.events = control.charging.events[-5:]
+        on_step(state)
+        if config.speed > 0:
+            due = started_real + (clock.now() - started_sim).total_seconds() / config.speed
+            await asyncio.sleep(max(due - loop.time(), 0.0))
+    return state
+
+
+async def _arrive(
+    control: SiteControl, station: SimulatedStation, record: SessionRecord, rng: random.Random
+) -> None:
+    """An EV plugs in. A 2.0.1 EV announces its needs itself; for the others the driver sets them (as on
+    the driver page) once the session exists."""
+    ev, soc = ev_for(record, station.point, rng)
+    prefs = preferences_of(record, 1.0)
+    announces = station.version.value != "1.6"
+    await station.plug_in(ev, soc, f"tag-{record.id[-8:]}", prefs if announces else None)
+    if not announces:
+        running = await control.repository.list_transactions(station.id, active=True)
+        for tx in running:
+            control.charging.set_preferences(tx.id, prefs)
+
+
+def demo_day_sessions(records: Sequence[SessionRecord], site: Site, day: date) -> list[SessionRecord]:
+    """A busy working day of the ACN sessions (the Tuesday of the first full week), on ``day``."""
+    first = min(r.arrival for r in records).astimezone(ZoneInfo("America/Los_Angeles")).date()
+    tuesday = first + timedelta(days=(1 - first.weekday()) % 7 + 7)
+    return shift_sessions(records, tuesday, "America/Los_Angeles", day, site.timezone)
+
+
+def synthetic_sessions(site: Site, day: date, count: int, seed: int = 1) -> list[SessionRecord]:
+    """A generated workplace day: arrivals around 8:30, stays around 8 h, 5–40 kWh."""
+    rng = random.Random(seed)
+    zone = ZoneInfo(site.timezone)
+    out = []
+    for i in range(count):
+        arrival = datetime.combine(day, time(7), zone) + timedelta(minutes=max(rng.gauss(90, 60), 0))
+        stay = timedelta(hours=min(max(rng.gauss(8, 2), 1.0), 11))
+        energy = rng.randint(5, 40) * 1000
+        out.append(
+            SessionRecord(
+                f"gen{i}",
+                "",
+                arrival,
+                arrival + stay,
+                arrival + stay + timedelta(minutes=rng.randint(-60, 60)),
+                energy,
+                energy,
+            )
+        )
+    return out
+
+
+def database_url_for(path: Path) -> str:
+    return f"sqlite+aiosqlite:///{path}"
