@@ -43,6 +43,8 @@ class Transport(Protocol):
 
     async def recv(self) -> str | bytes: ...
 
+    async def close(self, code: int = 1000, reason: str = "") -> None: ...
+
 
 class HandlerError(Exception):
     """Raised by a handler to answer with a CALLERROR of ``kind``."""
@@ -96,6 +98,10 @@ class StationConnection:
         self._calls: asyncio.Queue[Call | None] = asyncio.Queue(MAX_QUEUED_CALLS)
         self._send_lock = asyncio.Lock()
         self._call_lock = asyncio.Lock()
+
+    async def close(self, reason: str) -> None:
+        """Close the websocket (the station may reconnect); ``run`` then ends."""
+        await self._transport.close(1000, reason)
 
     def validate_schema_ahead(self) -> None:
         """Compile the validators of every action this connection handles (else done on first use)."""

@@ -155,7 +155,9 @@ class OcppServer:
         previous = self.connections.get(station_id)
         self.connections[station_id] = connection
         if previous is not None:
-            log.info("%s reconnected; the older connection is replaced", station_id)
+            # A station has one connection: the newer one wins (the older is often half-open).
+            log.info("%s reconnected; the older connection is closed", station_id)
+            await previous.close("replaced by a newer connection of the same station")
         log.info("%s connected with %s", station_id, version.value)
         try:
             await self._gate.connected(station_id, version.value)
