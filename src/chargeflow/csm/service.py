@@ -63,7 +63,8 @@ class CsmService:
         return station
 
     async def authenticate(self, station_id: str, password: str | None) -> bool:
-        """Security profile 1: the station's password, or auto-registration of an unknown station."""
+        """Security profile 1: the station's password, or auto-registration of an unknown station
+        (which then keeps the password it first connected with)."""
         station = await self.repository.get_station(station_id)
         if station is None:
             if not self._config.auto_register:
@@ -71,7 +72,7 @@ class CsmService:
             await self.register_station(station_id, password)
             return True
         if station.password_hash is None:
-            return password is None or self._config.auto_register
+            return True  # known by id alone (listed in the site file, or registered without a password)
         return password is not None and verify_password(password, station.password_hash)
 
     async def boot(self, station_id: str, ocpp_version: str, info: BootInfo) -> BootDecision:
