@@ -142,3 +142,25 @@ async def test_ocpp21_station_is_served_with_the_21_schemas(server: OcppServer) 
         assert json.loads(await asyncio.wait_for(ws.recv(), 5))[:2] == [3, "hb"]
         await ws.send(json.dumps([2, "bad", "Heartbeat", {"unexpected": 1}]))
         assert json.loads(await asyncio.wait_for(ws.recv(), 5))[:3] == [4, "bad", "FormatViolation"]
+
+
+async def test_handler_that_hangs_is_answered_with_internal_error_in_bounded_time() -> None:
+    async def hang(conn: StationConnection, payload: dict[str, Any]) -> dict[str, Any]:
+        await asyncio.sleep(60)
+        return {}
+
+    handlers: dict[str, Handler] = {"Heartbeat": hang}
+    config = OcppServerConfig(port=0, handler_timeout_s=0.2)
+    server = OcppServer(config, dict.fromkeys(OcppVersion, handlers), OpenGate(), message_ids("h"))
+    task = asyncio.create_task(server.serve())
+    await asyncio.wait_for(server.started.wait(), 5)
+    assert server.port is not None
+    try:
+        async with open_ws(server.port, "HANG-1", "ocpp1.6") as ws:
+            await ws.send(json.dumps([2, "hb", "Heartbeat", {}]))
+            answer = json.loads(await asyncio.wait_for(ws.recv(), 5))
+    finally:
+        task.cancel()
+        with suppress(asyncio.CancelledError):
+            await task
+    assert answer[:3] == [4, "hb", "InternalError"]

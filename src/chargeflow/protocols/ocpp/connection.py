@@ -74,6 +74,7 @@ Handler = Callable[["StationConnection", dict[str, Any]], Awaitable[dict[str, An
 class ConnectionOptions:
     strict: bool = True  # lenient: a schema violation is logged and the message accepted
     call_timeout_s: float = 30.0
+    handler_timeout_s: float = 30.0  # a stuck database must not hold the station's calls forever
 
 
 class StationConnection:
@@ -158,12 +159,19 @@ class StationConnection:
                     ErrorKind.NOT_IMPLEMENTED, f"{call.action} is not supported", call.message_id
                 )
             self._check(call.action, Direction.REQUEST, call.payload, call.message_id)
-            result = await handler(self, call.payload)
+            async with asyncio.timeout(self.options.handler_timeout_s):
+                result = await handler(self, call.payload)
             return encode_result(call.message_id, result)
         except FrameError as exc:
             return encode_error(call.message_id, error_code(self.version, exc.kind), exc.description)
         except HandlerError as exc:
             return encode_error(call.message_id, error_code(self.version, exc.kind), exc.description)
+        except TimeoutError:
+            # The station then repeats the message; the CSM's rules make the repeat harmless.
+            log.error(
+                "%s: %s not handled within %s s", self.station_id, call.action, self.options.handler_timeout_s
+            )
+            return encode_error(call.message_id, error_code(self.version, ErrorKind.INTERNAL), "timed out")
         except Exception:
             log.exception("%s: handler for %s failed", self.station_id, call.action)
             return encode_error(

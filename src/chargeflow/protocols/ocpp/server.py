@@ -41,6 +41,7 @@ class OcppServerConfig:
     host: str = "127.0.0.1"
     port: int = 9000
     call_timeout_s: float = 30.0
+    handler_timeout_s: float = 30.0
     ping_interval_s: float | None = 60.0
     default_policy: StationPolicy = StationPolicy()
     stations: Mapping[str, StationPolicy] = field(default_factory=dict)
@@ -150,7 +151,11 @@ class OcppServer:
             self._routes[version],
             self.schemas,
             self._new_message_id,
-            ConnectionOptions(strict=policy.strict, call_timeout_s=self.config.call_timeout_s),
+            ConnectionOptions(
+                strict=policy.strict,
+                call_timeout_s=self.config.call_timeout_s,
+                handler_timeout_s=self.config.handler_timeout_s,
+            ),
         )
         previous = self.connections.get(station_id)
         self.connections[station_id] = connection
