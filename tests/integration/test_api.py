@@ -146,6 +146,21 @@ async def test_operations_return_the_station_answer(client: httpx.AsyncClient, n
     assert offline.status_code == 409
 
 
+@pytest.mark.parametrize(
+    "body",
+    [
+        {"limit": 10, "purpose": "TxProfile"},
+        {"limit": 10, "purpose": "TxDefaultProfile", "transaction_id": "1"},
+        {"limit": 10, "purpose": "ChargePointMaxProfile", "connector_id": 1},
+        {"limit": -1},
+    ],
+)
+async def test_charging_limit_requests_that_make_no_sense_get_422(
+    client: httpx.AsyncClient, body: dict[str, object]
+) -> None:
+    assert (await client.post("/api/stations/X/charging-limit", json=body, headers=AUTH)).status_code == 422
+
+
 async def test_operation_times_out_with_504_when_the_station_stays_silent(
     client: httpx.AsyncClient, node: CsmNode
 ) -> None:

@@ -143,7 +143,13 @@ def create_api(
     async def charging_limit(station_id: str, body: ChargingLimitIn) -> StationAnswer:
         async def send() -> dict[str, Any]:
             profile, answer = await operations.set_charging_limit(
-                station_id, body.connector_id, body.limit, body.unit, body.purpose, new_request_id()
+                station_id,
+                body.connector_id,
+                body.limit,
+                body.unit,
+                body.purpose,
+                new_request_id(),
+                body.transaction_id,
             )
             await service.record_charging_profile(
                 station_id, body.connector_id, profile, str(answer.get("status", "?"))

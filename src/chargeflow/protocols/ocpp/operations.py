@@ -30,18 +30,30 @@ class StationOffline(LookupError):
     """The station has no open connection."""
 
 
-def charging_profile(version: OcppVersion, profile_id: int, purpose: str, limit: float, unit: str) -> Payload:
-    """A one-period relative profile holding ``limit`` (A or W) until replaced."""
+def charging_profile(
+    version: OcppVersion,
+    profile_id: int,
+    purpose: str,
+    limit: float,
+    unit: str,
+    transaction_id: str | None = None,
+) -> Payload:
+    """A one-period relative profile holding ``limit`` (A or W) until replaced; a TxProfile names its
+    transaction (an integer in 1.6, the station's string in 2.x)."""
     period = {"startPeriod": 0, "limit": round(limit, 1)}
+    profile: Payload
     if version is OcppVersion.V16:
-        return {
+        profile = {
             "chargingProfileId": profile_id,
             "stackLevel": 0,
             "chargingProfilePurpose": purpose,
             "chargingProfileKind": "Relative",
             "chargingSchedule": {"chargingRateUnit": unit, "chargingSchedulePeriod": [period]},
         }
-    return {
+        if transaction_id is not None:
+            profile["transactionId"] = int(transaction_id)
+        return profile
+    profile = {
         "id": profile_id,
         "stackLevel": 0,
         "chargingProfilePurpose": purpose,
@@ -50,6 +62,9 @@ def charging_profile(version: OcppVersion, profile_id: int, purpose: str, limit:
             {"id": profile_id, "chargingRateUnit": unit, "chargingSchedulePeriod": [period]}
         ],
     }
+    if transaction_id is not None:
+        profile["transactionId"] = transaction_id
+    return profile
 
 
 _PURPOSES_V2 = {
@@ -106,17 +121,24 @@ class StationOperations:
         return await self.call(station_id, "RequestStopTransaction", {"transactionId": transaction_id})
 
     async def set_charging_limit(
-        self, station_id: str, connector_id: int, limit: float, unit: str, purpose: str, profile_id: int
+        self,
+        station_id: str,
+        connector_id: int,
+        limit: float,
+        unit: str,
+        purpose: str,
+        profile_id: int,
+        transaction_id: str | None = None,
     ) -> tuple[Payload, Payload]:
         """SetChargingProfile; returns the profile sent and the station's answer."""
         version = self.version(station_id)
         if version is OcppVersion.V16:
-            profile = charging_profile(version, profile_id, purpose, limit, unit)
+            profile = charging_profile(version, profile_id, purpose, limit, unit, transaction_id)
             answer = await self.call(
                 station_id, "SetChargingProfile", {"connectorId": connector_id, "csChargingProfiles": profile}
             )
             return profile, answer
-        profile = charging_profile(version, profile_id, _PURPOSES_V2[purpose], limit, unit)
+        profile = charging_profile(version, profile_id, _PURPOSES_V2[purpose], limit, unit, transaction_id)
         answer = await self.call(
             station_id, "SetChargingProfile", {"evseId": connector_id, "chargingProfile": profile}
         )
