@@ -97,4 +97,11 @@ def run(args: argparse.Namespace) -> int:
     except (OSError, ConfigError) as exc:
         print(f"chargeflow serve: {exc}", file=sys.stderr)
         return 1
+    except ExceptionGroup as group:  # a listener failed inside the server's TaskGroup
+        failed, _ = group.split((OSError, ConfigError))
+        if failed is None:
+            raise
+        for error in failed.exceptions:
+            print(f"chargeflow serve: {error}", file=sys.stderr)
+        return 1
     return 0

@@ -6,6 +6,7 @@ answer sent to a station always means the message is on disk.
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
 from datetime import datetime
@@ -55,7 +56,8 @@ class CsmService:
 
     async def register_station(self, station_id: str, password: str | None) -> StationRecord:
         existing = await self.repository.get_station(station_id)
-        hashed = hash_password(password, self._new_salt()) if password else None
+        # PBKDF2 takes tens of milliseconds by design: off the event loop, which serves every station.
+        hashed = await asyncio.to_thread(hash_password, password, self._new_salt()) if password else None
         station = replace(
             existing or StationRecord(station_id, registered_at=self._clock.now()), password_hash=hashed
         )
@@ -73,7 +75,9 @@ class CsmService:
             return True
         if station.password_hash is None:
             return True  # known by id alone (listed in the site file, or registered without a password)
-        return password is not None and verify_password(password, station.password_hash)
+        if password is None:
+            return False
+        return await asyncio.to_thread(verify_password, password, station.password_hash)
 
     async def boot(self, station_id: str, ocpp_version: str, info: BootInfo) -> BootDecision:
         now = self._clock.now()

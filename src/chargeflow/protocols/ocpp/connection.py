@@ -155,9 +155,10 @@ class StationConnection:
         try:
             handler = self._handlers.get(call.action)
             if handler is None:
-                raise FrameError(
-                    ErrorKind.NOT_IMPLEMENTED, f"{call.action} is not supported", call.message_id
-                )
+                # NotSupported: an action of this version that we do not handle; NotImplemented: unknown.
+                known = call.action in self._schemas.actions(self.version)
+                kind = ErrorKind.NOT_SUPPORTED if known else ErrorKind.NOT_IMPLEMENTED
+                raise FrameError(kind, f"{call.action} is not supported", call.message_id)
             self._check(call.action, Direction.REQUEST, call.payload, call.message_id)
             async with asyncio.timeout(self.options.handler_timeout_s):
                 result = await handler(self, call.payload)
