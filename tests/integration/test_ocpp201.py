@@ -228,3 +228,14 @@ async def test_ocpp21_transaction_uses_the_same_rules(node: CsmNode, repository:
     stored = await repository.get_station("CS21-1")
     assert stored is not None
     assert stored.ocpp_version == "ocpp2.1"
+
+
+async def test_reservation_status_update_ends_the_reservation(node: CsmNode) -> None:
+    reservation = await node.service.reserve("CS201-R", 1, "TAG", datetime.now(UTC) + timedelta(hours=1))
+    async with open_ws(port_of(node), "CS201-R", "ocpp2.0.1") as ws:
+        payload = {"reservationId": reservation.id, "reservationUpdateStatus": "Expired"}
+        await ws.send(json.dumps([2, "u", "ReservationStatusUpdate", payload]))
+        assert json.loads(await asyncio.wait_for(ws.recv(), 5))[:2] == [3, "u"]
+    stored = await node.service.repository.get_reservation(reservation.id)
+    assert stored is not None
+    assert stored.status == "Expired"

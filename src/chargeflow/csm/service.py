@@ -13,7 +13,7 @@ from datetime import datetime
 from typing import Any
 
 from chargeflow.clock import Clock
-from chargeflow.csm import auth, transactions
+from chargeflow.csm import auth, reservations, transactions
 from chargeflow.csm.model import (
     AuthDecision,
     BootDecision,
@@ -22,6 +22,8 @@ from chargeflow.csm.model import (
     ConnectorStatus,
     IdTokenRecord,
     MeterSample,
+    ReservationRecord,
+    ReservationStatus,
     StartRequest,
     StationRecord,
     StopRequest,
@@ -129,7 +131,40 @@ class CsmService:
     async def start_transaction(self, start: StartRequest) -> tuple[int, AuthDecision]:
         decision = await self.authorize(start.id_token)
         outcome = await self.repository.start_transaction(start, transactions.from_start(start))
+        if start.reservation_id is not None and not outcome.duplicate:
+            await self.repository.update_reservation(
+                start.station_id, start.reservation_id, ReservationStatus.USED
+            )
         return outcome.transaction.id, decision
+
+    # Reservations ----------------------------------------------------------------------------------
+
+    async def reserve(
+        self, station_id: str, connector_id: int, id_token: str, expiry: datetime
+    ) -> ReservationRecord:
+        """A new reservation, stored before ReserveNow is sent so that its id is ours and unique."""
+        return await self.repository.create_reservation(
+            ReservationRecord(0, station_id, connector_id, id_token, expiry)
+        )
+
+    async def reservation_answered(
+        self, station_id: str, reservation_id: int, answer: str
+    ) -> ReservationRecord | None:
+        status = reservations.after_answer(answer)
+        return await self.repository.update_reservation(station_id, reservation_id, status, answer)
+
+    async def reservation_cancelled(
+        self, station_id: str, reservation_id: int, answer: str
+    ) -> ReservationRecord | None:
+        status = reservations.after_cancel(answer)
+        if status is None:
+            return await self.repository.get_reservation(reservation_id)
+        return await self.repository.update_reservation(station_id, reservation_id, status, answer)
+
+    async def reservation_notice(self, station_id: str, reservation_id: int, notice: str) -> None:
+        status = reservations.after_notice(notice)
+        if status is not None:
+            await self.repository.update_reservation(station_id, reservation_id, status, notice)
 
     async def stop_transaction(self, stop: StopRequest) -> AuthDecision | None:
         await self.repository.stop_transaction(stop, lambda tx: transactions.apply_stop(tx, stop))

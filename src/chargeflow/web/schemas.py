@@ -165,3 +165,14 @@ class StationAnswer(BaseModel):
     station_id: str
     action: str
     answer: dict[str, Any]
+
+
+class ReservationIn(_Body):
+    connector_id: int = Field(ge=1, description="the connector (1.6) or EVSE (2.x) to hold")
+    id_token: str = Field(min_length=1, max_length=20)
+    expiry: datetime
+
+
+class ReservationAnswer(StationAnswer):
+    reservation_id: int
+    status: str = Field(description="Requested, Accepted, Rejected, Used, Cancelled, Expired or Removed")
