@@ -7,8 +7,8 @@ import contextlib
 import itertools
 import secrets
 import socket
-from collections.abc import Callable
-from dataclasses import dataclass
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import uvicorn
@@ -20,7 +20,7 @@ from chargeflow.protocols.ocpp.frames import OcppVersion
 from chargeflow.protocols.ocpp.handlers2 import V2Handlers
 from chargeflow.protocols.ocpp.handlers16 import V16Handlers
 from chargeflow.protocols.ocpp.operations import StationOperations
-from chargeflow.protocols.ocpp.server import OcppServer, OcppServerConfig
+from chargeflow.protocols.ocpp.server import OcppServer, OcppServerConfig, StationPolicy
 from chargeflow.site.config import load_site
 from chargeflow.store.database import DEFAULT_URL, make_engine, migrate
 from chargeflow.store.sql import SqlRepository
@@ -67,6 +67,8 @@ class ServeSettings:
     auto_register: bool = False
     heartbeat_interval_s: int = 300
     operation_timeout_s: float = 30.0
+    default_policy: StationPolicy = field(default_factory=StationPolicy)
+    station_policies: Mapping[str, StationPolicy] = field(default_factory=dict)
 
 
 def request_ids(clock: Clock) -> Callable[[], int]:
@@ -100,7 +102,11 @@ async def serve(settings: ServeSettings, ready: Callable[[CsmNode, int, int], No
                 heartbeat_interval_s=settings.heartbeat_interval_s, auto_register=settings.auto_register
             ),
             OcppServerConfig(
-                host=settings.host, port=settings.ocpp_port, call_timeout_s=settings.operation_timeout_s
+                host=settings.host,
+                port=settings.ocpp_port,
+                call_timeout_s=settings.operation_timeout_s,
+                default_policy=settings.default_policy,
+                stations=settings.station_policies,
             ),
             operation_timeout_s=settings.operation_timeout_s,
         )

@@ -28,8 +28,8 @@ async def node(repository: CsmRepository) -> AsyncIterator[CsmNode]:
         repository,
         SystemClock(),
         CsmConfig(auto_register=True),
-        OcppServerConfig(host="127.0.0.1", port=0, call_timeout_s=2.0),
-        operation_timeout_s=2.0,
+        OcppServerConfig(host="127.0.0.1", port=0, call_timeout_s=1.0),
+        operation_timeout_s=1.0,
     )
     task = asyncio.create_task(built.ocpp.serve())
     await asyncio.wait_for(built.ocpp.started.wait(), 5)

@@ -7,6 +7,7 @@ import itertools
 import json
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 import httpx
 import pytest
@@ -146,6 +147,21 @@ async def test_operations_return_the_station_answer(client: httpx.AsyncClient, n
     assert offline.status_code == 409
 
 
+@pytest.mark.parametrize(
+    "body",
+    [
+        {"limit": 10, "purpose": "TxProfile"},
+        {"limit": 10, "purpose": "TxDefaultProfile", "transaction_id": "1"},
+        {"limit": 10, "purpose": "ChargePointMaxProfile", "connector_id": 1},
+        {"limit": -1},
+    ],
+)
+async def test_charging_limit_requests_that_make_no_sense_get_422(
+    client: httpx.AsyncClient, body: dict[str, object]
+) -> None:
+    assert (await client.post("/api/stations/X/charging-limit", json=body, headers=AUTH)).status_code == 422
+
+
 async def test_operation_times_out_with_504_when_the_station_stays_silent(
     client: httpx.AsyncClient, node: CsmNode
 ) -> None:
@@ -158,3 +174,65 @@ async def test_operation_times_out_with_504_when_the_station_stays_silent(
         answer = await pending
     assert answer.status_code == 504
     assert "did not answer" in answer.json()["detail"]
+
+
+async def test_reservation_lifecycle_reserve_use_and_cancel(client: httpx.AsyncClient, node: CsmNode) -> None:
+    expiry = (datetime.now(UTC) + timedelta(hours=1)).isoformat()
+    async with open_ws(port_of(node), "RSV-1", "ocpp1.6") as ws:
+
+        async def answer(status: str) -> list[Any]:
+            request: list[Any] = json.loads(await asyncio.wait_for(ws.recv(), 5))
+            await ws.send(json.dumps([3, request[1], {"status": status}]))
+            return request
+
+        reserved, sent = await asyncio.gather(
+            client.post(
+                "/api/stations/RSV-1/reservations",
+                json={"connector_id": 1, "id_token": "R1", "expiry": expiry},
+                headers=AUTH,
+            ),
+            answer("Accepted"),
+        )
+        body = reserved.json()
+        assert sent[2] == "ReserveNow"
+        assert sent[3]["reservationId"] == body["reservation_id"]
+        assert (body["status"], body["answer"]) == ("Accepted", {"status": "Accepted"})
+
+        refused, _ = await asyncio.gather(
+            client.post(
+                "/api/stations/RSV-1/reservations",
+                json={"connector_id": 2, "id_token": "R2", "expiry": expiry},
+                headers=AUTH,
+            ),
+            answer("Occupied"),
+        )
+        assert refused.json()["status"] == "Rejected"
+
+        start = {
+            "connectorId": 1,
+            "idTag": "R1",
+            "meterStart": 0,
+            "timestamp": iso(datetime.now(UTC)),
+            "reservationId": body["reservation_id"],
+        }
+        await ws.send(json.dumps([2, "st", "StartTransaction", start]))
+        assert json.loads(await asyncio.wait_for(ws.recv(), 5))[0] == 3
+
+        cancelled, _ = await asyncio.gather(
+            client.delete(
+                f"/api/stations/RSV-1/reservations/{refused.json()['reservation_id']}", headers=AUTH
+            ),
+            answer("Accepted"),
+        )
+        assert cancelled.json()["status"] == "Cancelled"
+    used = await node.service.repository.get_reservation(body["reservation_id"])
+    assert used is not None
+    assert used.status == "Used"
+    missing = await client.delete("/api/stations/RSV-1/reservations/999", headers=AUTH)
+    assert missing.status_code == 404
+    offline = await client.post(
+        "/api/stations/RSV-1/reservations",
+        json={"connector_id": 1, "id_token": "R1", "expiry": expiry},
+        headers=AUTH,
+    )
+    assert offline.status_code == 409

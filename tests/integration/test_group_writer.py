@@ -9,13 +9,14 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
-from sqlalchemy import select
+from sqlalchemy import create_engine, select
 
 from chargeflow.csm import transactions
 from chargeflow.csm.model import MeterSample, StartRequest, StationRecord
+from chargeflow.store.bulk import BulkWriter
 from chargeflow.store.database import make_engine, migrate
 from chargeflow.store.sql import SqlRepository
-from chargeflow.store.tables import stations
+from chargeflow.store.tables import metadata, meter_values, stations
 from chargeflow.store.writer import GroupWriter, WriteContext
 from tests.databases import POSTGRES_URL, postgres_schema
 
@@ -86,3 +87,36 @@ async def test_concurrent_meter_values_of_one_session_keep_the_highest_reading(t
         assert stored == replace(tx, meter_stop_wh=900)
         assert len(await repo.meter_values(tx.id)) == 4
     await engine.dispose()
+
+
+def test_bulk_fast_path_stores_what_sqlalchemy_reads_back(tmp_path: Path) -> None:
+
+    engine = create_engine(f"sqlite:///{tmp_path / 'b.db'}")
+    metadata.create_all(engine)
+    at = datetime(2026, 3, 1, 12, 30, 15, 250000, tzinfo=UTC)
+    rows = [
+        {
+            "station_id": "S",
+            "evse_id": 1,
+            "transaction_id": None,
+            "timestamp": at + timedelta(seconds=n),
+            "value": str(n),
+            "measurand": "Energy.Active.Import.Register",
+            "phase": None,
+            "unit": "Wh",
+            "location": None,
+            "context": None,
+            "signed": None,
+        }
+        for n in range(3)
+    ]
+    bulk = BulkWriter(engine.dialect)
+    with engine.begin() as c:
+        bulk.execute(c, meter_values.insert(), rows)
+    with engine.connect() as c:
+        stored = c.execute(
+            select(meter_values.c.timestamp, meter_values.c.value).order_by(meter_values.c.id)
+        ).all()
+    engine.dispose()
+    assert [(r.timestamp, r.value) for r in stored] == [(row["timestamp"], row["value"]) for row in rows]
+    assert bulk.compiled_statements == 1

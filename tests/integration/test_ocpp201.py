@@ -5,6 +5,8 @@ Test names carry the ids of the OCPP 2.0.1 part 6 test cases for a CSMS (TC_B_01
 
 from __future__ import annotations
 
+import asyncio
+import json
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -199,3 +201,41 @@ async def test_reconnect_with_queued_offline_transaction_events(
     assert tx.stopped_at == t0 + timedelta(hours=1)
     assert tx.stop_reason == "PowerLoss"
     assert len(await repository.meter_values(tx.id)) == 6
+
+
+async def test_ocpp21_transaction_uses_the_same_rules(node: CsmNode, repository: CsmRepository) -> None:
+    t0 = datetime(2026, 6, 1, 10, 0, tzinfo=UTC)
+    async with open_ws(port_of(node), "CS21-1", "ocpp2.1") as ws:
+
+        async def send(n: int, kind: str, minutes: int, wh: float) -> list[Any]:
+            payload = {
+                "eventType": kind,
+                "timestamp": iso(t0 + timedelta(minutes=minutes)),
+                "triggerReason": "MeterValuePeriodic",
+                "seqNo": n,
+                "transactionInfo": {"transactionId": "T21"},
+                "evse": {"id": 1, "connectorId": 1},
+                "meterValue": energy(t0 + timedelta(minutes=minutes), wh),
+            }
+            await ws.send(json.dumps([2, f"m{n}", "TransactionEvent", payload]))
+            answer: list[Any] = json.loads(await asyncio.wait_for(ws.recv(), 5))
+            return answer
+
+        assert (await send(0, "Started", 0, 100.0))[0] == 3
+        assert (await send(1, "Ended", 30, 1600.0))[0] == 3
+    (tx,) = await repository.list_transactions("CS21-1")
+    assert tx.energy_wh == 1500
+    stored = await repository.get_station("CS21-1")
+    assert stored is not None
+    assert stored.ocpp_version == "ocpp2.1"
+
+
+async def test_reservation_status_update_ends_the_reservation(node: CsmNode) -> None:
+    reservation = await node.service.reserve("CS201-R", 1, "TAG", datetime.now(UTC) + timedelta(hours=1))
+    async with open_ws(port_of(node), "CS201-R", "ocpp2.0.1") as ws:
+        payload = {"reservationId": reservation.id, "reservationUpdateStatus": "Expired"}
+        await ws.send(json.dumps([2, "u", "ReservationStatusUpdate", payload]))
+        assert json.loads(await asyncio.wait_for(ws.recv(), 5))[:2] == [3, "u"]
+    stored = await node.service.repository.get_reservation(reservation.id)
+    assert stored is not None
+    assert stored.status == "Expired"

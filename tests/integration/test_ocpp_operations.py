@@ -23,6 +23,12 @@ TOKENS = [IdTokenRecord("A", AuthStatus.ACCEPTED, EXPIRY), IdTokenRecord("B", Au
 
 Operation = Callable[[StationOperations, str], Awaitable[dict[str, Any]]]
 
+
+async def answer_of(sent: Awaitable[tuple[dict[str, Any], dict[str, Any]]]) -> dict[str, Any]:
+    """The station's answer of an operation that also returns what it sent."""
+    return (await sent)[1]
+
+
 CASES: list[tuple[str, str, Operation, dict[str, Any], dict[str, Any]]] = [
     (
         "ocpp1.6",
@@ -100,6 +106,72 @@ CASES: list[tuple[str, str, Operation, dict[str, Any], dict[str, Any]]] = [
         lambda ops, sid: ops.trigger(sid, "StatusNotification", 1),
         {"status": "Accepted"},
         {"requestedMessage": "StatusNotification", "connectorId": 1},
+    ),
+    (
+        "ocpp1.6",
+        "SetChargingProfile",
+        lambda ops, sid: answer_of(ops.set_charging_limit(sid, 0, 40.0, "A", "ChargePointMaxProfile", 1)),
+        {"status": "Accepted"},
+        {
+            "connectorId": 0,
+            "csChargingProfiles": {
+                "chargingProfileId": 1,
+                "stackLevel": 0,
+                "chargingProfilePurpose": "ChargePointMaxProfile",
+                "chargingProfileKind": "Relative",
+                "chargingSchedule": {
+                    "chargingRateUnit": "A",
+                    "chargingSchedulePeriod": [{"startPeriod": 0, "limit": 40.0}],
+                },
+            },
+        },
+    ),
+    (
+        "ocpp1.6",
+        "SetChargingProfile",
+        lambda ops, sid: answer_of(
+            ops.set_charging_limit(sid, 1, 7400, "W", "TxProfile", 2, transaction_id="17")
+        ),
+        {"status": "Accepted"},
+        {
+            "connectorId": 1,
+            "csChargingProfiles": {
+                "chargingProfileId": 2,
+                "stackLevel": 0,
+                "chargingProfilePurpose": "TxProfile",
+                "chargingProfileKind": "Relative",
+                "chargingSchedule": {
+                    "chargingRateUnit": "W",
+                    "chargingSchedulePeriod": [{"startPeriod": 0, "limit": 7400}],
+                },
+                "transactionId": 17,
+            },
+        },
+    ),
+    (
+        "ocpp2.0.1",
+        "SetChargingProfile",
+        lambda ops, sid: answer_of(
+            ops.set_charging_limit(sid, 1, 16, "A", "TxProfile", 3, transaction_id="TX-3")
+        ),
+        {"status": "Accepted"},
+        {
+            "evseId": 1,
+            "chargingProfile": {
+                "id": 3,
+                "stackLevel": 0,
+                "chargingProfilePurpose": "TxProfile",
+                "chargingProfileKind": "Relative",
+                "chargingSchedule": [
+                    {
+                        "id": 3,
+                        "chargingRateUnit": "A",
+                        "chargingSchedulePeriod": [{"startPeriod": 0, "limit": 16}],
+                    }
+                ],
+                "transactionId": "TX-3",
+            },
+        },
     ),
     (
         "ocpp2.0.1",

@@ -61,6 +61,8 @@ async def exchange(ws: object, frame: str) -> list[object]:
         ),
         ("ocpp1.6", '[2, "m6", "Heartbeat", {"extra": 1}]', "m6", "FormationViolation"),
         ("ocpp1.6", '[2, "m7", "NoSuchAction", {}]', "m7", "NotImplemented"),
+        ("ocpp1.6", '[2, "m9", "Reset", {"type": "Hard"}]', "m9", "NotSupported"),
+        ("ocpp2.0.1", '[2, "m9", "SignCertificate", {"csr": "x"}]', "m9", "NotSupported"),
         (
             "ocpp1.6",
             '[2, "m8", "StartTransaction", {"connectorId": 1, "idTag": "T", "meterStart": 0, '

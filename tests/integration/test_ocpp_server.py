@@ -119,3 +119,48 @@ async def test_late_answer_after_timeout_is_ignored_and_connection_stays_up(serv
         await ws.send(json.dumps([3, sent[1], {"status": "Accepted"}]))  # too late: dropped with a log line
         await ws.send(json.dumps([2, "hb", "Heartbeat", {}]))
         assert json.loads(await asyncio.wait_for(ws.recv(), 5))[:2] == [3, "hb"]
+
+
+async def test_reconnecting_station_replaces_its_older_connection(server: OcppServer) -> None:
+    assert server.port is not None
+    async with open_ws(server.port, "TWICE", "ocpp1.6") as first:
+        first_connection = server.connection("TWICE")
+        async with open_ws(server.port, "TWICE", "ocpp1.6") as second:
+            await asyncio.wait_for(first.wait_closed(), 5)
+            assert first.close_code == 1000
+            assert server.connection("TWICE") is not first_connection
+            await second.send(json.dumps([2, "hb", "Heartbeat", {}]))
+            assert json.loads(await asyncio.wait_for(second.recv(), 5))[:2] == [3, "hb"]
+        assert first_connection is not None
+
+
+async def test_ocpp21_station_is_served_with_the_21_schemas(server: OcppServer) -> None:
+    assert server.port is not None
+    async with open_ws(server.port, "V21-1", "ocpp2.1") as ws:
+        assert ws.subprotocol == "ocpp2.1"
+        await ws.send(json.dumps([2, "hb", "Heartbeat", {}]))
+        assert json.loads(await asyncio.wait_for(ws.recv(), 5))[:2] == [3, "hb"]
+        await ws.send(json.dumps([2, "bad", "Heartbeat", {"unexpected": 1}]))
+        assert json.loads(await asyncio.wait_for(ws.recv(), 5))[:3] == [4, "bad", "FormatViolation"]
+
+
+async def test_handler_that_hangs_is_answered_with_internal_error_in_bounded_time() -> None:
+    async def hang(conn: StationConnection, payload: dict[str, Any]) -> dict[str, Any]:
+        await asyncio.sleep(60)
+        return {}
+
+    handlers: dict[str, Handler] = {"Heartbeat": hang}
+    config = OcppServerConfig(port=0, handler_timeout_s=0.2)
+    server = OcppServer(config, dict.fromkeys(OcppVersion, handlers), OpenGate(), message_ids("h"))
+    task = asyncio.create_task(server.serve())
+    await asyncio.wait_for(server.started.wait(), 5)
+    assert server.port is not None
+    try:
+        async with open_ws(server.port, "HANG-1", "ocpp1.6") as ws:
+            await ws.send(json.dumps([2, "hb", "Heartbeat", {}]))
+            answer = json.loads(await asyncio.wait_for(ws.recv(), 5))
+    finally:
+        task.cancel()
+        with suppress(asyncio.CancelledError):
+            await task
+    assert answer[:3] == [4, "hb", "InternalError"]

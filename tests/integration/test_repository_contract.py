@@ -11,6 +11,8 @@ from chargeflow.csm.model import (
     ConnectorStatus,
     IdTokenRecord,
     MeterSample,
+    ReservationRecord,
+    ReservationStatus,
     StartRequest,
     StationRecord,
     StopRequest,
@@ -110,3 +112,19 @@ async def test_charging_needs_attach_to_the_running_session(repository: CsmRepos
     assert stored is not None
     assert (stored.departure_time, stored.energy_need_wh) == (T0 + timedelta(hours=5), 12000)
     await repository.record_charging_profile("S3", 1, {"id": 1, "limit": 16.0}, "Accepted", T0)
+
+
+async def test_reservations_get_ids_and_change_status_only_for_their_station(
+    repository: CsmRepository,
+) -> None:
+    first = await repository.create_reservation(ReservationRecord(0, "S1", 1, "TAG", T0))
+    second = await repository.create_reservation(ReservationRecord(0, "S1", 2, "TAG", T0))
+    assert first.id != second.id
+    assert first.status is ReservationStatus.REQUESTED
+    assert await repository.update_reservation("OTHER", first.id, ReservationStatus.CANCELLED) is None
+    accepted = await repository.update_reservation("S1", first.id, ReservationStatus.ACCEPTED, "Accepted")
+    assert accepted == ReservationRecord(first.id, "S1", 1, "TAG", T0, ReservationStatus.ACCEPTED, "Accepted")
+    used = await repository.update_reservation("S1", first.id, ReservationStatus.USED)
+    assert used is not None
+    assert (used.status, used.answer) == (ReservationStatus.USED, "Accepted")
+    assert await repository.get_reservation(first.id) == used

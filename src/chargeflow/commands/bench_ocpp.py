@@ -57,7 +57,8 @@ async def _measure(args: argparse.Namespace) -> dict[str, Any]:
         median = ordered[len(ordered) // 2][case]
         throughput[case] = {**median, "ratios_all_runs": [r[case]["ratio"] for r in runs]}
     out: dict[str, Any] = {
-        "machine": {"cpus": os.cpu_count()},
+        # Other work on the machine moves the absolute figures; the load average says how much.
+        "machine": {"cpus": os.cpu_count(), "load_average_1m_at_start": round(os.getloadavg()[0], 2)},
         "throughput": throughput,
         "throughput_goal_ratio": 3.0,
     }

@@ -12,6 +12,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from chargeflow.app import CsmNode, ServeSettings, serve
+from chargeflow.commands.serve_config import OcppSection, load_serve_file
+from chargeflow.site.config import ConfigError
 from chargeflow.store.database import DEFAULT_URL
 
 if TYPE_CHECKING:
@@ -38,6 +40,13 @@ def register(sub: Subparsers) -> None:
         action="store_true",
         help="accept unknown stations and register them on first contact",
     )
+    parser.add_argument(
+        "--config",
+        type=Path,
+        default=None,
+        metavar="FILE",
+        help="YAML file: OCPP options, per-station overrides",
+    )
     parser.set_defaults(handler=run)
 
 
@@ -45,6 +54,7 @@ def settings_from(args: argparse.Namespace, environ: dict[str, str]) -> tuple[Se
     """The settings, and whether the admin token was generated (and so must be shown)."""
     token = environ.get("CHARGEFLOW_ADMIN_TOKEN", "")
     generated = not token
+    ocpp = load_serve_file(args.config).ocpp if args.config is not None else OcppSection()
     settings = ServeSettings(
         host=args.host,
         ocpp_port=args.ocpp_port,
@@ -52,14 +62,22 @@ def settings_from(args: argparse.Namespace, environ: dict[str, str]) -> tuple[Se
         database_url=environ.get("CHARGEFLOW_DATABASE_URL", DEFAULT_URL),
         admin_token=token or secrets.token_urlsafe(24),
         site_file=args.site,
-        auto_register=args.auto_register,
+        auto_register=args.auto_register or ocpp.auto_register,
+        heartbeat_interval_s=ocpp.heartbeat_interval_s,
+        operation_timeout_s=ocpp.call_timeout_s,
+        default_policy=ocpp.default_policy(),
+        station_policies=ocpp.policies(),
     )
     return settings, generated
 
 
 def run(args: argparse.Namespace) -> int:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    settings, generated = settings_from(args, dict(os.environ))
+    try:
+        settings, generated = settings_from(args, dict(os.environ))
+    except ConfigError as err:
+        print(f"chargeflow serve: {err}", file=sys.stderr)
+        return 2
 
     def ready(node: CsmNode, ocpp_port: int, http_port: int) -> None:
         print(
@@ -76,7 +94,14 @@ def run(args: argparse.Namespace) -> int:
         asyncio.run(serve(settings, ready))
     except KeyboardInterrupt:
         return 0
-    except OSError as exc:
+    except (OSError, ConfigError) as exc:
         print(f"chargeflow serve: {exc}", file=sys.stderr)
+        return 1
+    except ExceptionGroup as group:  # a listener failed inside the server's TaskGroup
+        failed, _ = group.split((OSError, ConfigError))
+        if failed is None:
+            raise
+        for error in failed.exceptions:
+            print(f"chargeflow serve: {error}", file=sys.stderr)
         return 1
     return 0

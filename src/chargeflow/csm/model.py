@@ -183,3 +183,24 @@ class EventOutcome:
     transaction: TransactionRecord
     duplicate: bool
     samples: tuple[MeterSample, ...] = field(default=())
+
+
+class ReservationStatus(StrEnum):
+    REQUESTED = "Requested"  # stored, not yet answered by the station
+    ACCEPTED = "Accepted"
+    REJECTED = "Rejected"  # the station said Faulted, Occupied, Rejected or Unavailable
+    USED = "Used"  # a transaction started on it
+    CANCELLED = "Cancelled"
+    EXPIRED = "Expired"
+    REMOVED = "Removed"
+
+
+@dataclass(frozen=True, slots=True)
+class ReservationRecord:
+    id: int
+    station_id: str
+    connector_id: int
+    id_token: str
+    expiry: datetime
+    status: ReservationStatus = ReservationStatus.REQUESTED
+    answer: str | None = None  # the station's own status word

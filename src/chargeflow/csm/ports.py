@@ -12,6 +12,8 @@ from chargeflow.csm.model import (
     EventOutcome,
     IdTokenRecord,
     MeterSample,
+    ReservationRecord,
+    ReservationStatus,
     StartRequest,
     StationRecord,
     StopRequest,
@@ -73,6 +75,16 @@ class CsmRepository(Protocol):
     async def set_charging_needs(self, needs: ChargingNeeds) -> TransactionRecord | None:
         """Attach the EV's needs to the session running on the EVSE; None when none runs."""
         ...
+
+    async def create_reservation(self, reservation: ReservationRecord) -> ReservationRecord:
+        """Store a new reservation; the repository assigns its id."""
+        ...
+
+    async def update_reservation(
+        self, station_id: str, reservation_id: int, status: ReservationStatus, answer: str | None = None
+    ) -> ReservationRecord | None: ...
+
+    async def get_reservation(self, reservation_id: int) -> ReservationRecord | None: ...
 
     async def record_charging_profile(
         self, station_id: str, evse_id: int, profile: dict[str, Any], status: str, sent_at: datetime

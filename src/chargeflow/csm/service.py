@@ -6,13 +6,14 @@ answer sent to a station always means the message is on disk.
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
 from datetime import datetime
 from typing import Any
 
 from chargeflow.clock import Clock
-from chargeflow.csm import auth, transactions
+from chargeflow.csm import auth, reservations, transactions
 from chargeflow.csm.model import (
     AuthDecision,
     BootDecision,
@@ -21,6 +22,8 @@ from chargeflow.csm.model import (
     ConnectorStatus,
     IdTokenRecord,
     MeterSample,
+    ReservationRecord,
+    ReservationStatus,
     StartRequest,
     StationRecord,
     StopRequest,
@@ -55,7 +58,8 @@ class CsmService:
 
     async def register_station(self, station_id: str, password: str | None) -> StationRecord:
         existing = await self.repository.get_station(station_id)
-        hashed = hash_password(password, self._new_salt()) if password else None
+        # PBKDF2 takes tens of milliseconds by design: off the event loop, which serves every station.
+        hashed = await asyncio.to_thread(hash_password, password, self._new_salt()) if password else None
         station = replace(
             existing or StationRecord(station_id, registered_at=self._clock.now()), password_hash=hashed
         )
@@ -63,7 +67,8 @@ class CsmService:
         return station
 
     async def authenticate(self, station_id: str, password: str | None) -> bool:
-        """Security profile 1: the station's password, or auto-registration of an unknown station."""
+        """Security profile 1: the station's password, or auto-registration of an unknown station
+        (which then keeps the password it first connected with)."""
         station = await self.repository.get_station(station_id)
         if station is None:
             if not self._config.auto_register:
@@ -71,8 +76,10 @@ class CsmService:
             await self.register_station(station_id, password)
             return True
         if station.password_hash is None:
-            return password is None or self._config.auto_register
-        return password is not None and verify_password(password, station.password_hash)
+            return True  # known by id alone (listed in the site file, or registered without a password)
+        if password is None:
+            return False
+        return await asyncio.to_thread(verify_password, password, station.password_hash)
 
     async def boot(self, station_id: str, ocpp_version: str, info: BootInfo) -> BootDecision:
         now = self._clock.now()
@@ -124,7 +131,40 @@ class CsmService:
     async def start_transaction(self, start: StartRequest) -> tuple[int, AuthDecision]:
         decision = await self.authorize(start.id_token)
         outcome = await self.repository.start_transaction(start, transactions.from_start(start))
+        if start.reservation_id is not None and not outcome.duplicate:
+            await self.repository.update_reservation(
+                start.station_id, start.reservation_id, ReservationStatus.USED
+            )
         return outcome.transaction.id, decision
+
+    # Reservations ----------------------------------------------------------------------------------
+
+    async def reserve(
+        self, station_id: str, connector_id: int, id_token: str, expiry: datetime
+    ) -> ReservationRecord:
+        """A new reservation, stored before ReserveNow is sent so that its id is ours and unique."""
+        return await self.repository.create_reservation(
+            ReservationRecord(0, station_id, connector_id, id_token, expiry)
+        )
+
+    async def reservation_answered(
+        self, station_id: str, reservation_id: int, answer: str
+    ) -> ReservationRecord | None:
+        status = reservations.after_answer(answer)
+        return await self.repository.update_reservation(station_id, reservation_id, status, answer)
+
+    async def reservation_cancelled(
+        self, station_id: str, reservation_id: int, answer: str
+    ) -> ReservationRecord | None:
+        status = reservations.after_cancel(answer)
+        if status is None:
+            return await self.repository.get_reservation(reservation_id)
+        return await self.repository.update_reservation(station_id, reservation_id, status, answer)
+
+    async def reservation_notice(self, station_id: str, reservation_id: int, notice: str) -> None:
+        status = reservations.after_notice(notice)
+        if status is not None:
+            await self.repository.update_reservation(station_id, reservation_id, status, notice)
 
     async def stop_transaction(self, stop: StopRequest) -> AuthDecision | None:
         await self.repository.stop_transaction(stop, lambda tx: transactions.apply_stop(tx, stop))

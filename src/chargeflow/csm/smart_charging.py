@@ -26,14 +26,8 @@ from chargeflow.clock import Clock
 from chargeflow.csm.demand import DemandTable, EvSession, Preferences, demand_table
 from chargeflow.csm.live import LiveState
 from chargeflow.csm.model import (
-    ChargingNeeds,
-    ConnectorStatus,
     EventOutcome,
-    IdTokenRecord,
     MeterSample,
-    StartRequest,
-    StationRecord,
-    StopRequest,
     TransactionEvent,
     TransactionRecord,
 )
@@ -334,50 +328,6 @@ class ObservedRepository:
         self._observe(event.station_id, event.evse_id, event.samples)
         return await self._inner.apply_event(event, update)
 
-    async def get_station(self, station_id: str) -> StationRecord | None:
-        return await self._inner.get_station(station_id)
-
-    async def save_station(self, station: StationRecord) -> None:
-        await self._inner.save_station(station)
-
-    async def list_stations(self) -> Sequence[StationRecord]:
-        return await self._inner.list_stations()
-
-    async def record_status(self, station_id: str, status: ConnectorStatus) -> None:
-        await self._inner.record_status(station_id, status)
-
-    async def connector_statuses(self, station_id: str) -> Sequence[ConnectorStatus]:
-        return await self._inner.connector_statuses(station_id)
-
-    async def get_id_token(self, id_token: str) -> IdTokenRecord | None:
-        return await self._inner.get_id_token(id_token)
-
-    async def put_id_token(self, token: IdTokenRecord) -> None:
-        await self._inner.put_id_token(token)
-
-    async def start_transaction(self, start: StartRequest, new: TransactionRecord) -> EventOutcome:
-        return await self._inner.start_transaction(start, new)
-
-    async def stop_transaction(
-        self, stop: StopRequest, update: Callable[[TransactionRecord], TransactionRecord]
-    ) -> TransactionRecord | None:
-        return await self._inner.stop_transaction(stop, update)
-
-    async def get_transaction(self, transaction_id: int) -> TransactionRecord | None:
-        return await self._inner.get_transaction(transaction_id)
-
-    async def list_transactions(
-        self, station_id: str | None = None, active: bool | None = None
-    ) -> Sequence[TransactionRecord]:
-        return await self._inner.list_transactions(station_id, active)
-
-    async def meter_values(self, transaction_id: int) -> Sequence[MeterSample]:
-        return await self._inner.meter_values(transaction_id)
-
-    async def set_charging_needs(self, needs: ChargingNeeds) -> TransactionRecord | None:
-        return await self._inner.set_charging_needs(needs)
-
-    async def record_charging_profile(
-        self, station_id: str, evse_id: int, profile: dict[str, Any], status: str, sent_at: datetime
-    ) -> None:
-        await self._inner.record_charging_profile(station_id, evse_id, profile, status, sent_at)
+    def __getattr__(self, name: str) -> Any:
+        """Everything else goes to the repository as it is."""
+        return getattr(self._inner, name)

@@ -108,6 +108,9 @@ class FrameFeed:
         if len(self.answers) == self._expected:
             self.done.set()
 
+    async def close(self, code: int = 1000, reason: str = "") -> None:
+        self.done.set()
+
 
 @dataclass(frozen=True, slots=True)
 class PathResult:

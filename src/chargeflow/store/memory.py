@@ -13,6 +13,8 @@ from chargeflow.csm.model import (
     EventOutcome,
     IdTokenRecord,
     MeterSample,
+    ReservationRecord,
+    ReservationStatus,
     StartRequest,
     StationRecord,
     StopRequest,
@@ -32,6 +34,7 @@ class MemoryRepository:
         self.events: set[tuple[str, str, int]] = set()
         self.samples: dict[int | None, list[MeterSample]] = {}
         self.profiles: list[tuple[str, int, dict[str, Any], str, datetime]] = []
+        self.reservations: dict[int, ReservationRecord] = {}
 
     async def get_station(self, station_id: str) -> StationRecord | None:
         return self.stations.get(station_id)
@@ -134,6 +137,25 @@ class MemoryRepository:
                 )
                 return updated
         return None
+
+    async def create_reservation(self, reservation: ReservationRecord) -> ReservationRecord:
+        stored = replace(reservation, id=len(self.reservations) + 1)
+        self.reservations[stored.id] = stored
+        return stored
+
+    async def update_reservation(
+        self, station_id: str, reservation_id: int, status: ReservationStatus, answer: str | None = None
+    ) -> ReservationRecord | None:
+        found = self.reservations.get(reservation_id)
+        if found is None or found.station_id != station_id:
+            return None
+        self.reservations[reservation_id] = updated = replace(
+            found, status=status, answer=answer or found.answer
+        )
+        return updated
+
+    async def get_reservation(self, reservation_id: int) -> ReservationRecord | None:
+        return self.reservations.get(reservation_id)
 
     async def record_charging_profile(
         self, station_id: str, evse_id: int, profile: dict[str, Any], status: str, sent_at: datetime

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import contextlib
 from collections.abc import AsyncIterator, Callable, Sequence
-from dataclasses import asdict
+from dataclasses import asdict, replace
 from datetime import datetime
 from typing import Any
 
@@ -23,6 +23,8 @@ from chargeflow.csm.model import (
     EventOutcome,
     IdTokenRecord,
     MeterSample,
+    ReservationRecord,
+    ReservationStatus,
     StartRequest,
     StationRecord,
     StopRequest,
@@ -36,10 +38,24 @@ from chargeflow.store.tables import (
     connectors,
     id_tokens,
     meter_values,
+    reservations,
     stations,
     transactions,
 )
 from chargeflow.store.writer import GroupWriter, WriteContext
+
+
+def _reservation(row: Row[Any]) -> ReservationRecord:
+    m = row._mapping
+    return ReservationRecord(
+        id=m["id"],
+        station_id=m["station_id"],
+        connector_id=m["connector_id"],
+        id_token=m["id_token"],
+        expiry=m["expiry"],
+        status=ReservationStatus(m["status"]),
+        answer=m["answer"],
+    )
 
 
 def _station(row: Row[Any]) -> StationRecord:
@@ -223,6 +239,39 @@ class SqlRepository:
 
     async def set_charging_needs(self, needs: ChargingNeeds) -> TransactionRecord | None:
         return await self._writer.submit(self._sessions.charging_needs(needs))
+
+    async def create_reservation(self, reservation: ReservationRecord) -> ReservationRecord:
+        values = asdict(reservation)
+        del values["id"]
+        values["status"] = str(reservation.status)
+
+        def write(ctx: WriteContext) -> ReservationRecord:
+            inserted = ctx.connection.execute(
+                reservations.insert().values(values).returning(reservations.c.id)
+            )
+            return replace(reservation, id=inserted.scalar_one())
+
+        return await self._writer.submit(write)
+
+    async def update_reservation(
+        self, station_id: str, reservation_id: int, status: ReservationStatus, answer: str | None = None
+    ) -> ReservationRecord | None:
+        key = (reservations.c.id == reservation_id) & (reservations.c.station_id == station_id)
+        values: dict[str, Any] = {"status": str(status)}
+        if answer is not None:
+            values["answer"] = answer
+
+        def write(ctx: WriteContext) -> ReservationRecord | None:
+            ctx.connection.execute(reservations.update().where(key).values(values))
+            row = ctx.connection.execute(select(reservations).where(key)).first()
+            return _reservation(row) if row else None
+
+        return await self._writer.submit(write)
+
+    async def get_reservation(self, reservation_id: int) -> ReservationRecord | None:
+        async with self._read() as c:
+            row = (await c.execute(select(reservations).where(reservations.c.id == reservation_id))).first()
+        return _reservation(row) if row else None
 
     async def record_charging_profile(
         self, station_id: str, evse_id: int, profile: dict[str, Any], status: str, sent_at: datetime

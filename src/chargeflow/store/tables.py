@@ -137,3 +137,15 @@ charging_profiles = Table(
     Column("status", String(40), nullable=False),
     Column("sent_at", UtcDateTime, nullable=False),
 )
+
+reservations = Table(
+    "reservations",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("station_id", String(64), nullable=False),
+    Column("connector_id", Integer, nullable=False),
+    Column("id_token", String(255), nullable=False),
+    Column("expiry", UtcDateTime, nullable=False),
+    Column("status", String(12), nullable=False),
+    Column("answer", String(20)),
+)

@@ -23,6 +23,7 @@ from typing import Any, TypeVar
 from sqlalchemy import Connection, Engine, Executable, create_engine, event
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from chargeflow.store.bulk import BulkWriter
 from chargeflow.store.database import is_sqlite, sqlite_pragmas
 
 log = logging.getLogger(__name__)
@@ -35,8 +36,9 @@ class WriteContext:
     (one ``executemany`` per statement instead of one statement per message), and what to do once the
     batch is committed."""
 
-    def __init__(self, connection: Connection) -> None:
+    def __init__(self, connection: Connection, bulk: BulkWriter) -> None:
         self.connection = connection
+        self._bulk = bulk
         self.overlay: dict[Any, Any] = {}  # records changed in this batch, not yet committed
         self._inserts: dict[Executable, list[dict[str, Any]]] = {}
         self._updates: dict[Executable, dict[Any, dict[str, Any]]] = {}
@@ -55,9 +57,9 @@ class WriteContext:
 
     def flush(self) -> None:
         for statement, by_key in self._updates.items():
-            self.connection.execute(statement, list(by_key.values()))
+            self._bulk.execute(self.connection, statement, list(by_key.values()))
         for statement, rows in self._inserts.items():
-            self.connection.execute(statement, rows)
+            self._bulk.execute(self.connection, statement, rows)
 
     def committed(self) -> None:
         for action in self._after_commit:
@@ -72,12 +74,20 @@ MAX_BATCH = 512
 
 
 def _run_in_one_transaction(connection: Connection, operations: list[Operation]) -> list[Outcome]:
-    context = WriteContext(connection)
+    context = WriteContext(connection, _bulk_writer(connection))
     with connection.begin():
         outcomes: list[Outcome] = [(True, op(context)) for op in operations]
         context.flush()
     context.committed()
     return outcomes
+
+
+def _bulk_writer(connection: Connection) -> BulkWriter:
+    """One per connection, kept in the connection's ``info`` so that it lives as long as the connection."""
+    bulk = connection.info.get("chargeflow_bulk")
+    if not isinstance(bulk, BulkWriter):
+        bulk = connection.info["chargeflow_bulk"] = BulkWriter(connection.dialect)
+    return bulk
 
 
 def run_batch(connection: Connection, operations: list[Operation]) -> list[Outcome]:

@@ -25,6 +25,8 @@ from chargeflow.web.schemas import (
     MeterValueOut,
     RemoteStartIn,
     RemoteStopIn,
+    ReservationAnswer,
+    ReservationIn,
     ResetIn,
     SessionDetail,
     SessionOut,
@@ -55,7 +57,7 @@ async def _station_call(station_id: str, action: str, call: Awaitable[dict[str, 
     try:
         answer = await call
     except StationOffline:
-        raise HTTPException(status.HTTP_409_CONFLICT, f"station {station_id} is not connected") from None
+        raise _offline(station_id) from None
     except CallTimeout as exc:
         raise HTTPException(status.HTTP_504_GATEWAY_TIMEOUT, str(exc)) from None
     except FrameError as exc:  # our request breaks the station's schema (e.g. an unknown trigger)
@@ -143,7 +145,13 @@ def create_api(
     async def charging_limit(station_id: str, body: ChargingLimitIn) -> StationAnswer:
         async def send() -> dict[str, Any]:
             profile, answer = await operations.set_charging_limit(
-                station_id, body.connector_id, body.limit, body.unit, body.purpose, new_request_id()
+                station_id,
+                body.connector_id,
+                body.limit,
+                body.unit,
+                body.purpose,
+                new_request_id(),
+                body.transaction_id,
             )
             await service.record_charging_profile(
                 station_id, body.connector_id, profile, str(answer.get("status", "?"))
@@ -164,5 +172,42 @@ def create_api(
         call = operations.trigger(station_id, body.message, body.connector_id)
         return await _station_call(station_id, "TriggerMessage", call)
 
+    @api.post("/stations/{station_id}/reservations")
+    async def reserve(station_id: str, body: ReservationIn) -> ReservationAnswer:
+        if not operations.is_connected(station_id):  # no reservation is stored for a station we cannot reach
+            raise _offline(station_id)
+        reservation = await service.reserve(station_id, body.connector_id, body.id_token, body.expiry)
+        call = operations.reserve_now(
+            station_id, reservation.id, body.connector_id, body.id_token, body.expiry
+        )
+        answer = await _station_call(station_id, "ReserveNow", call)
+        updated = await service.reservation_answered(
+            station_id, reservation.id, str(answer.answer.get("status"))
+        )
+        return ReservationAnswer(
+            **answer.model_dump(),
+            reservation_id=reservation.id,
+            status=str(updated.status if updated else ""),
+        )
+
+    @api.delete("/stations/{station_id}/reservations/{reservation_id}")
+    async def cancel_reservation(station_id: str, reservation_id: int) -> ReservationAnswer:
+        if await repository.get_reservation(reservation_id) is None:
+            raise HTTPException(status.HTTP_404_NOT_FOUND, f"no reservation {reservation_id}")
+        call = operations.cancel_reservation(station_id, reservation_id)
+        answer = await _station_call(station_id, "CancelReservation", call)
+        updated = await service.reservation_cancelled(
+            station_id, reservation_id, str(answer.answer.get("status"))
+        )
+        return ReservationAnswer(
+            **answer.model_dump(),
+            reservation_id=reservation_id,
+            status=str(updated.status if updated else ""),
+        )
+
     app.include_router(api)
     return app
+
+
+def _offline(station_id: str) -> HTTPException:
+    return HTTPException(status.HTTP_409_CONFLICT, f"station {station_id} is not connected")

@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from chargeflow.csm.model import AuthStatus, MeterSample, StationRecord, TransactionRecord
 
@@ -143,6 +143,15 @@ class ChargingLimitIn(_Body):
     limit: float = Field(ge=0)
     unit: Literal["A", "W"] = "A"
     purpose: Literal["ChargePointMaxProfile", "TxDefaultProfile", "TxProfile"] = "TxDefaultProfile"
+    transaction_id: str | None = Field(default=None, description="the session a TxProfile applies to")
+
+    @model_validator(mode="after")
+    def _tx_profile_names_its_transaction(self) -> ChargingLimitIn:
+        if (self.purpose == "TxProfile") != (self.transaction_id is not None):
+            raise ValueError("a TxProfile needs transaction_id, and only a TxProfile takes one")
+        if self.purpose == "ChargePointMaxProfile" and self.connector_id != 0:
+            raise ValueError("a ChargePointMaxProfile applies to the whole station: connector_id 0")
+        return self
 
 
 class TriggerIn(_Body):
@@ -156,3 +165,14 @@ class StationAnswer(BaseModel):
     station_id: str
     action: str
     answer: dict[str, Any]
+
+
+class ReservationIn(_Body):
+    connector_id: int = Field(ge=1, description="the connector (1.6) or EVSE (2.x) to hold")
+    id_token: str = Field(min_length=1, max_length=20)
+    expiry: datetime
+
+
+class ReservationAnswer(StationAnswer):
+    reservation_id: int
+    status: str = Field(description="Requested, Accepted, Rejected, Used, Cancelled, Expired or Removed")

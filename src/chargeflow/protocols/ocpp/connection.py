@@ -43,6 +43,8 @@ class Transport(Protocol):
 
     async def recv(self) -> str | bytes: ...
 
+    async def close(self, code: int = 1000, reason: str = "") -> None: ...
+
 
 class HandlerError(Exception):
     """Raised by a handler to answer with a CALLERROR of ``kind``."""
@@ -72,6 +74,7 @@ Handler = Callable[["StationConnection", dict[str, Any]], Awaitable[dict[str, An
 class ConnectionOptions:
     strict: bool = True  # lenient: a schema violation is logged and the message accepted
     call_timeout_s: float = 30.0
+    handler_timeout_s: float = 30.0  # a stuck database must not hold the station's calls forever
 
 
 class StationConnection:
@@ -96,6 +99,10 @@ class StationConnection:
         self._calls: asyncio.Queue[Call | None] = asyncio.Queue(MAX_QUEUED_CALLS)
         self._send_lock = asyncio.Lock()
         self._call_lock = asyncio.Lock()
+
+    async def close(self, reason: str) -> None:
+        """Close the websocket (the station may reconnect); ``run`` then ends."""
+        await self._transport.close(1000, reason)
 
     def validate_schema_ahead(self) -> None:
         """Compile the validators of every action this connection handles (else done on first use)."""
@@ -148,16 +155,24 @@ class StationConnection:
         try:
             handler = self._handlers.get(call.action)
             if handler is None:
-                raise FrameError(
-                    ErrorKind.NOT_IMPLEMENTED, f"{call.action} is not supported", call.message_id
-                )
+                # NotSupported: an action of this version that we do not handle; NotImplemented: unknown.
+                known = call.action in self._schemas.actions(self.version)
+                kind = ErrorKind.NOT_SUPPORTED if known else ErrorKind.NOT_IMPLEMENTED
+                raise FrameError(kind, f"{call.action} is not supported", call.message_id)
             self._check(call.action, Direction.REQUEST, call.payload, call.message_id)
-            result = await handler(self, call.payload)
+            async with asyncio.timeout(self.options.handler_timeout_s):
+                result = await handler(self, call.payload)
             return encode_result(call.message_id, result)
         except FrameError as exc:
             return encode_error(call.message_id, error_code(self.version, exc.kind), exc.description)
         except HandlerError as exc:
             return encode_error(call.message_id, error_code(self.version, exc.kind), exc.description)
+        except TimeoutError:
+            # The station then repeats the message; the CSM's rules make the repeat harmless.
+            log.error(
+                "%s: %s not handled within %s s", self.station_id, call.action, self.options.handler_timeout_s
+            )
+            return encode_error(call.message_id, error_code(self.version, ErrorKind.INTERNAL), "timed out")
         except Exception:
             log.exception("%s: handler for %s failed", self.station_id, call.action)
             return encode_error(

@@ -25,7 +25,6 @@ _ACKNOWLEDGED = (
     "NotifyChargingLimit",
     "ClearedChargingLimit",
     "ReportChargingProfiles",
-    "ReservationStatusUpdate",
     "SecurityEventNotification",
     "FirmwareStatusNotification",
     "LogStatusNotification",
@@ -56,6 +55,7 @@ class V2Handlers:
             "NotifyEVChargingNeeds": self.notify_ev_charging_needs,
             "NotifyEVChargingSchedule": self.notify_ev_charging_schedule,
             "DataTransfer": self.data_transfer,
+            "ReservationStatusUpdate": self.reservation_status_update,
         }
         for action in _ACKNOWLEDGED:
             routes[action] = self.acknowledge
@@ -126,6 +126,12 @@ class V2Handlers:
 
     async def notify_ev_charging_schedule(self, conn: StationConnection, p: Payload) -> Payload:
         return {"status": "Accepted"}
+
+    async def reservation_status_update(self, conn: StationConnection, p: Payload) -> Payload:
+        await self._csm.reservation_notice(
+            conn.station_id, int(p["reservationId"]), p["reservationUpdateStatus"]
+        )
+        return {}
 
     async def data_transfer(self, conn: StationConnection, p: Payload) -> Payload:
         return {"status": "UnknownVendorId"}

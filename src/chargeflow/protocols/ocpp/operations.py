@@ -38,21 +38,19 @@ def charging_profile(
     unit: str,
     transaction_id: str | None = None,
 ) -> Payload:
-    """A one-period relative profile holding ``limit`` (A or W) until replaced.
-
-    A TxProfile names its transaction: OCPP 2.0.1 requires it (K01.FR.03), and in 1.6 it keeps the
-    profile from outliving the transaction it was meant for.
-    """
+    """A one-period relative profile holding ``limit`` (A or W) until replaced; a TxProfile names its
+    transaction (an integer in 1.6, the station's string in 2.x)."""
     period = {"startPeriod": 0, "limit": round(limit, 1)}
+    profile: Payload
     if version is OcppVersion.V16:
-        profile: Payload = {
+        profile = {
             "chargingProfileId": profile_id,
             "stackLevel": 0,
             "chargingProfilePurpose": purpose,
             "chargingProfileKind": "Relative",
             "chargingSchedule": {"chargingRateUnit": unit, "chargingSchedulePeriod": [period]},
         }
-        if purpose == "TxProfile" and transaction_id is not None and transaction_id.isdigit():
+        if transaction_id is not None:
             profile["transactionId"] = int(transaction_id)
         return profile
     profile = {
@@ -64,7 +62,7 @@ def charging_profile(
             {"id": profile_id, "chargingRateUnit": unit, "chargingSchedulePeriod": [period]}
         ],
     }
-    if purpose == "TxProfile" and transaction_id is not None:
+    if transaction_id is not None:
         profile["transactionId"] = transaction_id
     return profile
 

@@ -41,6 +41,7 @@ class OcppServerConfig:
     host: str = "127.0.0.1"
     port: int = 9000
     call_timeout_s: float = 30.0
+    handler_timeout_s: float = 30.0
     ping_interval_s: float | None = 60.0
     default_policy: StationPolicy = StationPolicy()
     stations: Mapping[str, StationPolicy] = field(default_factory=dict)
@@ -150,12 +151,18 @@ class OcppServer:
             self._routes[version],
             self.schemas,
             self._new_message_id,
-            ConnectionOptions(strict=policy.strict, call_timeout_s=self.config.call_timeout_s),
+            ConnectionOptions(
+                strict=policy.strict,
+                call_timeout_s=self.config.call_timeout_s,
+                handler_timeout_s=self.config.handler_timeout_s,
+            ),
         )
         previous = self.connections.get(station_id)
         self.connections[station_id] = connection
         if previous is not None:
-            log.info("%s reconnected; the older connection is replaced", station_id)
+            # A station has one connection: the newer one wins (the older is often half-open).
+            log.info("%s reconnected; the older connection is closed", station_id)
+            await previous.close("replaced by a newer connection of the same station")
         log.info("%s connected with %s", station_id, version.value)
         try:
             await self._gate.connected(station_id, version.value)
