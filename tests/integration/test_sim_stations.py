@@ -18,6 +18,7 @@ from chargeflow.csm.demand import Preferences
 from chargeflow.csm.model import AuthStatus, IdTokenRecord, TransactionRecord
 from chargeflow.csm.ports import CsmRepository
 from chargeflow.csm.service import CsmConfig
+from chargeflow.protocols.ocpp.operations import MissingTransaction
 from chargeflow.protocols.ocpp.server import OcppServerConfig
 from chargeflow.sim.ev import EvModel
 from chargeflow.sim.profiles import Reason
@@ -183,25 +184,21 @@ async def test_v201_ev_follows_a_tx_profile_and_reports_state_of_charge(
     assert socs[-1] > socs[0]
 
 
-@pytest.mark.xfail(
-    reason="server: StationOperations.set_charging_limit sends a 2.0.1 TxProfile without transactionId, "
-    "which a station must reject (OCPP 2.0.1 K01.FR.03)",
-    strict=True,
-)
 async def test_set_charging_limit_tx_profile_on_a_v201_station(csm: tuple[CsmNode, CsmRepository]) -> None:
-    node, _ = csm
+    # OCPP 2.0.1 K01.FR.03: a TxProfile names its transaction; without one nothing is sent at all.
+    node, repository = csm
     clock = ManualClock(T0)
     async with station(node, ChargingPoint("X201", "c"), "2.0.1", clock) as s:
         assert await s.plug_in(EV3, 0.5, "DRIVER")
-        _, answer = await node.operations.set_charging_limit("X201", 1, 10.0, "A", "TxProfile", profile_id=1)
+        with pytest.raises(MissingTransaction):
+            await node.operations.set_charging_limit("X201", 1, 10.0, "A", "TxProfile", profile_id=1)
+        tx = await only_session(repository, "X201")
+        _, answer = await node.operations.set_charging_limit(
+            "X201", 1, 10.0, "A", "TxProfile", profile_id=1, transaction_id=tx.external_id
+        )
     assert answer["status"] == "Accepted"
 
 
-@pytest.mark.xfail(
-    reason="server: StationOperations.set_charging_limit sends ChargingStationMaxProfile as Relative, which "
-    "a 2.0.1 station must reject (OCPP 2.0.1 K01.FR.38)",
-    strict=True,
-)
 async def test_set_charging_limit_station_max_on_a_v201_station(csm: tuple[CsmNode, CsmRepository]) -> None:
     node, _ = csm
     clock = ManualClock(T0)

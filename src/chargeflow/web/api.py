@@ -18,7 +18,7 @@ from chargeflow.csm.model import IdTokenRecord
 from chargeflow.csm.service import CsmService
 from chargeflow.protocols.ocpp.connection import CallRejected, CallTimeout
 from chargeflow.protocols.ocpp.frames import FrameError
-from chargeflow.protocols.ocpp.operations import StationOffline, StationOperations
+from chargeflow.protocols.ocpp.operations import MissingTransaction, StationOffline, StationOperations
 from chargeflow.web.schemas import (
     ChargingLimitIn,
     ConnectorOut,
@@ -62,6 +62,8 @@ async def _station_call(station_id: str, action: str, call: Awaitable[dict[str, 
         raise HTTPException(status.HTTP_504_GATEWAY_TIMEOUT, str(exc)) from None
     except FrameError as exc:  # our request breaks the station's schema (e.g. an unknown trigger)
         raise HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT, exc.description) from None
+    except MissingTransaction as exc:  # a request the station would have to reject
+        raise HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT, str(exc)) from None
     except CallRejected as exc:
         raise HTTPException(
             status.HTTP_502_BAD_GATEWAY,

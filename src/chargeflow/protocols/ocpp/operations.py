@@ -30,6 +30,14 @@ class StationOffline(LookupError):
     """The station has no open connection."""
 
 
+class MissingTransaction(ValueError):
+    """A TxProfile for an OCPP 2.x station must name its transaction (K01.FR.03)."""
+
+
+_STATION_MAX = ("ChargePointMaxProfile", "ChargingStationMaxProfile")
+STATION_MAX_START = "2020-01-01T00:00:00.000Z"
+
+
 def charging_profile(
     version: OcppVersion,
     profile_id: int,
@@ -38,28 +46,39 @@ def charging_profile(
     unit: str,
     transaction_id: str | None = None,
 ) -> Payload:
-    """A one-period relative profile holding ``limit`` (A or W) until replaced; a TxProfile names its
-    transaction (an integer in 1.6, the station's string in 2.x)."""
+    """A one-period profile holding ``limit`` (A or W) until replaced.
+
+    Tx and TxDefault profiles are Relative: they start with the transaction. A station-maximum profile is
+    Absolute, because a 2.0.1 station must reject a Relative one (K01.FR.38); it starts at a fixed instant
+    in the past, so that it is in force at once whatever the station's clock says (clocks on real sites
+    disagree by minutes, and one that runs behind ours would otherwise wait for the start).
+    A TxProfile names its transaction (an integer in 1.6, the station's string in 2.x).
+    """
     period = {"startPeriod": 0, "limit": round(limit, 1)}
+    absolute = purpose in _STATION_MAX
+    start = {"startSchedule": STATION_MAX_START} if absolute else {}
+    kind = "Absolute" if absolute else "Relative"
     profile: Payload
     if version is OcppVersion.V16:
         profile = {
             "chargingProfileId": profile_id,
             "stackLevel": 0,
             "chargingProfilePurpose": purpose,
-            "chargingProfileKind": "Relative",
-            "chargingSchedule": {"chargingRateUnit": unit, "chargingSchedulePeriod": [period]},
+            "chargingProfileKind": kind,
+            "chargingSchedule": {"chargingRateUnit": unit, "chargingSchedulePeriod": [period], **start},
         }
         if transaction_id is not None:
             profile["transactionId"] = int(transaction_id)
         return profile
+    if purpose == "TxProfile" and transaction_id is None:
+        raise MissingTransaction("an OCPP 2.x TxProfile names its transaction: give transaction_id")
     profile = {
         "id": profile_id,
         "stackLevel": 0,
         "chargingProfilePurpose": purpose,
-        "chargingProfileKind": "Relative",
+        "chargingProfileKind": kind,
         "chargingSchedule": [
-            {"id": profile_id, "chargingRateUnit": unit, "chargingSchedulePeriod": [period]}
+            {"id": profile_id, "chargingRateUnit": unit, "chargingSchedulePeriod": [period], **start}
         ],
     }
     if transaction_id is not None:
