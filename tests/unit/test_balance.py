@@ -101,3 +101,16 @@ def test_net_meter_variant_recovers_the_building() -> None:
     b = BuildingPower.from_net_meter(meter_w=20_000, ev_w=8_000, ess_discharge_w=2_000)
     assert b.net_w == 14_000
     assert BuildingPower.from_net_meter(meter_w=-5_000, ev_w=3_000, ess_discharge_w=0).generation_w == 8_000
+
+
+def test_a_careful_controller_counts_load_up_and_generation_down() -> None:
+    # 45 kW of load and 70 kW of PV read with a 3 % margin: 46.35 kW and 67.9 kW; the grant on a 60 kW
+    # connection shrinks by 3.45 kW, what a reading 1.5 % off on both would otherwise take over the limit.
+    read = BuildingPower(consumption_w=45_000, generation_w=70_000)
+    careful = read.with_margin(3.0)
+    assert careful.consumption_w == pytest.approx(46_350)
+    assert careful.generation_w == pytest.approx(67_900)
+    grid = GridConnection(60_000, 30_000)
+    assert grant(0, 200_000, read, grid, None, None, 60).granted_w - grant(
+        0, 200_000, careful, grid, None, None, 60
+    ).granted_w == pytest.approx(3_450)

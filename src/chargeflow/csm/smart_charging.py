@@ -194,7 +194,8 @@ class SmartCharging:
             fallback = "fallback_measurements_stale"
 
         if fallback is None and grant is not None and granted is not None and building is not None:
-            loads = building_loads_a(self._view, self._tree, building.consumption_w)
+            counted = building.with_margin(self._config.margin_pct)
+            loads = building_loads_a(self._view, self._tree, counted.consumption_w)
             result = split(table, self._tree, loads, granted, self._config.strategy, grant.reason)
             targets = [(lim.current_a, lim.reason) for lim in result.limits]
         else:

@@ -84,9 +84,10 @@ class EmsService:
         if point is None:
             return self._done(EmsDecision(now, False, "no_valid_demand", measurement=m))
         view = self._view
-        g = grant(point.needed_w, point.wished_w, m.building, view.grid, view.ess, m.ess, cfg.step_s)
+        building = m.building.with_margin(cfg.margin_pct)
+        g = grant(point.needed_w, point.wished_w, building, view.grid, view.ess, m.ess, cfg.step_s)
         # The ESS is set as if the EVs took all of the grant; the next step's reading corrects it.
-        ess = settle(m.building, g.granted_w, view.grid, view.ess, m.ess, cfg.step_s)
+        ess = settle(building, g.granted_w, view.grid, view.ess, m.ess, cfg.step_s)
         if self._ess is not None and view.ess is not None:
             await asyncio.wait_for(self._ess.set_discharge(ess.discharge_w), cfg.timeout_s)
         valid_until = now + timedelta(seconds=cfg.validity_steps * cfg.step_s)

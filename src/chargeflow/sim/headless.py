@@ -224,7 +224,7 @@ def simulate(
         readings.append(
             BuildingPower(consumption * (1 + rng.gauss(0, noise)), generation * (1 + rng.gauss(0, noise)))
         )
-        measured = readings[0]
+        measured = readings[0].with_margin(config.margin_pct)
         price = config.prices.at(now) if config.prices else None
 
         t0 = time.perf_counter()
