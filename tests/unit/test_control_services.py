@@ -244,3 +244,14 @@ async def test_the_live_view_reads_phases_from_meter_values(amps: float) -> None
     assert live.drawn_a == amps
     assert live.phases_used == (1 if amps else None)
     assert live.power_w == 7_500.0
+
+
+async def test_apply_on_its_own_takes_the_demand_of_the_moment() -> None:
+    rig = Rig()
+    await rig.start("cp1")
+    await rig.csm.publish_demand()
+    await rig.ems.step()  # a grant is in force
+    await rig.csm.apply()
+    step = await rig.csm.apply()  # no publish_demand in between: the sessions must still be there
+    assert [lim.station_id for lim in step.limits] == ["cp1"]
+    assert step.fallback is None

@@ -179,10 +179,10 @@ class SmartCharging:
     async def apply(self) -> ChargingStep:
         """Split the latest valid grant and send the limits that changed."""
         now = self._clock.now()
-        pending = self._pending or _Pending(await self.publish_demand())
-        if self._pending is None:
-            pending = self._pending or pending
-        self._pending = None
+        if self._pending is None:  # called on its own: take the demand of this moment
+            await self.publish_demand()
+        pending, self._pending = self._pending, None
+        assert pending is not None
         table, sessions = pending.table, pending.sessions
         grant = self._bus.latest_grant(self.site.id)
         granted = value_at(grant.points, now) if grant is not None and grant.validity.holds_at(now) else None
