@@ -13,21 +13,42 @@ from datetime import date, datetime, time
 from pathlib import Path
 
 from chargeflow.csm.split import Strategy
-from chargeflow.sim.bench_allocate import bench_allocate
+from chargeflow.sim.bench_allocate import bench_allocate, bench_steps
 
 
 def run_allocate(args: argparse.Namespace) -> int:
     strategies = list(Strategy) if args.strategy == "all" else [Strategy(args.strategy)]
     results = [bench_allocate(args.evs, s, steps=args.steps, seed=args.seed) for s in strategies]
+    peer = None
+    if args.peer:
+        try:
+            from chargeflow.sim.bench_peer import compare_with_acnportal
+        except ImportError as e:  # acnportal is the ``bench`` extra, not a runtime dependency
+            print(
+                f"bench allocate --peer needs acnportal: pip install 'chargeflow[bench]' ({e})",
+                file=sys.stderr,
+            )
+            return 2
+        peer = compare_with_acnportal(bench_steps(args.evs, Strategy.EDF, args.peer_steps, args.seed))
     if args.json:
         records = [asdict(r) for r in results]
-        print(json.dumps(records[0] if len(records) == 1 else records, indent=2))
+        out: dict[str, object] | list[dict[str, object]] = records[0] if len(records) == 1 else records
+        if peer is not None:
+            out = {"ours": out, "peer_acnportal_edf": asdict(peer)}
+        print(json.dumps(out, indent=2))
         return 0
     for r in results:
         print(
             f"allocate: {r.evs} EVs on {r.circuits} circuits, strategy {r.strategy}, {r.steps} steps: "
             f"median {r.ms_per_step_median:.2f} ms, p95 {r.ms_per_step_p95:.2f} ms per step "
             f"(needs met in {r.needs_met_steps_pct:.0f} % of steps)"
+        )
+    if peer is not None:
+        print(
+            f"peer, same {peer.steps} steps: acnportal EDF {peer.peer_ms_per_step_median:.1f} ms per step, "
+            f"our whole control step (EDF) {peer.ours_ms_per_step_median:.2f} ms: {peer.speedup:g}x; "
+            f"our current / acnportal's {peer.current_ratio:.4f}; acnportal steps over a limit "
+            f"{peer.peer_violations}"
         )
     return 0
 
@@ -113,6 +134,10 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p.add_argument(
         "--json", action="store_true", help="print evs, ms_per_step_median, ms_per_step_p95 as JSON"
     )
+    p.add_argument(
+        "--peer", action="store_true", help="also time acnportal's EDF on the same steps (bench extra)"
+    )
+    p.add_argument("--peer-steps", type=int, default=3, help="steps for the peer comparison (default 3)")
     p.set_defaults(handler=run_allocate)
 
     a = kinds.add_parser(

@@ -86,11 +86,17 @@ def random_step(site: Site, rng: random.Random, strategy: Strategy) -> StepInput
     )
 
 
-def bench_allocate(n_evs: int, strategy: Strategy, steps: int = 100, seed: int = 1) -> BenchResult:
+def bench_steps(n_evs: int, strategy: Strategy, steps: int, seed: int = 1) -> list[StepInput]:
+    """The measured steps: one synthetic site, ``steps`` random states of it."""
     rng = random.Random(seed)
     site = synthetic_site(n_evs, rng)
+    return [random_step(site, rng, strategy) for _ in range(steps)]
+
+
+def bench_allocate(n_evs: int, strategy: Strategy, steps: int = 100, seed: int = 1) -> BenchResult:
+    inputs = bench_steps(n_evs, strategy, steps, seed)
+    site = inputs[0].site
     tree = check_site(site)
-    inputs = [random_step(site, rng, strategy) for _ in range(steps)]
     control_step(inputs[0], tree)  # warm-up: imports, numpy's first calls
     times_ms = []
     met = 0
