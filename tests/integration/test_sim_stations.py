@@ -22,8 +22,9 @@ from chargeflow.protocols.ocpp.server import OcppServerConfig
 from chargeflow.sim.ev import EvModel
 from chargeflow.sim.profiles import Reason
 from chargeflow.sim.site_runner import SiteRunner, mixed_versions
-from chargeflow.sim.stations import SimulatedStation
+from chargeflow.sim.stations import SimulatedStation, StationError, StationOptions
 from chargeflow.site.model import ChargingPoint
+from chargeflow.store.memory import MemoryRepository
 from tests.databases import open_repository
 from tests.integration.conftest import port_of
 
@@ -453,3 +454,29 @@ async def test_a_mixed_site_of_twenty_stations_stays_within_its_limits(
     for s in site.stations:
         assert by_station[s.id].energy_wh == s.energy_register_wh - s.options.meter_start_wh
     assert sum(r.power_w for r in reports) > 0
+
+
+async def test_a_station_notices_the_csm_going_away_and_closes_cleanly() -> None:
+    node = build_csm(
+        MemoryRepository(),
+        SystemClock(),
+        CsmConfig(auto_register=True),
+        OcppServerConfig(host="127.0.0.1", port=0, call_timeout_s=2.0),
+    )
+    server = asyncio.create_task(node.ocpp.serve())
+    await asyncio.wait_for(node.ocpp.started.wait(), 5)
+    clock = ManualClock(T0)
+    s = station(node, ChargingPoint("G16", "c"), "1.6", clock, options=StationOptions(call_timeout_s=1.0))
+    await s.connect()
+    assert s.connected
+    server.cancel()
+    with suppress(asyncio.CancelledError):
+        await server
+    async with asyncio.timeout(5):
+        await s.wait_disconnected()
+    assert not s.connected
+    with pytest.raises(StationError):
+        await s.heartbeat()
+    async with asyncio.timeout(5):
+        await s.close()
+    assert not s.connected

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import contextlib
 import itertools
 import logging
 from collections.abc import Awaitable, Callable
@@ -26,6 +27,7 @@ from typing import Any, Final
 
 import ocpp.v16
 import ocpp.v201
+from ocpp.exceptions import OCPPError, UnknownCallErrorCodeError, ValidationError
 from ocpp.routing import create_route_map
 from ocpp.v16 import call as call16
 from ocpp.v201 import call as call201
@@ -162,7 +164,11 @@ class SimulatedStation:
     # Connection ---------------------------------------------------------------------------------
 
     async def __aenter__(self) -> SimulatedStation:
-        await self.connect()
+        try:
+            await self.connect()
+        except BaseException:
+            await self.close()
+            raise
         return self
 
     async def __aexit__(self, *_: object) -> None:
@@ -220,16 +226,25 @@ class SimulatedStation:
         """Run ``follow_up`` once the answer to the CALL being handled has been sent."""
         self._follow_ups.append(follow_up)
 
+    async def wait_disconnected(self) -> None:
+        """Return once the connection has ended (the CSM closed it, or ``close``)."""
+        if self._runner is not None:
+            await asyncio.wait([self._runner])
+
     async def close(self) -> None:
+        """Close the websocket; follow-ups still waiting for an answer get ``close_timeout_s``, then end."""
         if self._ws is not None:
             await self._ws.close()
-        if self._runner is not None:
-            try:
-                await asyncio.wait_for(self._runner, self.options.close_timeout_s)
-            except TimeoutError:
-                log.warning("%s: tasks did not end in time", self.id)
-            self._runner = None
+        runner, self._runner = self._runner, None
+        if runner is not None:
+            done, _ = await asyncio.wait([runner], timeout=self.options.close_timeout_s)
+            if not done:
+                log.warning("%s: tasks did not end in time; cancelled", self.id)
+                runner.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await runner
         self._ws = None
+        self._cp = None
 
     async def call(self, payload: Any) -> Any:
         """One CALL to the CSM; a CALLERROR or no answer in time raises ``StationError``."""
@@ -243,10 +258,8 @@ class SimulatedStation:
             raise StationError(f"{self.id}: no answer to {type(payload).__name__} in time") from None
         except ConnectionClosed as exc:
             raise StationError(f"{self.id}: connection closed") from exc
-        except Exception as exc:
-            if type(exc).__module__.startswith("ocpp"):
-                raise StationError(f"{self.id}: {type(payload).__name__} refused: {exc}") from exc
-            raise
+        except (OCPPError, ValidationError, UnknownCallErrorCodeError) as exc:
+            raise StationError(f"{self.id}: {type(payload).__name__} refused: {exc}") from exc
 
     # Boot, status, heartbeat --------------------------------------------------------------------
 
