@@ -270,6 +270,10 @@ async def test_v16_tx_default_and_charge_point_max_compose(csm: tuple[CsmNode, C
         assert await charge(s, clock, 1) == [16.0]  # the default alone
         assert (await ops.set_charging_limit("D16", 1, 24.0, "A", "TxProfile", 3))[1]["status"] == "Accepted"
         assert await charge(s, clock, 1) == [24.0]  # the transaction's own profile overrides the default
+        in_watts = await ops.composite_schedule("D16", 1, 300, "W")
+        assert in_watts["chargingSchedule"]["chargingSchedulePeriod"] == [
+            {"startPeriod": 0, "limit": 24 * 3 * 230.0, "numberPhases": 3}
+        ]
         # A limit below the 6 A the station can deliver pauses charging (IEC 61851).
         assert (await ops.set_charging_limit("D16", 1, 4.0, "A", "TxProfile", 3))[1]["status"] == "Accepted"
         assert await charge(s, clock, 1) == [0.0]

@@ -39,6 +39,7 @@ from chargeflow.clock import Clock
 from chargeflow.csm.demand import Preferences
 from chargeflow.sim.ev import Draw, EvModel, draw
 from chargeflow.sim.profiles import ChargingProfiles, Limit, Reason, RunningTx, Version
+from chargeflow.sim.readings import meter_value_16, meter_value_201, readings
 from chargeflow.sim.station_handlers import CONNECTOR, handlers_for, iso
 from chargeflow.site.model import ChargingPoint
 from chargeflow.units import NOMINAL_VOLTAGE_V, grid_phases_of
@@ -496,56 +497,24 @@ class SimulatedStation:
             return "Charging"
         return "SuspendedEVSE" if self.limit_a == 0 else "SuspendedEV"
 
-    def _samples(self) -> list[tuple[str, float, str, str | None]]:
-        """(measurand, value, unit, phase) of one reading: per-phase current only on the phases in use."""
-        d = self.last_draw
-        out: list[tuple[str, float, str, str | None]] = [
-            ("Energy.Active.Import.Register", float(self.energy_register_wh), "Wh", None),
-            ("Power.Active.Import", round(d.power_w, 1), "W", None),
-        ]
-        out += [("Current.Import", round(d.current_a, 2), "A", f"L{k}") for k in range(1, d.phases + 1)]
-        return out
-
     def _meter_value_201(self, now: datetime, context: str) -> dict[str, Any]:
-        sampled: list[dict[str, Any]] = []
-        for measurand, value, unit, phase in self._samples():
-            item: dict[str, Any] = {
-                "value": value,
-                "measurand": measurand,
-                "context": context,
-                "unitOfMeasure": {"unit": unit},
-            }
-            if phase is not None:
-                item["phase"] = phase
-            sampled.append(item)
-        if self.ev is not None:
-            sampled.append(
-                {
-                    "value": round(100 * self.soc, 1),
-                    "measurand": "SoC",
-                    "context": context,
-                    "location": "EV",
-                    "unitOfMeasure": {"unit": "Percent"},
-                }
-            )
-        return {"timestamp": iso(now), "sampledValue": sampled}
+        soc = self.soc if self.ev is not None else None
+        return meter_value_201(iso(now), readings(self.last_draw, self.energy_register_wh, soc), context)
 
     async def send_meter_values(self) -> None:
         """The present reading; 2.0.1 sends it in the transaction's Updated event when one runs."""
         now = self.clock.now()
         state = self._charging_state()
         if self.version is Version.V16:
-            sampled = [
-                {"value": f"{value:g}", "measurand": m, "unit": unit, "context": "Sample.Periodic"}
-                | ({"phase": phase} if phase else {})
-                for m, value, unit, phase in self._samples()
-            ]
+            meter = meter_value_16(
+                iso(now), readings(self.last_draw, self.energy_register_wh), "Sample.Periodic"
+            )
             tx = int(self.transaction.id) if self.transaction is not None else None
             await self.call(
                 call16.MeterValues(
                     connector_id=CONNECTOR,
                     transaction_id=tx,
-                    meter_value=[{"timestamp": iso(now), "sampledValue": sampled}],
+                    meter_value=[meter],
                 )
             )
             if self.transaction is not None and state != self.status:
