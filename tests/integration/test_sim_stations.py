@@ -251,6 +251,46 @@ async def test_v16_driver_preferences_are_not_sent_and_an_unknown_token_does_not
     assert [x.status for x in await repository.connector_statuses("U16")] == ["Available"]
 
 
+async def test_v201_remote_start_before_the_ev_arrives_brings_its_profile(
+    csm: tuple[CsmNode, CsmRepository],
+) -> None:
+    node, repository = csm
+    clock = ManualClock(T0)
+    async with station(node, ChargingPoint("R201", "c"), "2.0.1", clock) as s:
+        eight_amps = {
+            "id": 5,
+            "stackLevel": 0,
+            "chargingProfilePurpose": "TxProfile",
+            "chargingProfileKind": "Relative",
+            "chargingSchedule": [
+                {
+                    "id": 1,
+                    "chargingRateUnit": "A",
+                    "chargingSchedulePeriod": [{"startPeriod": 0, "limit": 8.0}],
+                }
+            ],
+        }
+        answer = await node.operations.call(
+            "R201",
+            "RequestStartTransaction",
+            {
+                "idToken": {"idToken": "DRIVER", "type": "Central"},
+                "remoteStartId": 77,
+                "chargingProfile": eight_amps,
+            },
+        )
+        assert answer == {"status": "Accepted"}
+        await settle()
+        assert s.transaction is None  # no EV yet
+        assert await s.plug_in(EV3, 0.4, "STRANGER")
+        assert await charge(s, clock, 2) == [8.0, 8.0]
+        assert s.limit.reason is Reason.TX
+        await s.unplug()
+    tx = await only_session(repository, "R201")
+    assert tx.id_token == "DRIVER"
+    assert tx.energy_wh == round(2 * 8 * 3 * 230 * STEP_S / 3600)
+
+
 async def test_v16_tx_default_and_charge_point_max_compose(csm: tuple[CsmNode, CsmRepository]) -> None:
     node, _ = csm
     clock = ManualClock(T0)

@@ -21,7 +21,7 @@ import contextlib
 import itertools
 import logging
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from typing import Any, Final
 
@@ -38,9 +38,9 @@ from websockets.typing import Subprotocol
 from chargeflow.clock import Clock
 from chargeflow.csm.demand import Preferences
 from chargeflow.sim.ev import Draw, EvModel, draw
-from chargeflow.sim.profiles import ChargingProfiles, Limit, Reason, RunningTx, Version
+from chargeflow.sim.profiles import ChargingProfiles, Limit, Reason, RunningTx, Version, profile_of
 from chargeflow.sim.readings import meter_value_16, meter_value_201, readings
-from chargeflow.sim.station_handlers import CONNECTOR, handlers_for, iso
+from chargeflow.sim.station_handlers import CONNECTOR, RemoteStart, handlers_for, iso
 from chargeflow.site.model import ChargingPoint
 from chargeflow.units import NOMINAL_VOLTAGE_V, grid_phases_of
 
@@ -109,7 +109,7 @@ class SimulatedStation:
         self.soc: float = 0.0
         self.preferences: Preferences | None = None
         self.transaction: Transaction | None = None
-        self.pending_remote_token: str | None = None
+        self.pending_remote_start: RemoteStart | None = None
         self.reset_scheduled = False
         self.register_wh = float(self.options.meter_start_wh)
         self.last_draw = NO_DRAW
@@ -339,22 +339,33 @@ class SimulatedStation:
         if self.ev is not None:
             raise StationError(f"{self.id}: an EV is already plugged in")
         self.ev, self.soc, self.preferences = ev, soc, preferences
-        remote, self.pending_remote_token = self.pending_remote_token, None
-        if self.version is Version.V16:
-            await self.send_status("Preparing")
-            if remote is None and not await self._authorized(id_token):
-                return False
-            await self.start_transaction(remote or id_token)
-        else:
-            await self.send_status()
-            await self.start_transaction(remote or id_token, "RemoteStart" if remote else "Authorized")
+        remote, self.pending_remote_start = self.pending_remote_start, None
+        await self.send_status("Preparing")
+        if remote is not None:
+            await self.start_remote(remote)
+        elif self.version is Version.V201 or await self._authorized(id_token):
+            await self.start_transaction(id_token)
         return self.transaction is not None
+
+    async def start_remote(self, remote: RemoteStart) -> None:
+        """Start the transaction a remote start asked for, under the profile it brought."""
+        await self.start_transaction(remote.id_token, "RemoteStart", remote.remote_start_id)
+        if remote.profile is not None and self.transaction is not None:
+            # The profile of a remote start belongs to the transaction it starts (1.6 §5.11, 2.0.1 F01).
+            profile = replace(
+                profile_of(self.version, CONNECTOR, remote.profile), transaction_id=self.transaction.id
+            )
+            verdict = self.profiles.install(profile, self.running_tx())
+            if not verdict.accepted:
+                log.warning("%s: the remote start's profile was refused: %s", self.id, verdict.reason)
 
     async def _authorized(self, id_token: str) -> bool:
         answer = await self.call(call16.Authorize(id_tag=id_token))
         return bool(answer.id_tag_info["status"] == "Accepted")
 
-    async def start_transaction(self, id_token: str, trigger: str = "Authorized") -> None:
+    async def start_transaction(
+        self, id_token: str, trigger: str = "Authorized", remote_start_id: int | None = None
+    ) -> None:
         now = self.clock.now()
         meter_start = self.energy_register_wh
         if self.version is Version.V16:
@@ -380,7 +391,8 @@ class SimulatedStation:
                 timestamp=iso(now),
                 trigger_reason=trigger,
                 seq_no=self._next_seq(),
-                transaction_info={"transactionId": tx.id, "chargingState": "EVConnected"},
+                transaction_info={"transactionId": tx.id, "chargingState": "EVConnected"}
+                | ({"remoteStartId": remote_start_id} if remote_start_id is not None else {}),
                 meter_value=[self._meter_value_201(now, "Transaction.Begin")],
                 evse={"id": CONNECTOR, "connectorId": CONNECTOR},
                 id_token={"idToken": id_token, "type": "Central" if trigger == "RemoteStart" else "ISO14443"},
