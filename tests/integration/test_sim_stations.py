@@ -524,3 +524,29 @@ async def test_a_station_notices_the_csm_going_away_and_closes_cleanly() -> None
     async with asyncio.timeout(5):
         await s.close()
     assert not s.connected
+
+
+async def test_v201_unknown_token_ends_the_transaction_and_on_idle_reset_waits_for_the_ev(
+    csm: tuple[CsmNode, CsmRepository],
+) -> None:
+    node, repository = csm
+    clock = ManualClock(T0)
+    async with station(node, ChargingPoint("I201", "c"), "2.0.1", clock) as s:
+        assert not await s.plug_in(EV3, 0.4, "STRANGER")
+        assert await charge(s, clock, 1) == [0.0]
+        await s.unplug()
+        assert await s.plug_in(EV3, 0.4, "DRIVER")
+        assert await node.operations.reset("I201", hard=False) == {"status": "Scheduled"}
+        await settle()
+        assert s.transaction is not None  # OnIdle: the transaction goes on
+        booted = (await repository.get_station("I201")).last_boot_at  # type: ignore[union-attr]
+        await s.unplug()
+        assert not s.reset_scheduled
+        rebooted = (await repository.get_station("I201")).last_boot_at  # type: ignore[union-attr]
+        assert booted is not None
+        assert rebooted is not None
+        assert rebooted > booted
+    refused, accepted = sorted(await repository.list_transactions("I201"), key=lambda tx: tx.id)
+    assert (refused.id_token, refused.stop_reason, refused.energy_wh) == ("STRANGER", "DeAuthorized", 0)
+    assert accepted.id_token == "DRIVER"
+    assert not accepted.active
