@@ -550,3 +550,54 @@ async def test_v201_unknown_token_ends_the_transaction_and_on_idle_reset_waits_f
     assert (refused.id_token, refused.stop_reason, refused.energy_wh) == ("STRANGER", "DeAuthorized", 0)
     assert accepted.id_token == "DRIVER"
     assert not accepted.active
+
+
+async def serve_csm(repository: CsmRepository, port: int) -> tuple[CsmNode, asyncio.Task[None]]:
+    node = build_csm(
+        repository,
+        SystemClock(),
+        CsmConfig(auto_register=True),
+        OcppServerConfig(host="127.0.0.1", port=port, call_timeout_s=2.0),
+    )
+    task = asyncio.create_task(node.ocpp.serve())
+    await asyncio.wait_for(node.ocpp.started.wait(), 5)
+    return node, task
+
+
+async def test_the_site_reconnects_when_the_csm_comes_back(tmp_path: Path) -> None:
+    """The CSM restarts on its port: the stations are offline for a step, then report again."""
+    async with open_repository("sqlite", tmp_path) as repository:
+        await repository.put_id_token(IdTokenRecord("DRIVER", AuthStatus.ACCEPTED))
+        first, server = await serve_csm(repository, 0)
+        port = port_of(first)
+        clock = ManualClock(T0)
+        points = [ChargingPoint("W16", "c"), ChargingPoint("W201", "c")]
+        offline = []
+        async with SiteRunner(f"ws://127.0.0.1:{port}", points, ["1.6", "2.0.1"], clock) as site:
+            for s in site.stations:
+                assert await s.plug_in(EV3, 0.3, "DRIVER")
+            for restart in (False, True, False):
+                if restart:
+                    server.cancel()
+                    with suppress(asyncio.CancelledError):
+                        await server
+                    async with asyncio.timeout(5):
+                        for s in site.stations:
+                            await s.wait_disconnected()
+                clock.advance(timedelta(seconds=STEP_S))
+                offline.append((await site.step(clock.now(), STEP_S)).offline)
+                if restart:
+                    _, server = await serve_csm(repository, port)
+            clock.advance(timedelta(seconds=STEP_S))
+            offline.append((await site.step(clock.now(), STEP_S)).offline)
+            for s in site.stations:
+                await s.unplug()
+            registers = {s.id: s.energy_register_wh for s in site.stations}
+        server.cancel()
+        with suppress(asyncio.CancelledError):
+            await server
+        assert offline == [0, 2, 0, 0]
+        sessions = await repository.list_transactions()
+        assert {tx.station_id: tx.energy_wh for tx in sessions} == registers
+        assert all(not tx.active for tx in sessions)
+        assert set(registers.values()) == {round(4 * 32 * 3 * 230 * STEP_S / 3600)}

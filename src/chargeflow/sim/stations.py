@@ -177,6 +177,17 @@ class SimulatedStation:
 
     async def connect(self) -> None:
         """Open the websocket, start the receive loop and boot."""
+        await self._open()
+        await self.boot()
+
+    async def reconnect(self) -> None:
+        """Open a new connection after the last one ended, as a station does after a network outage: no
+        new boot, a StatusNotification; its transaction, profiles and register carry on."""
+        await self.close()
+        await self._open()
+        await self.send_status()
+
+    async def _open(self) -> None:
         headers = basic_auth(self.id, self.password) if self.password is not None else None
         self._ws = await connect(
             self.url,
@@ -193,7 +204,6 @@ class SimulatedStation:
         started = asyncio.Event()
         self._runner = asyncio.create_task(self._run(started), name=f"station-{self.id}")
         await asyncio.wait_for(started.wait(), self.options.open_timeout_s)
-        await self.boot()
 
     async def _run(self, started: asyncio.Event) -> None:
         async with asyncio.TaskGroup() as group:
