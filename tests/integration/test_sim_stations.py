@@ -20,9 +20,10 @@ from chargeflow.csm.ports import CsmRepository
 from chargeflow.csm.service import CsmConfig
 from chargeflow.protocols.ocpp.server import OcppServerConfig
 from chargeflow.sim.ev import EvModel
+from chargeflow.sim.ocpp_client import StationError
 from chargeflow.sim.profiles import Reason
 from chargeflow.sim.site_runner import SiteRunner, mixed_versions
-from chargeflow.sim.stations import SimulatedStation, StationError, StationOptions
+from chargeflow.sim.stations import SimulatedStation, StationOptions
 from chargeflow.site.model import ChargingPoint
 from chargeflow.store.memory import MemoryRepository
 from tests.databases import open_repository

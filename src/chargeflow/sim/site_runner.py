@@ -17,8 +17,9 @@ from datetime import datetime, timedelta
 from websockets.exceptions import InvalidHandshake
 
 from chargeflow.clock import Clock, ManualClock
+from chargeflow.sim.ocpp_client import StationError
 from chargeflow.sim.profiles import Version
-from chargeflow.sim.stations import SimulatedStation, StationError, StationOptions
+from chargeflow.sim.stations import SimulatedStation, StationOptions
 from chargeflow.site.model import ChargingPoint
 
 log = logging.getLogger(__name__)

@@ -7,17 +7,12 @@ charging profiles compose to (``profiles``) and the station's own maximum, by TF
 (``ev.draw``); ``send_meter_values`` reports the energy register, power, current per phase in use and,
 in 2.0.1, the state of charge.
 
-Time comes from the injected clock (a ``ManualClock`` in simulations), never from the system. Tasks
-belong to one TaskGroup in the station's runner task: the receive loop and the follow-ups of answered
-calls (a remote start starts its transaction only after the answer has gone out). Every call has a
-timeout; ``close`` ends the connection and waits, bounded, for the tasks.
+Time comes from the injected clock (a ``ManualClock`` in simulations), never from the system. The
+connection, its tasks and its timeouts are ``ocpp_client``'s.
 """
 
 from __future__ import annotations
 
-import asyncio
-import base64
-import contextlib
 import itertools
 import logging
 from collections.abc import Awaitable, Callable
@@ -25,19 +20,13 @@ from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from typing import Any, Final
 
-import ocpp.v16
-import ocpp.v201
-from ocpp.exceptions import OCPPError, UnknownCallErrorCodeError, ValidationError
-from ocpp.routing import create_route_map
 from ocpp.v16 import call as call16
 from ocpp.v201 import call as call201
-from websockets.asyncio.client import ClientConnection, connect
-from websockets.exceptions import ConnectionClosed
-from websockets.typing import Subprotocol
 
 from chargeflow.clock import Clock
 from chargeflow.csm.demand import Preferences
 from chargeflow.sim.ev import Draw, EvModel, draw
+from chargeflow.sim.ocpp_client import OcppClient, StationError, Timeouts
 from chargeflow.sim.profiles import ChargingProfiles, Limit, Reason, RunningTx, Version, profile_of
 from chargeflow.sim.readings import meter_value_16, meter_value_201, readings
 from chargeflow.sim.station_handlers import CONNECTOR, RemoteStart, handlers_for, iso
@@ -48,16 +37,6 @@ log = logging.getLogger(__name__)
 
 SUBPROTOCOLS: Final = {Version.V16: "ocpp1.6", Version.V201: "ocpp2.0.1"}
 NO_DRAW: Final = Draw(0.0, 0, 0.0, 0.0)
-
-
-def basic_auth(station_id: str, password: str) -> dict[str, str]:
-    """Security profile 1: HTTP Basic with the station id as the user."""
-    token = base64.b64encode(f"{station_id}:{password}".encode()).decode()
-    return {"Authorization": f"Basic {token}"}
-
-
-class StationError(RuntimeError):
-    """The CSM answered a station's call with an error, or not at all."""
 
 
 @dataclass(slots=True)
@@ -115,12 +94,8 @@ class SimulatedStation:
         self.last_draw = NO_DRAW
         self.limit = Limit(point.max_current_a, point.phases, Reason.HARDWARE)
         self._last_heartbeat: datetime | None = None
-        self._ws: ClientConnection | None = None
-        self._cp: Any = None
-        self._runner: asyncio.Task[None] | None = None
-        self._group: asyncio.TaskGroup | None = None
-        self._follow_ups: list[Callable[[], Awaitable[None]]] = []
         self._message_ids = itertools.count(1)
+        self._client = self._new_client()
         self._tx_numbers = itertools.count(1)
 
     # Observer's view ----------------------------------------------------------------------------
@@ -131,7 +106,7 @@ class SimulatedStation:
 
     @property
     def connected(self) -> bool:
-        return self._ws is not None and self._runner is not None and not self._runner.done()
+        return self._client.connected
 
     @property
     def plugged(self) -> bool:
@@ -187,90 +162,31 @@ class SimulatedStation:
         await self._open()
         await self.send_status()
 
-    async def _open(self) -> None:
-        headers = basic_auth(self.id, self.password) if self.password is not None else None
-        self._ws = await connect(
-            self.url,
-            subprotocols=[Subprotocol(SUBPROTOCOLS[self.version])],
-            additional_headers=headers,
-            open_timeout=self.options.open_timeout_s,
-            close_timeout=self.options.close_timeout_s,
+    def _new_client(self) -> OcppClient:
+        o = self.options
+        timeouts = Timeouts(o.call_timeout_s, o.open_timeout_s, o.close_timeout_s)
+        return OcppClient(
+            self.id, SUBPROTOCOLS[self.version], self.url, self.password, timeouts, self._message_ids
         )
-        library = ocpp.v16.ChargePoint if self.version is Version.V16 else ocpp.v201.ChargePoint
-        self._cp = library(self.id, self._ws, response_timeout=self.options.call_timeout_s)
-        self._cp.route_map = create_route_map(handlers_for(self))
-        # Message ids from a counter rather than uuid4, so that runs can be compared.
-        self._cp._unique_id_generator = lambda: f"{self.id}-{next(self._message_ids)}"
-        started = asyncio.Event()
-        self._runner = asyncio.create_task(self._run(started), name=f"station-{self.id}")
-        await asyncio.wait_for(started.wait(), self.options.open_timeout_s)
 
-    async def _run(self, started: asyncio.Event) -> None:
-        async with asyncio.TaskGroup() as group:
-            self._group = group
-            started.set()
-            await self._receive()
-        self._group = None
-
-    async def _receive(self) -> None:
-        assert self._ws is not None
-        try:
-            async for raw in self._ws:
-                await self._cp.route_message(raw)
-                for follow_up in self._follow_ups:
-                    self._spawn(follow_up)
-                self._follow_ups.clear()
-        except ConnectionClosed:
-            pass
-
-    def _spawn(self, follow_up: Callable[[], Awaitable[None]]) -> None:
-        async def guarded() -> None:
-            try:
-                await follow_up()
-            except (StationError, TimeoutError, ConnectionClosed) as exc:
-                log.warning("%s: follow-up failed: %s", self.id, exc)
-
-        assert self._group is not None
-        self._group.create_task(guarded())
+    async def _open(self) -> None:
+        self._client = self._new_client()
+        await self._client.open(handlers_for(self))
 
     def after_answer(self, follow_up: Callable[[], Awaitable[None]]) -> None:
         """Run ``follow_up`` once the answer to the CALL being handled has been sent."""
-        self._follow_ups.append(follow_up)
+        self._client.after_answer(follow_up)
 
     async def wait_disconnected(self) -> None:
         """Return once the connection has ended (the CSM closed it, or ``close``)."""
-        if self._runner is not None:
-            await asyncio.wait([self._runner])
+        await self._client.wait_disconnected()
 
     async def close(self) -> None:
-        """Close the websocket; follow-ups still waiting for an answer get ``close_timeout_s``, then end."""
-        if self._ws is not None:
-            await self._ws.close()
-        runner, self._runner = self._runner, None
-        if runner is not None:
-            done, _ = await asyncio.wait([runner], timeout=self.options.close_timeout_s)
-            if not done:
-                log.warning("%s: tasks did not end in time; cancelled", self.id)
-                runner.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await runner
-        self._ws = None
-        self._cp = None
+        await self._client.close()
 
     async def call(self, payload: Any) -> Any:
         """One CALL to the CSM; a CALLERROR or no answer in time raises ``StationError``."""
-        if self._cp is None:
-            raise StationError(f"{self.id} is not connected")
-        try:
-            # The library's own timeout covers the answer; ours the wait for the previous call too.
-            async with asyncio.timeout(2 * self.options.call_timeout_s):
-                return await self._cp.call(payload, suppress=False)
-        except TimeoutError:
-            raise StationError(f"{self.id}: no answer to {type(payload).__name__} in time") from None
-        except ConnectionClosed as exc:
-            raise StationError(f"{self.id}: connection closed") from exc
-        except (OCPPError, ValidationError, UnknownCallErrorCodeError) as exc:
-            raise StationError(f"{self.id}: {type(payload).__name__} refused: {exc}") from exc
+        return await self._client.call(payload)
 
     # Boot, status, heartbeat --------------------------------------------------------------------
 
