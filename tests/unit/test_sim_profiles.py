@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from datetime import UTC, datetime, timedelta
 
 import pytest
@@ -368,3 +369,56 @@ def test_the_limit_never_exceeds_the_station_maximum_or_the_hardware(
     if caps:
         top = max(caps, key=lambda p: p.stack_level)
         assert result.current_a <= top.schedule.periods[0].limit
+
+
+_kinds = st.sampled_from([Kind.ABSOLUTE, Kind.RELATIVE, Kind.RECURRING])
+
+
+@st.composite
+def random_profile(draw: st.DrawFn, pid: int) -> Profile:
+    purpose = draw(st.sampled_from([Purpose.TX_DEFAULT, Purpose.STATION_MAX, Purpose.TX]))
+    starts = sorted(draw(st.sets(st.integers(1, 20_000), max_size=3)))
+    periods = [(s, float(draw(st.integers(0, 40)))) for s in [0, *starts]]
+    kind = draw(_kinds)
+    if purpose is Purpose.STATION_MAX and kind is Kind.RELATIVE:
+        kind = Kind.ABSOLUTE
+    offset = timedelta(seconds=draw(st.integers(-40_000, 40_000)))
+    window = draw(st.one_of(st.none(), st.tuples(st.integers(-20_000, 20_000), st.integers(1, 60_000))))
+    return profile(
+        pid,
+        purpose,
+        periods,
+        stack=draw(st.integers(0, 2)),
+        connector=0 if purpose is Purpose.STATION_MAX else draw(st.sampled_from([0, 1])),
+        kind=kind,
+        start=T0 + offset if kind is not Kind.RELATIVE else None,
+        duration_s=draw(st.one_of(st.none(), st.integers(60, 50_000))),
+        unit=draw(st.sampled_from(["A", "W"])),
+        tx="7" if purpose is Purpose.TX else None,
+        recurrency="Daily" if kind is Kind.RECURRING else None,
+        valid_from=T0 + timedelta(seconds=window[0]) if window else None,
+        valid_to=T0 + timedelta(seconds=window[0] + window[1]) if window else None,
+    )
+
+
+@given(
+    st.lists(st.integers(0, 10), min_size=1, max_size=5).flatmap(
+        lambda ids: st.tuples(*[random_profile(n) for n in range(len(ids))])
+    ),
+    st.booleans(),
+    st.lists(st.integers(0, 86_399), min_size=1, max_size=10),
+)
+def test_the_composite_schedule_is_the_limit_at_every_moment(
+    profiles: tuple[Profile, ...], with_tx: bool, probes_s: list[int]
+) -> None:
+    """Between the composite's period starts the limit does not change, and each period holds it."""
+    store = ChargingProfiles(Version.V16)
+    tx = RunningTx("7", T0 - timedelta(minutes=30)) if with_tx else None
+    for p in profiles:
+        store.install(p, tx)
+    composite = store.composite(T0, 86_400, 1, tx, "A", 3, V, 32.0)
+    assert composite.periods[0].start_s == 0
+    for probe in probes_s:
+        period = [p for p in composite.periods if p.start_s <= probe][-1]
+        limit = store.limit(T0 + timedelta(seconds=probe), 1, tx, 3, V, 32.0, relative_to=T0)
+        assert period.limit == pytest.approx(math.floor(limit.current_a * 10 + 1e-6) / 10)

@@ -9,14 +9,20 @@ bounded in time; a week of a site is a bounded loop of steps (``run``).
 from __future__ import annotations
 
 import asyncio
+import logging
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
+from websockets.exceptions import InvalidHandshake
+
 from chargeflow.clock import Clock, ManualClock
+from chargeflow.sim.ocpp_client import StationError
 from chargeflow.sim.profiles import Version
 from chargeflow.sim.stations import SimulatedStation, StationOptions
 from chargeflow.site.model import ChargingPoint
+
+log = logging.getLogger(__name__)
 
 
 def mixed_versions(count: int) -> list[str]:
@@ -30,6 +36,7 @@ class StepReport:
     power_w: float
     grid_currents_a: tuple[float, float, float]  # the stations' draw per grid phase
     charging: int  # stations whose EV draws
+    offline: int  # stations without a connection to the CSM after the step
 
 
 class SiteRunner:
@@ -89,13 +96,21 @@ class SiteRunner:
             power_w=sum(d.power_w for d in draws),
             grid_currents_a=(currents[0], currents[1], currents[2]),
             charging=sum(1 for d in draws if d.current_a > 0),
+            offline=sum(1 for s in self.stations if not s.connected),
         )
 
     @staticmethod
     async def _report(station: SimulatedStation, now: datetime) -> None:
-        if station.transaction is not None:
-            await station.send_meter_values()
-        await station.heartbeat_if_due(now)
+        """Meter values and heartbeat; a station that lost its CSM tries to reconnect first, and one that
+        cannot report this step is left offline until the next (the EV's physics go on)."""
+        try:
+            if not station.connected:
+                await station.reconnect()
+            if station.transaction is not None:
+                await station.send_meter_values()
+            await station.heartbeat_if_due(now)
+        except (OSError, TimeoutError, InvalidHandshake, StationError) as exc:
+            log.warning("%s: offline this step: %s", station.id, exc)
 
     async def run(
         self,

@@ -43,6 +43,15 @@ def phase_rotation(l1_phase: int) -> str:
 
 
 @dataclass(frozen=True, slots=True)
+class RemoteStart:
+    """A remote start the station accepted; ``profile`` is the TxProfile it came with (library keys)."""
+
+    id_token: str
+    remote_start_id: int | None = None
+    profile: dict[str, Any] | None = None
+
+
+@dataclass(frozen=True, slots=True)
 class Setting:
     value: Callable[[SimulatedStation], str]
     writable: bool = False
@@ -126,18 +135,16 @@ class _Shared:
             "charging_schedule_period": periods,
         }
 
-    def _remote_start(self, id_token: str, profile: dict[str, Any] | None) -> bool:
+    def _remote_start(self, remote: RemoteStart) -> bool:
         s = self.station
         if s.transaction is not None:
             return False
 
         async def start() -> None:
             if s.ev is None:
-                s.pending_remote_token = id_token  # the next EV plugged in charges under this token
-                return
-            await s.start_transaction(id_token, "RemoteStart")
-            if profile is not None and s.transaction is not None:
-                s.profiles.install(profile_of(s.version, CONNECTOR, profile), s.running_tx())
+                s.pending_remote_start = remote  # the next EV plugged in charges under this token
+            else:
+                await s.start_remote(remote)
 
         s.after_answer(start)
         return True
@@ -216,7 +223,8 @@ class Handlers16(_Shared):
         charging_profile: dict[str, Any] | None = None,
         **_: Any,
     ) -> Any:
-        accepted = connector_id in (None, CONNECTOR) and self._remote_start(id_tag, charging_profile)
+        remote = RemoteStart(id_tag, None, charging_profile)
+        accepted = connector_id in (None, CONNECTOR) and self._remote_start(remote)
         return result16.RemoteStartTransaction(status="Accepted" if accepted else "Rejected")
 
     @on("RemoteStopTransaction")
@@ -319,7 +327,8 @@ class Handlers201(_Shared):
         charging_profile: dict[str, Any] | None = None,
         **_: Any,
     ) -> Any:
-        accepted = evse_id in (None, CONNECTOR) and self._remote_start(id_token["id_token"], charging_profile)
+        remote = RemoteStart(id_token["id_token"], remote_start_id, charging_profile)
+        accepted = evse_id in (None, CONNECTOR) and self._remote_start(remote)
         return result201.RequestStartTransaction(**_status(accepted))
 
     @on("RequestStopTransaction")

@@ -7,37 +7,29 @@ charging profiles compose to (``profiles``) and the station's own maximum, by TF
 (``ev.draw``); ``send_meter_values`` reports the energy register, power, current per phase in use and,
 in 2.0.1, the state of charge.
 
-Time comes from the injected clock (a ``ManualClock`` in simulations), never from the system. Tasks
-belong to one TaskGroup in the station's runner task: the receive loop and the follow-ups of answered
-calls (a remote start starts its transaction only after the answer has gone out). Every call has a
-timeout; ``close`` ends the connection and waits, bounded, for the tasks.
+Time comes from the injected clock (a ``ManualClock`` in simulations), never from the system. The
+connection, its tasks and its timeouts are ``ocpp_client``'s.
 """
 
 from __future__ import annotations
 
-import asyncio
-import base64
 import itertools
 import logging
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from typing import Any, Final
 
-import ocpp.v16
-import ocpp.v201
-from ocpp.routing import create_route_map
 from ocpp.v16 import call as call16
 from ocpp.v201 import call as call201
-from websockets.asyncio.client import ClientConnection, connect
-from websockets.exceptions import ConnectionClosed
-from websockets.typing import Subprotocol
 
 from chargeflow.clock import Clock
 from chargeflow.csm.demand import Preferences
 from chargeflow.sim.ev import Draw, EvModel, draw
-from chargeflow.sim.profiles import ChargingProfiles, Limit, Reason, RunningTx, Version
-from chargeflow.sim.station_handlers import CONNECTOR, handlers_for, iso
+from chargeflow.sim.ocpp_client import OcppClient, StationError, Timeouts
+from chargeflow.sim.profiles import ChargingProfiles, Limit, Reason, RunningTx, Version, profile_of
+from chargeflow.sim.readings import meter_value_16, meter_value_201, readings
+from chargeflow.sim.station_handlers import CONNECTOR, RemoteStart, handlers_for, iso
 from chargeflow.site.model import ChargingPoint
 from chargeflow.units import NOMINAL_VOLTAGE_V, grid_phases_of
 
@@ -45,16 +37,6 @@ log = logging.getLogger(__name__)
 
 SUBPROTOCOLS: Final = {Version.V16: "ocpp1.6", Version.V201: "ocpp2.0.1"}
 NO_DRAW: Final = Draw(0.0, 0, 0.0, 0.0)
-
-
-def basic_auth(station_id: str, password: str) -> dict[str, str]:
-    """Security profile 1: HTTP Basic with the station id as the user."""
-    token = base64.b64encode(f"{station_id}:{password}".encode()).decode()
-    return {"Authorization": f"Basic {token}"}
-
-
-class StationError(RuntimeError):
-    """The CSM answered a station's call with an error, or not at all."""
 
 
 @dataclass(slots=True)
@@ -106,18 +88,14 @@ class SimulatedStation:
         self.soc: float = 0.0
         self.preferences: Preferences | None = None
         self.transaction: Transaction | None = None
-        self.pending_remote_token: str | None = None
+        self.pending_remote_start: RemoteStart | None = None
         self.reset_scheduled = False
         self.register_wh = float(self.options.meter_start_wh)
         self.last_draw = NO_DRAW
         self.limit = Limit(point.max_current_a, point.phases, Reason.HARDWARE)
         self._last_heartbeat: datetime | None = None
-        self._ws: ClientConnection | None = None
-        self._cp: Any = None
-        self._runner: asyncio.Task[None] | None = None
-        self._group: asyncio.TaskGroup | None = None
-        self._follow_ups: list[Callable[[], Awaitable[None]]] = []
         self._message_ids = itertools.count(1)
+        self._client = self._new_client()
         self._tx_numbers = itertools.count(1)
 
     # Observer's view ----------------------------------------------------------------------------
@@ -128,7 +106,7 @@ class SimulatedStation:
 
     @property
     def connected(self) -> bool:
-        return self._ws is not None and self._runner is not None and not self._runner.done()
+        return self._client.connected
 
     @property
     def plugged(self) -> bool:
@@ -162,7 +140,11 @@ class SimulatedStation:
     # Connection ---------------------------------------------------------------------------------
 
     async def __aenter__(self) -> SimulatedStation:
-        await self.connect()
+        try:
+            await self.connect()
+        except BaseException:
+            await self.close()
+            raise
         return self
 
     async def __aexit__(self, *_: object) -> None:
@@ -170,83 +152,41 @@ class SimulatedStation:
 
     async def connect(self) -> None:
         """Open the websocket, start the receive loop and boot."""
-        headers = basic_auth(self.id, self.password) if self.password is not None else None
-        self._ws = await connect(
-            self.url,
-            subprotocols=[Subprotocol(SUBPROTOCOLS[self.version])],
-            additional_headers=headers,
-            open_timeout=self.options.open_timeout_s,
-            close_timeout=self.options.close_timeout_s,
-        )
-        library = ocpp.v16.ChargePoint if self.version is Version.V16 else ocpp.v201.ChargePoint
-        self._cp = library(self.id, self._ws, response_timeout=self.options.call_timeout_s)
-        self._cp.route_map = create_route_map(handlers_for(self))
-        # Message ids from a counter rather than uuid4, so that runs can be compared.
-        self._cp._unique_id_generator = lambda: f"{self.id}-{next(self._message_ids)}"
-        started = asyncio.Event()
-        self._runner = asyncio.create_task(self._run(started), name=f"station-{self.id}")
-        await asyncio.wait_for(started.wait(), self.options.open_timeout_s)
+        await self._open()
         await self.boot()
 
-    async def _run(self, started: asyncio.Event) -> None:
-        async with asyncio.TaskGroup() as group:
-            self._group = group
-            started.set()
-            await self._receive()
-        self._group = None
+    async def reconnect(self) -> None:
+        """Open a new connection after the last one ended, as a station does after a network outage: no
+        new boot, a StatusNotification; its transaction, profiles and register carry on."""
+        await self.close()
+        await self._open()
+        await self.send_status()
 
-    async def _receive(self) -> None:
-        assert self._ws is not None
-        try:
-            async for raw in self._ws:
-                await self._cp.route_message(raw)
-                for follow_up in self._follow_ups:
-                    self._spawn(follow_up)
-                self._follow_ups.clear()
-        except ConnectionClosed:
-            pass
+    def _new_client(self) -> OcppClient:
+        o = self.options
+        timeouts = Timeouts(o.call_timeout_s, o.open_timeout_s, o.close_timeout_s)
+        return OcppClient(
+            self.id, SUBPROTOCOLS[self.version], self.url, self.password, timeouts, self._message_ids
+        )
 
-    def _spawn(self, follow_up: Callable[[], Awaitable[None]]) -> None:
-        async def guarded() -> None:
-            try:
-                await follow_up()
-            except (StationError, TimeoutError, ConnectionClosed) as exc:
-                log.warning("%s: follow-up failed: %s", self.id, exc)
-
-        assert self._group is not None
-        self._group.create_task(guarded())
+    async def _open(self) -> None:
+        self._client = self._new_client()
+        await self._client.open(handlers_for(self))
 
     def after_answer(self, follow_up: Callable[[], Awaitable[None]]) -> None:
         """Run ``follow_up`` once the answer to the CALL being handled has been sent."""
-        self._follow_ups.append(follow_up)
+        self._client.after_answer(follow_up)
+
+    async def wait_disconnected(self) -> None:
+        """Return once the connection has ended (the CSM closed it, or ``close``)."""
+        await self._client.wait_disconnected()
 
     async def close(self) -> None:
-        if self._ws is not None:
-            await self._ws.close()
-        if self._runner is not None:
-            try:
-                await asyncio.wait_for(self._runner, self.options.close_timeout_s)
-            except TimeoutError:
-                log.warning("%s: tasks did not end in time", self.id)
-            self._runner = None
-        self._ws = None
+        await self._client.close()
 
     async def call(self, payload: Any) -> Any:
         """One CALL to the CSM; a CALLERROR or no answer in time raises ``StationError``."""
-        if self._cp is None:
-            raise StationError(f"{self.id} is not connected")
-        try:
-            # The library's own timeout covers the answer; ours the wait for the previous call too.
-            async with asyncio.timeout(2 * self.options.call_timeout_s):
-                return await self._cp.call(payload, suppress=False)
-        except TimeoutError:
-            raise StationError(f"{self.id}: no answer to {type(payload).__name__} in time") from None
-        except ConnectionClosed as exc:
-            raise StationError(f"{self.id}: connection closed") from exc
-        except Exception as exc:
-            if type(exc).__module__.startswith("ocpp"):
-                raise StationError(f"{self.id}: {type(payload).__name__} refused: {exc}") from exc
-            raise
+        return await self._client.call(payload)
 
     # Boot, status, heartbeat --------------------------------------------------------------------
 
@@ -325,22 +265,33 @@ class SimulatedStation:
         if self.ev is not None:
             raise StationError(f"{self.id}: an EV is already plugged in")
         self.ev, self.soc, self.preferences = ev, soc, preferences
-        remote, self.pending_remote_token = self.pending_remote_token, None
-        if self.version is Version.V16:
-            await self.send_status("Preparing")
-            if remote is None and not await self._authorized(id_token):
-                return False
-            await self.start_transaction(remote or id_token)
-        else:
-            await self.send_status()
-            await self.start_transaction(remote or id_token, "RemoteStart" if remote else "Authorized")
+        remote, self.pending_remote_start = self.pending_remote_start, None
+        await self.send_status("Preparing")
+        if remote is not None:
+            await self.start_remote(remote)
+        elif self.version is Version.V201 or await self._authorized(id_token):
+            await self.start_transaction(id_token)
         return self.transaction is not None
+
+    async def start_remote(self, remote: RemoteStart) -> None:
+        """Start the transaction a remote start asked for, under the profile it brought."""
+        await self.start_transaction(remote.id_token, "RemoteStart", remote.remote_start_id)
+        if remote.profile is not None and self.transaction is not None:
+            # The profile of a remote start belongs to the transaction it starts (1.6 §5.11, 2.0.1 F01).
+            profile = replace(
+                profile_of(self.version, CONNECTOR, remote.profile), transaction_id=self.transaction.id
+            )
+            verdict = self.profiles.install(profile, self.running_tx())
+            if not verdict.accepted:
+                log.warning("%s: the remote start's profile was refused: %s", self.id, verdict.reason)
 
     async def _authorized(self, id_token: str) -> bool:
         answer = await self.call(call16.Authorize(id_tag=id_token))
         return bool(answer.id_tag_info["status"] == "Accepted")
 
-    async def start_transaction(self, id_token: str, trigger: str = "Authorized") -> None:
+    async def start_transaction(
+        self, id_token: str, trigger: str = "Authorized", remote_start_id: int | None = None
+    ) -> None:
         now = self.clock.now()
         meter_start = self.energy_register_wh
         if self.version is Version.V16:
@@ -366,7 +317,8 @@ class SimulatedStation:
                 timestamp=iso(now),
                 trigger_reason=trigger,
                 seq_no=self._next_seq(),
-                transaction_info={"transactionId": tx.id, "chargingState": "EVConnected"},
+                transaction_info={"transactionId": tx.id, "chargingState": "EVConnected"}
+                | ({"remoteStartId": remote_start_id} if remote_start_id is not None else {}),
                 meter_value=[self._meter_value_201(now, "Transaction.Begin")],
                 evse={"id": CONNECTOR, "connectorId": CONNECTOR},
                 id_token={"idToken": id_token, "type": "Central" if trigger == "RemoteStart" else "ISO14443"},
@@ -483,56 +435,24 @@ class SimulatedStation:
             return "Charging"
         return "SuspendedEVSE" if self.limit_a == 0 else "SuspendedEV"
 
-    def _samples(self) -> list[tuple[str, float, str, str | None]]:
-        """(measurand, value, unit, phase) of one reading: per-phase current only on the phases in use."""
-        d = self.last_draw
-        out: list[tuple[str, float, str, str | None]] = [
-            ("Energy.Active.Import.Register", float(self.energy_register_wh), "Wh", None),
-            ("Power.Active.Import", round(d.power_w, 1), "W", None),
-        ]
-        out += [("Current.Import", round(d.current_a, 2), "A", f"L{k}") for k in range(1, d.phases + 1)]
-        return out
-
     def _meter_value_201(self, now: datetime, context: str) -> dict[str, Any]:
-        sampled: list[dict[str, Any]] = []
-        for measurand, value, unit, phase in self._samples():
-            item: dict[str, Any] = {
-                "value": value,
-                "measurand": measurand,
-                "context": context,
-                "unitOfMeasure": {"unit": unit},
-            }
-            if phase is not None:
-                item["phase"] = phase
-            sampled.append(item)
-        if self.ev is not None:
-            sampled.append(
-                {
-                    "value": round(100 * self.soc, 1),
-                    "measurand": "SoC",
-                    "context": context,
-                    "location": "EV",
-                    "unitOfMeasure": {"unit": "Percent"},
-                }
-            )
-        return {"timestamp": iso(now), "sampledValue": sampled}
+        soc = self.soc if self.ev is not None else None
+        return meter_value_201(iso(now), readings(self.last_draw, self.energy_register_wh, soc), context)
 
     async def send_meter_values(self) -> None:
         """The present reading; 2.0.1 sends it in the transaction's Updated event when one runs."""
         now = self.clock.now()
         state = self._charging_state()
         if self.version is Version.V16:
-            sampled = [
-                {"value": f"{value:g}", "measurand": m, "unit": unit, "context": "Sample.Periodic"}
-                | ({"phase": phase} if phase else {})
-                for m, value, unit, phase in self._samples()
-            ]
+            meter = meter_value_16(
+                iso(now), readings(self.last_draw, self.energy_register_wh), "Sample.Periodic"
+            )
             tx = int(self.transaction.id) if self.transaction is not None else None
             await self.call(
                 call16.MeterValues(
                     connector_id=CONNECTOR,
                     transaction_id=tx,
-                    meter_value=[{"timestamp": iso(now), "sampledValue": sampled}],
+                    meter_value=[meter],
                 )
             )
             if self.transaction is not None and state != self.status:
