@@ -211,22 +211,21 @@ async def test_set_charging_limit_station_max_on_a_v201_station(csm: tuple[CsmNo
     assert answer["status"] == "Accepted"
 
 
-@pytest.mark.xfail(
-    reason="server/API: web/api.py sends every limit with a new profile id at stackLevel 0; a 2.0.1 station "
-    "refuses a second TxDefaultProfile of the same stack level and EVSE under another id (OCPP 2.0.1 "
-    "K01.FR.06): reuse the id per (station, EVSE, purpose), or clear the old profile first",
-    strict=True,
-)
-async def test_updating_a_limit_with_a_new_profile_id_on_a_v201_station(
+async def test_updating_a_limit_on_a_v201_station_replaces_the_last_one(
     csm: tuple[CsmNode, CsmRepository],
 ) -> None:
+    # OCPP 2.0.1 K01.FR.06: a second profile of the same purpose and stack level under another id is
+    # refused; the operations keep one id per purpose, so an update replaces the profile in force.
     node, _ = csm
     clock = ManualClock(T0)
-    async with station(node, ChargingPoint("Z201", "c"), "2.0.1", clock):
-        _, first = await node.operations.set_charging_limit("Z201", 1, 16.0, "A", "TxDefaultProfile", 101)
+    async with station(node, ChargingPoint("Z201", "c"), "2.0.1", clock) as s:
+        _, first = await node.operations.set_charging_limit("Z201", 1, 16.0, "A", "TxDefaultProfile")
         assert first["status"] == "Accepted"
-        _, second = await node.operations.set_charging_limit("Z201", 1, 10.0, "A", "TxDefaultProfile", 102)
-    assert second["status"] == "Accepted"
+        _, second = await node.operations.set_charging_limit("Z201", 1, 10.0, "A", "TxDefaultProfile")
+        assert second["status"] == "Accepted"
+        _, other_id = await node.operations.set_charging_limit("Z201", 1, 8.0, "A", "TxDefaultProfile", 102)
+        assert other_id["status"] == "Rejected"
+        assert s.present_limit(clock.now()).current_a == 10.0
 
 
 async def test_v201_ev_announces_departure_and_energy_need(csm: tuple[CsmNode, CsmRepository]) -> None:

@@ -152,7 +152,7 @@ def create_api(
                 body.limit,
                 body.unit,
                 body.purpose,
-                new_request_id(),
+                None,  # the purpose's own id: a new limit replaces the last (2.0.1 K01.FR.06)
                 body.transaction_id,
             )
             await service.record_charging_profile(

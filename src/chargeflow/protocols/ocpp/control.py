@@ -1,7 +1,7 @@
 """Charging limits as OCPP charging profiles: the adapter behind the smart-charging service's port.
 
-A limit is a one-period profile in A (``operations.charging_profile``) with one fixed id per purpose, so
-that each new limit replaces the station's last one of that purpose instead of piling up. A station that
+A limit is a one-period profile in A (``operations.charging_profile``) with its purpose's own id, so that
+each new limit replaces the station's last one of that purpose instead of piling up. A station that
 answers with a CALLERROR (a 1.6 station without Tx profiles says NotSupported) has not accepted it; the
 service then tries the TxDefault profile. Every profile sent is recorded with the station's answer.
 """
@@ -13,8 +13,6 @@ from typing import Any
 
 from chargeflow.protocols.ocpp.connection import CallRejected
 from chargeflow.protocols.ocpp.operations import StationOperations
-
-PROFILE_IDS = {"ChargePointMaxProfile": 1, "TxDefaultProfile": 2, "TxProfile": 3}
 
 Recorder = Callable[[str, int, dict[str, Any], str], Awaitable[None]]
 
@@ -32,7 +30,7 @@ class OcppStationControl:
     ) -> bool:
         try:
             profile, answer = await self._operations.set_charging_limit(
-                station_id, evse_id, current_a, "A", purpose, PROFILE_IDS[purpose], transaction_id
+                station_id, evse_id, current_a, "A", purpose, transaction_id=transaction_id
             )
         except CallRejected as err:
             if self._record is not None:

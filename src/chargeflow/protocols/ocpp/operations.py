@@ -35,6 +35,9 @@ class MissingTransaction(ValueError):
 
 
 _STATION_MAX = ("ChargePointMaxProfile", "ChargingStationMaxProfile")
+#: One profile id per purpose, so that each new limit replaces the last of its purpose: a 2.0.1 station
+#: refuses a second profile of the same purpose and stack level under another id (K01.FR.06).
+PROFILE_IDS = {"ChargePointMaxProfile": 1, "TxDefaultProfile": 2, "TxProfile": 3}
 STATION_MAX_START = "2020-01-01T00:00:00.000Z"
 
 
@@ -146,10 +149,12 @@ class StationOperations:
         limit: float,
         unit: str,
         purpose: str,
-        profile_id: int,
+        profile_id: int | None = None,
         transaction_id: str | None = None,
     ) -> tuple[Payload, Payload]:
-        """SetChargingProfile; returns the profile sent and the station's answer."""
+        """SetChargingProfile; returns the profile sent and the station's answer. Without ``profile_id``
+        the purpose's own id is used, and the new limit replaces the last one."""
+        profile_id = PROFILE_IDS[purpose] if profile_id is None else profile_id
         version = self.version(station_id)
         if version is OcppVersion.V16:
             profile = charging_profile(version, profile_id, purpose, limit, unit, transaction_id)
