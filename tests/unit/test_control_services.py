@@ -57,7 +57,13 @@ class FakeControl:
         return station_id in self.connected
 
     async def set_limit(
-        self, station_id: str, evse_id: int, current_a: float, purpose: str, transaction_id: str | None = None
+        self,
+        station_id: str,
+        evse_id: int,
+        current_a: float,
+        purpose: str,
+        transaction_id: str | None = None,
+        power_w: float | None = None,
     ) -> bool:
         self.sent.append((station_id, evse_id, current_a, purpose))
         return not (purpose == TX_PROFILE and station_id in self.refuse_tx_profiles)

@@ -48,9 +48,16 @@ class StationControl(Protocol):
     def is_connected(self, station_id: str) -> bool: ...
 
     async def set_limit(
-        self, station_id: str, evse_id: int, current_a: float, purpose: str, transaction_id: str | None = None
+        self,
+        station_id: str,
+        evse_id: int,
+        current_a: float,
+        purpose: str,
+        transaction_id: str | None = None,
+        power_w: float | None = None,
     ) -> bool:
-        """Send a limit in A (a TxProfile names its transaction); True when the station accepted it."""
+        """Send a limit: ``current_a`` per phase, or ``power_w`` to a station that takes power only (a
+        TxProfile names its transaction). True when the station accepted it."""
         ...
 
 
@@ -205,10 +212,11 @@ class SmartCharging:
 
         events = self._overdraw(now, sessions, targets)
         limits = []
-        for (tx, _), (current, reason) in zip(sessions, targets, strict=True):
+        for (tx, point), (current, reason) in zip(sessions, targets, strict=True):
             if tx.id in self._suspended:
                 current, reason = 0.0, "suspended_overdraw"
-            limits.append(await self._send(tx, current, reason))
+            phases = self.live.get(tx.station_id, tx.evse_id).phases_used or point.phases
+            limits.append(await self._send(tx, current, reason, phases))
         await self._tx_defaults()
         step = ChargingStep(
             now, table.needed_w, table.wished_w, granted, fallback, tuple(limits), tuple(events)
@@ -273,7 +281,7 @@ class SmartCharging:
                 live.over_since = None
         return events
 
-    async def _send(self, tx: TransactionRecord, current: float, reason: str) -> StationLimit:
+    async def _send(self, tx: TransactionRecord, current: float, reason: str, phases: int) -> StationLimit:
         key = (tx.station_id, tx.evse_id)
         last = self._sent.get(key)
         if last is not None and abs(last - current) < self._config.change_threshold_a:
@@ -282,9 +290,14 @@ class SmartCharging:
             return StationLimit(tx.station_id, tx.evse_id, tx.id, current, reason, False, None)
         try:
             wire_id = tx.external_id or str(tx.id)  # 2.0.1: the station's id; 1.6: the one we gave
-            accepted = await self._control.set_limit(tx.station_id, tx.evse_id, current, TX_PROFILE, wire_id)
+            power = current * phases * self.site.voltage_v
+            accepted = await self._control.set_limit(
+                tx.station_id, tx.evse_id, current, TX_PROFILE, wire_id, power
+            )
             if not accepted:  # a station that takes no Tx profiles gets the limit as its default
-                accepted = await self._control.set_limit(tx.station_id, tx.evse_id, current, TX_DEFAULT)
+                accepted = await self._control.set_limit(
+                    tx.station_id, tx.evse_id, current, TX_DEFAULT, power_w=power
+                )
         except (TimeoutError, OSError, LookupError) as err:
             log.warning("smart charging: %s did not take its limit (%s)", tx.station_id, err)
             return StationLimit(tx.station_id, tx.evse_id, tx.id, current, reason, True, False)
@@ -299,7 +312,9 @@ class SmartCharging:
                 self._defaults.discard(station_id)
             elif station_id not in self._defaults:
                 try:
-                    if await self._control.set_limit(station_id, 0, self._config.safe_current_a, TX_DEFAULT):
+                    safe = self._config.safe_current_a
+                    power = safe * self._points[station_id].phases * self.site.voltage_v
+                    if await self._control.set_limit(station_id, 0, safe, TX_DEFAULT, power_w=power):
                         self._defaults.add(station_id)
                 except (TimeoutError, OSError, LookupError) as err:
                     log.warning("smart charging: %s did not take its TxDefault (%s)", station_id, err)

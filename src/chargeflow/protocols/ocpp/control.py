@@ -4,6 +4,11 @@ A limit is a one-period profile in A (``operations.charging_profile``) with its 
 each new limit replaces the station's last one of that purpose instead of piling up. A station that
 answers with a CALLERROR (a 1.6 station without Tx profiles says NotSupported) has not accepted it; the
 service then tries the TxDefault profile. Every profile sent is recorded with the station's answer.
+
+The unit is the station's: each station is asked once which rate units it takes (1.6 configuration key
+``ChargingScheduleAllowedChargingRateUnit``, 2.0.1 variable ``SmartChargingCtrlr.RateUnit``); one that
+takes power only gets the limit in W. A station that does not say is sent A, the unit every
+station must take by OCPP 1.6 and that 2.0.1 lists first.
 """
 
 from __future__ import annotations
@@ -12,6 +17,7 @@ from collections.abc import Awaitable, Callable
 from typing import Any
 
 from chargeflow.protocols.ocpp.connection import CallRejected
+from chargeflow.protocols.ocpp.frames import FrameError, OcppVersion
 from chargeflow.protocols.ocpp.operations import StationOperations
 
 Recorder = Callable[[str, int, dict[str, Any], str], Awaitable[None]]
@@ -21,16 +27,54 @@ class OcppStationControl:
     def __init__(self, operations: StationOperations, record: Recorder | None = None) -> None:
         self._operations = operations
         self._record = record
+        self._units: dict[str, str] = {}
+
+    async def rate_unit(self, station_id: str) -> str:
+        """``A`` or ``W``: what the station takes in a charging schedule (asked once, then remembered)."""
+        unit = self._units.get(station_id)
+        if unit is None:
+            unit = _unit_from(await self._ask_rate_units(station_id))
+            self._units[station_id] = unit
+        return unit
+
+    async def _ask_rate_units(self, station_id: str) -> str:
+        ops = self._operations
+        try:
+            if ops.version(station_id) is OcppVersion.V16:
+                answer = await ops.call(
+                    station_id, "GetConfiguration", {"key": ["ChargingScheduleAllowedChargingRateUnit"]}
+                )
+                return str(answer["configurationKey"][0]["value"])
+            answer = await ops.call(
+                station_id,
+                "GetVariables",
+                {
+                    "getVariableData": [
+                        {"component": {"name": "SmartChargingCtrlr"}, "variable": {"name": "RateUnit"}}
+                    ]
+                },
+            )
+            return str(answer["getVariableResult"][0].get("attributeValue", ""))
+        except (CallRejected, FrameError, KeyError, IndexError, TypeError):
+            return ""
 
     def is_connected(self, station_id: str) -> bool:
         return self._operations.is_connected(station_id)
 
     async def set_limit(
-        self, station_id: str, evse_id: int, current_a: float, purpose: str, transaction_id: str | None = None
+        self,
+        station_id: str,
+        evse_id: int,
+        current_a: float,
+        purpose: str,
+        transaction_id: str | None = None,
+        power_w: float | None = None,
     ) -> bool:
+        unit = await self.rate_unit(station_id) if power_w is not None else "A"
+        limit = power_w if unit == "W" and power_w is not None else current_a
         try:
             profile, answer = await self._operations.set_charging_limit(
-                station_id, evse_id, current_a, "A", purpose, transaction_id=transaction_id
+                station_id, evse_id, limit, unit, purpose, transaction_id=transaction_id
             )
         except CallRejected as err:
             if self._record is not None:
@@ -42,3 +86,11 @@ class OcppStationControl:
         if self._record is not None:
             await self._record(station_id, evse_id, profile, status)
         return status == "Accepted"
+
+
+def _unit_from(allowed: str) -> str:
+    """``W`` only where the station names power and not current; ``A`` otherwise."""
+    parts = {p.strip().lower() for p in allowed.split(",") if p.strip()}
+    takes_current = parts & {"current", "a"}
+    takes_power = parts & {"power", "w"}
+    return "W" if takes_power and not takes_current else "A"
