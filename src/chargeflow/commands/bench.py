@@ -11,6 +11,7 @@ from contextlib import contextmanager
 from dataclasses import asdict
 from datetime import date, datetime, time
 from pathlib import Path
+from typing import TextIO
 
 from chargeflow.csm.split import Strategy
 from chargeflow.sim.bench_allocate import bench_allocate
@@ -33,16 +34,17 @@ def run_allocate(args: argparse.Namespace) -> int:
 
 
 @contextmanager
-def _stdout_to_stderr() -> Iterator[None]:
-    """Send what native code prints (HiGHS prints a banner on stdout) to stderr, so that stdout holds only
-    our output (``--json`` must parse)."""
+def _native_stdout_to_stderr() -> Iterator[TextIO]:
+    """Send what native code prints on stdout (HiGHS prints a banner) to stderr, so that stdout holds only
+    our output (``--json`` must parse); yields a stream on the real stdout for our own lines."""
     sys.stdout.flush()
     saved = os.dup(1)
     os.dup2(2, 1)
+    out = os.fdopen(os.dup(saved), "w")
     try:
-        yield
+        yield out
     finally:
-        sys.stdout.flush()
+        out.close()
         os.dup2(saved, 1)
         os.close(saved)
 
@@ -55,7 +57,7 @@ def run_acn(args: argparse.Namespace) -> int:
         return 2
     capacities = [float(c) for c in args.capacities.split(",")]
     algorithms = acn_bench.ALGORITHMS if args.algorithms == "all" else tuple(args.algorithms.split(","))
-    unknown = set(algorithms) - set(acn_bench.ALGORITHMS)
+    unknown = set(algorithms) - set(acn_bench.ALGORITHMS) - set(acn_bench.EXTRA)
     if unknown:
         print(f"unknown algorithms: {', '.join(sorted(unknown))}", file=sys.stderr)
         return 2
@@ -71,14 +73,14 @@ def run_acn(args: argparse.Namespace) -> int:
     n_slots = None if args.days is None else args.days * 24 * 60 // acn_bench.PERIOD_MIN
     evs = acn_bench.window(evs, first, n_slots)
 
-    def show(r: acn_bench.AcnRecord) -> None:
+    def show(r: acn_bench.AcnRecord, out: TextIO) -> None:
         if not args.json:
             print(
                 f"{r.capacity_kw:6.1f} kW  {r.algorithm:<12} energy {r.energy_delivered_pct:6.2f} %  "
                 f"demands met {r.demands_fully_met_pct:6.2f} %  peak {r.peak_kw:6.2f} kW  "
                 f"median {r.ms_per_step_median:7.2f} ms  p95 {r.ms_per_step_p95:7.2f} ms  "
                 f"violations {r.violations}  fallbacks {r.fallbacks}",
-                file=sys.__stdout__,
+                file=out,
                 flush=True,
             )
 
@@ -87,7 +89,7 @@ def run_acn(args: argparse.Namespace) -> int:
             f"bench acn: {len(evs)} sessions from {start.date()}, battery {args.battery}, steps {args.steps}",
             flush=True,
         )
-    with _stdout_to_stderr():
+    with _native_stdout_to_stderr() as out:
         records = acn_bench.bench_acn(
             evs,
             capacities,
@@ -95,7 +97,7 @@ def run_acn(args: argparse.Namespace) -> int:
             taper=args.battery == "taper",
             discrete=args.steps == "discrete",
             start=start,
-            progress=show,
+            progress=lambda r: show(r, out),
         )
     if args.json:
         print(json.dumps([asdict(r) for r in records], indent=2))
@@ -130,8 +132,8 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     a.add_argument(
         "--algorithms",
         default="all",
-        help="comma-separated, from: "
-        + ", ".join(("mpc", "offline", "uncontrolled", "edf", "llf", "round_robin")),
+        help="comma-separated (default all), from: "
+        + ", ".join(("mpc", "offline", "uncontrolled", "edf", "llf", "round_robin", "mpc_forecast")),
     )
     a.add_argument(
         "--json",
