@@ -15,9 +15,27 @@ from typing import TextIO
 
 from chargeflow.csm.split import Strategy
 from chargeflow.sim.bench_allocate import bench_allocate
+from chargeflow.sim.bench_mpc import bench_mpc
+
+
+def _run_allocate_mpc(args: argparse.Namespace) -> int:
+    with _native_stdout_to_stderr() as out:
+        m = bench_mpc(args.evs, steps=args.steps, seed=args.seed)
+        if args.json:
+            print(json.dumps(asdict(m), indent=2), file=out)
+        else:
+            print(
+                f"allocate: {m.evs} EVs on {m.circuits} circuits, strategy mpc (24 h of 15-min slots), "
+                f"{m.steps} steps: median {m.ms_per_step_median:.2f} ms, p95 {m.ms_per_step_p95:.2f} ms "
+                f"per step ({m.fallbacks} fell back to the core split)",
+                file=out,
+            )
+    return 0
 
 
 def run_allocate(args: argparse.Namespace) -> int:
+    if args.strategy == "mpc":
+        return _run_allocate_mpc(args)
     strategies = list(Strategy) if args.strategy == "all" else [Strategy(args.strategy)]
     results = [bench_allocate(args.evs, s, steps=args.steps, seed=args.seed) for s in strategies]
     if args.json:
@@ -99,6 +117,10 @@ def run_acn(args: argparse.Namespace) -> int:
             start=start,
             progress=lambda r: show(r, out),
         )
+    if args.plot is not None:
+        from chargeflow.sim.acn_plot import plot_energy
+
+        plot_energy(records, Path(args.plot), f"ACN-Sim Caltech, {args.battery} battery, {args.steps} pilots")
     if args.json:
         print(json.dumps([asdict(r) for r in records], indent=2))
     return 0
@@ -109,7 +131,7 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     kinds = bench.add_subparsers(dest="bench", metavar="KIND", required=True)
     p = kinds.add_parser("allocate", help="time one control step on a synthetic three-level site")
     p.add_argument("--evs", type=int, default=1000, help="connected EVs (default 1000)")
-    p.add_argument("--strategy", default="equal", choices=[*(s.value for s in Strategy), "all"])
+    p.add_argument("--strategy", default="equal", choices=[*(s.value for s in Strategy), "all", "mpc"])
     p.add_argument("--steps", type=int, default=100, help="measured steps (default 100)")
     p.add_argument("--seed", type=int, default=1)
     p.add_argument(
@@ -141,4 +163,5 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
         help="print a list of records: capacity_kw, algorithm, energy_delivered_pct, demands_fully_met_pct, "
         "peak_kw, ms_per_step_median, ms_per_step_p95, violations, steps, fallbacks",
     )
+    a.add_argument("--plot", help="also draw energy delivered against capacity to this PNG file")
     a.set_defaults(handler=run_acn)
