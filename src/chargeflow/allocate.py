@@ -16,9 +16,10 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime
 from decimal import Decimal
+from typing import Protocol
 
-from chargeflow.csm.demand import EvSession, demand_table
-from chargeflow.csm.split import Limit, Strategy, split
+from chargeflow.csm.demand import DemandTable, EvSession, demand_table
+from chargeflow.csm.split import Limit, SplitResult, Strategy, split
 from chargeflow.ems.balance import grant, settle
 from chargeflow.site.measurement import BuildingPower, EssState
 from chargeflow.site.model import Site
@@ -52,20 +53,32 @@ class StepResult:
     limits: tuple[Limit, ...]
 
 
-def control_step(step: StepInput, tree: CircuitTree | None = None) -> StepResult:
+class StepPlanner(Protocol):
+    """The ``mpc`` strategy (``allocate_mpc.MpcPlanner``): per-station limits for this step from a plan, or
+    None when the plan is late, fails or would break a rule of the step; then the core split stands."""
+
+    def __call__(
+        self,
+        step: StepInput,
+        evs: DemandTable,
+        tree: CircuitTree,
+        other_loads_a: list[float],
+        granted_w: float,
+    ) -> SplitResult | None: ...
+
+
+def control_step(
+    step: StepInput, tree: CircuitTree | None = None, planner: StepPlanner | None = None
+) -> StepResult:
     site = step.site
     tree = tree or check_site(site)
     evs = demand_table(step.sessions, step.now, step.step_s, site.voltage_v, step.price_per_kwh)
     needed_w, wished_w = evs.needed_w, evs.wished_w
     g = grant(needed_w, wished_w, step.building, site.grid, site.ess, step.ess_state, step.step_s)
-    result = split(
-        evs,
-        tree,
-        building_loads_a(site, tree, step.building.consumption_w),
-        g.granted_w,
-        step.strategy,
-        g.reason.value,
-    )
+    loads_a = building_loads_a(site, tree, step.building.consumption_w)
+    result = split(evs, tree, loads_a, g.granted_w, step.strategy, g.reason.value)
+    if planner is not None:  # mpc: the plan's first slot if it keeps every rule, else the split above
+        result = planner(step, evs, tree, loads_a, g.granted_w) or result
     charge_room_w = float("inf")
     if site.ess is not None:
         ess_index = tree.index[site.ess.circuit]

@@ -56,7 +56,8 @@ def test_taper_and_discrete_pilots_stay_within_limits(first_days: list[object]) 
 
 
 @needs_data
-def test_the_command_prints_the_documented_records_as_json() -> None:
+def test_the_command_prints_the_documented_records_as_json_and_draws_the_plot(tmp_path: Path) -> None:
+    png = tmp_path / "energy.png"
     out = subprocess.run(
         [
             sys.executable,
@@ -75,6 +76,8 @@ def test_the_command_prints_the_documented_records_as_json() -> None:
             "--algorithms",
             "mpc,llf",
             "--json",
+            "--plot",
+            str(png),
         ],
         capture_output=True,
         text=True,
@@ -95,6 +98,7 @@ def test_the_command_prints_the_documented_records_as_json() -> None:
             "violations",
         ):
             assert isinstance(r[field], (int, float))
+    assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 
 
 @pytest.mark.skipif(not SESSIONS.exists(), reason=f"shared ACN sessions not found at {DATA}")

@@ -107,3 +107,13 @@ def test_demo_prints_every_strategy() -> None:
     assert out.returncode == 0, out.stderr
     for strategy in ("equal", "edf", "llf", "priority"):
         assert f"strategy {strategy}" in out.stdout
+
+
+def test_bench_allocate_times_the_mpc_strategy() -> None:
+    out = chargeflow("bench", "allocate", "--evs", "40", "--strategy", "mpc", "--steps", "2", "--json")
+    assert out.returncode == 0, out.stderr
+    result = json.loads(out.stdout)
+    assert result["strategy"] == "mpc"
+    assert result["evs"] == 40
+    assert result["fallbacks"] <= result["steps"] == 2
+    assert 0 < result["ms_per_step_median"] <= result["ms_per_step_p95"]

@@ -11,12 +11,31 @@ from contextlib import contextmanager
 from dataclasses import asdict
 from datetime import date, datetime, time
 from pathlib import Path
+from typing import TextIO
 
 from chargeflow.csm.split import Strategy
 from chargeflow.sim.bench_allocate import bench_allocate, bench_steps
+from chargeflow.sim.bench_mpc import bench_mpc
+
+
+def _run_allocate_mpc(args: argparse.Namespace) -> int:
+    with _native_stdout_to_stderr() as out:
+        m = bench_mpc(args.evs, steps=args.steps, seed=args.seed)
+        if args.json:
+            print(json.dumps(asdict(m), indent=2), file=out)
+        else:
+            print(
+                f"allocate: {m.evs} EVs on {m.circuits} circuits, strategy mpc (24 h of 15-min slots), "
+                f"{m.steps} steps: median {m.ms_per_step_median:.2f} ms, p95 {m.ms_per_step_p95:.2f} ms "
+                f"per step ({m.fallbacks} fell back to the core split)",
+                file=out,
+            )
+    return 0
 
 
 def run_allocate(args: argparse.Namespace) -> int:
+    if args.strategy == "mpc":
+        return _run_allocate_mpc(args)
     strategies = list(Strategy) if args.strategy == "all" else [Strategy(args.strategy)]
     results = [bench_allocate(args.evs, s, steps=args.steps, seed=args.seed) for s in strategies]
     peer = None
@@ -54,16 +73,17 @@ def run_allocate(args: argparse.Namespace) -> int:
 
 
 @contextmanager
-def _stdout_to_stderr() -> Iterator[None]:
-    """Send what native code prints (HiGHS prints a banner on stdout) to stderr, so that stdout holds only
-    our output (``--json`` must parse)."""
+def _native_stdout_to_stderr() -> Iterator[TextIO]:
+    """Send what native code prints on stdout (HiGHS prints a banner) to stderr, so that stdout holds only
+    our output (``--json`` must parse); yields a stream on the real stdout for our own lines."""
     sys.stdout.flush()
     saved = os.dup(1)
     os.dup2(2, 1)
+    out = os.fdopen(os.dup(saved), "w")
     try:
-        yield
+        yield out
     finally:
-        sys.stdout.flush()
+        out.close()
         os.dup2(saved, 1)
         os.close(saved)
 
@@ -76,7 +96,7 @@ def run_acn(args: argparse.Namespace) -> int:
         return 2
     capacities = [float(c) for c in args.capacities.split(",")]
     algorithms = acn_bench.ALGORITHMS if args.algorithms == "all" else tuple(args.algorithms.split(","))
-    unknown = set(algorithms) - set(acn_bench.ALGORITHMS)
+    unknown = set(algorithms) - set(acn_bench.ALGORITHMS) - set(acn_bench.EXTRA)
     if unknown:
         print(f"unknown algorithms: {', '.join(sorted(unknown))}", file=sys.stderr)
         return 2
@@ -92,14 +112,14 @@ def run_acn(args: argparse.Namespace) -> int:
     n_slots = None if args.days is None else args.days * 24 * 60 // acn_bench.PERIOD_MIN
     evs = acn_bench.window(evs, first, n_slots)
 
-    def show(r: acn_bench.AcnRecord) -> None:
+    def show(r: acn_bench.AcnRecord, out: TextIO) -> None:
         if not args.json:
             print(
                 f"{r.capacity_kw:6.1f} kW  {r.algorithm:<12} energy {r.energy_delivered_pct:6.2f} %  "
                 f"demands met {r.demands_fully_met_pct:6.2f} %  peak {r.peak_kw:6.2f} kW  "
                 f"median {r.ms_per_step_median:7.2f} ms  p95 {r.ms_per_step_p95:7.2f} ms  "
                 f"violations {r.violations}  fallbacks {r.fallbacks}",
-                file=sys.__stdout__,
+                file=out,
                 flush=True,
             )
 
@@ -108,7 +128,7 @@ def run_acn(args: argparse.Namespace) -> int:
             f"bench acn: {len(evs)} sessions from {start.date()}, battery {args.battery}, steps {args.steps}",
             flush=True,
         )
-    with _stdout_to_stderr():
+    with _native_stdout_to_stderr() as out:
         records = acn_bench.bench_acn(
             evs,
             capacities,
@@ -116,8 +136,12 @@ def run_acn(args: argparse.Namespace) -> int:
             taper=args.battery == "taper",
             discrete=args.steps == "discrete",
             start=start,
-            progress=show,
+            progress=lambda r: show(r, out),
         )
+    if args.plot is not None:
+        from chargeflow.sim.acn_plot import plot_energy
+
+        plot_energy(records, Path(args.plot), f"ACN-Sim Caltech, {args.battery} battery, {args.steps} pilots")
     if args.json:
         print(json.dumps([asdict(r) for r in records], indent=2))
     return 0
@@ -128,7 +152,7 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     kinds = bench.add_subparsers(dest="bench", metavar="KIND", required=True)
     p = kinds.add_parser("allocate", help="time one control step on a synthetic three-level site")
     p.add_argument("--evs", type=int, default=1000, help="connected EVs (default 1000)")
-    p.add_argument("--strategy", default="equal", choices=[*(s.value for s in Strategy), "all"])
+    p.add_argument("--strategy", default="equal", choices=[*(s.value for s in Strategy), "all", "mpc"])
     p.add_argument("--steps", type=int, default=100, help="measured steps (default 100)")
     p.add_argument("--seed", type=int, default=1)
     p.add_argument(
@@ -155,8 +179,8 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     a.add_argument(
         "--algorithms",
         default="all",
-        help="comma-separated, from: "
-        + ", ".join(("mpc", "offline", "uncontrolled", "edf", "llf", "round_robin")),
+        help="comma-separated (default all), from: "
+        + ", ".join(("mpc", "offline", "uncontrolled", "edf", "llf", "round_robin", "mpc_forecast")),
     )
     a.add_argument(
         "--json",
@@ -164,4 +188,5 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
         help="print a list of records: capacity_kw, algorithm, energy_delivered_pct, demands_fully_met_pct, "
         "peak_kw, ms_per_step_median, ms_per_step_p95, violations, steps, fallbacks",
     )
+    a.add_argument("--plot", help="also draw energy delivered against capacity to this PNG file")
     a.set_defaults(handler=run_acn)

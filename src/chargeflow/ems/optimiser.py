@@ -50,6 +50,8 @@ class ChargeRequest:
     start_slot: IntArray
     end_slot: IntArray  # exclusive: the slot of departure
     max_a: FloatArray  # R_i
+    #: least current of each EV in the first block (its need now); None: 0
+    first_min_a: FloatArray | None = None
 
     def __len__(self) -> int:
         return int(self.station.size)
@@ -106,8 +108,16 @@ class Planner:
     """Builds and solves the LP; keeps one HiGHS instance across solves (a new model per solve, as the EVs
     change from one step to the next)."""
 
-    def __init__(self, slots_per_day: float, earliness: float = EARLINESS, time_limit_s: float = 5.0) -> None:
+    def __init__(
+        self,
+        slots_per_day: float,
+        earliness: float = EARLINESS,
+        time_limit_s: float = 5.0,
+        deadline_order: float = 0.0,
+    ) -> None:
         self._earliness_per_slot = earliness / slots_per_day
+        self._earliness = earliness
+        self._deadline_order = deadline_order
         self._highs = highspy.Highs()  # type: ignore[no-untyped-call]
         self._highs.setOptionValue("output_flag", False)
         self._time_limit_s = time_limit_s
@@ -133,7 +143,11 @@ class Planner:
             return Plan(boundaries, np.zeros((n, n_blocks)), "nothing to deliver", True)
         n_ik = avail[ev, blk]
         mid = 0.5 * (lo[blk] + hi[blk])
-        weight = 1.0 - self._earliness_per_slot * (mid - request.start_slot[ev])
+        since = mid - request.start_slot[ev]
+        weight = 1.0 - self._earliness_per_slot * since
+        if self._deadline_order:
+            stay = np.maximum(request.end_slot[ev] - request.start_slot[ev], 1)
+            weight -= self._deadline_order * self._earliness * since / stay
 
         cls = limits.classes.of_station[request.station[ev]]
         n_classes = limits.rows.shape[1]
@@ -162,7 +176,11 @@ class Planner:
         lp.num_col_ = n_cols
         lp.num_row_ = net_base + net_rows.size
         lp.col_cost_ = np.concatenate((-n_ik * weight, np.zeros(q)))
-        lp.col_lower_ = np.zeros(n_cols)
+        lower = np.zeros(n_cols)
+        if request.first_min_a is not None:
+            first = blk == 0
+            lower[:p][first] = np.minimum(request.first_min_a[ev[first]], request.max_a[ev[first]])
+        lp.col_lower_ = lower
         lp.col_upper_ = np.concatenate((request.max_a[ev], np.full(q, inf)))
         lp.row_lower_ = np.concatenate((np.full(n, -inf), np.zeros(q), np.full(net_rows.size, -inf)))
         lp.row_upper_ = np.concatenate(

@@ -16,12 +16,14 @@ made once over the whole window: the perfect-foresight upper bound of the benchm
 
 from __future__ import annotations
 
+from datetime import timedelta
 from typing import Any
 
 import numpy as np
 from acnportal.algorithms import BaseAlgorithm
 
 from chargeflow.csm.evmax import EvMaxEstimate, learn_ev_max
+from chargeflow.ems.forecast import ArrivalHistory, Seen
 from chargeflow.ems.optimiser import ChargeRequest, Plan, Planner, rolling_boundaries
 from chargeflow.ems.phasor import ComplexArray, LinearLimits, linearise, phasor_matrix
 from chargeflow.ems.pilots import Pilots, round_to_pilots
@@ -29,6 +31,8 @@ from chargeflow.ems.pilots import Pilots, round_to_pilots
 FloatArray = Any  # numpy arrays from acnportal carry no dtype information
 
 HORIZON_S = 24 * 3600.0
+
+
 _MIN_A = 1e-3
 
 
@@ -60,10 +64,12 @@ class _Site:
 class MpcAlgorithm(BaseAlgorithm):  # type: ignore[misc]
     """Model-predictive control: re-plan every period, apply the first slot rounded to allowed pilots."""
 
-    def __init__(self, horizon_s: float = HORIZON_S) -> None:
+    def __init__(self, horizon_s: float = HORIZON_S, forecast: bool = False) -> None:
         super().__init__()
         self.max_recompute = 1
         self._horizon_s = horizon_s
+        self._forecast = forecast
+        self._history: ArrivalHistory | None = None
         self._site: _Site | None = None
         self._planner: Planner | None = None
         self._evmax: dict[str, EvMaxEstimate] = {}
@@ -85,12 +91,15 @@ class MpcAlgorithm(BaseAlgorithm):  # type: ignore[misc]
     def schedule(self, active_sessions: list[Any]) -> dict[str, list[float]]:
         iface = self.interface
         period = float(iface.period)
+        now = int(iface.current_time)
         if self._site is None:
             self._site = _Site(iface)
             self._planner = Planner(slots_per_day=24 * 60 / period)
-        site, planner = self._site, self._planner
+            origin = iface.current_datetime - timedelta(minutes=now * period)
+            self._history = ArrivalHistory(round(24 * 60 / period), origin.weekday())
+        site, planner, history = self._site, self._planner, self._history
         assert planner is not None
-        now = int(iface.current_time)
+        assert history is not None
         self._learn(active_sessions)
         sessions, stations, energy, end, max_a = [], [], [], [], []
         for s in active_sessions:
@@ -99,6 +108,9 @@ class MpcAlgorithm(BaseAlgorithm):  # type: ignore[misc]
             if e <= _MIN_A:
                 continue
             learned = self._evmax.get(s.session_id, EvMaxEstimate()).current_a
+            stay = int(s.estimated_departure) - int(s.arrival)
+            wanted = site.a_slots(float(s.requested_energy), j, period)
+            history.record(s.session_id, Seen(j, int(s.arrival), stay, wanted, float(site.max_pilot[j])))
             sessions.append(s)
             stations.append(j)
             energy.append(e)
@@ -109,24 +121,34 @@ class MpcAlgorithm(BaseAlgorithm):  # type: ignore[misc]
             return schedule
         horizon = max(1, int(self._horizon_s / 60.0 / period))
         n_slots = min(max(end), horizon)
+        n = len(stations)
+        start = [0] * n
+        for j, e, a, d, m in history.expected(now, n_slots) if self._forecast else []:
+            if 0 < a < n_slots:
+                stations.append(j)
+                energy.append(e)
+                start.append(a)
+                end.append(d)
+                max_a.append(m)
         request = ChargeRequest(
             station=np.asarray(stations, dtype=np.int64),
             energy_a_slots=np.asarray(energy),
-            start_slot=np.zeros(len(stations), dtype=np.int64),
+            start_slot=np.asarray(start, dtype=np.int64),
             end_slot=np.minimum(np.asarray(end, dtype=np.int64), n_slots),
             max_a=np.asarray(max_a),
         )
         plan = planner.solve(site.linear, request, rolling_boundaries(n_slots))
         ids = [s.session_id for s in sessions]
+        stations = stations[:n]
         if plan.ok:
-            target = plan.first_a
+            target = plan.first_a[:n]
             self._last = (now, ids, plan)
         else:
             self.fallbacks += 1
             target = self._fallback(now, ids)
         carry = np.asarray([self._carry.get(i, 0.0) for i in ids])
         rates = round_to_pilots(
-            target, carry, request.max_a, site.pilots(stations), site.phasors[:, stations], site.limits_a
+            target, carry, request.max_a[:n], site.pilots(stations), site.phasors[:, stations], site.limits_a
         )
         for k, sid in enumerate(ids):
             self._carry[sid] = max(float(carry[k] + target[k] - rates[k]), 0.0)

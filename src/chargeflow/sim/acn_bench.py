@@ -40,6 +40,8 @@ MARCH_2019 = datetime(2019, 3, 1, tzinfo=CALTECH_TZ)  # time 0 of the shared Mar
 OURS = ("mpc", "offline")
 THEIRS = ("uncontrolled", "edf", "llf", "round_robin")
 ALGORITHMS = (*OURS, *THEIRS)
+#: run only when named: the MPC with expected arrivals from the site's history (``ems.forecast``)
+EXTRA = ("mpc_forecast",)
 
 
 @dataclass(frozen=True, slots=True)
@@ -128,6 +130,7 @@ def _algorithm(name: str, evs: Sequence[Any]) -> Any:
 
     makers: dict[str, Callable[[], Any]] = {
         "mpc": MpcAlgorithm,
+        "mpc_forecast": lambda: MpcAlgorithm(forecast=True),
         "offline": lambda: OfflineAlgorithm(list(evs)),
         "uncontrolled": alg.UncontrolledCharging,
         "edf": lambda: alg.SortedSchedulingAlgo(alg.earliest_deadline_first),

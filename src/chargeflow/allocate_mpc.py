@@ -1,0 +1,119 @@
+"""The ``mpc`` strategy of the control step: per-station limits from the predictive optimiser.
+
+``control_step`` computes the core split first (fast, always there); with an ``MpcPlanner`` it then asks
+the optimiser (``ems.optimiser``) for a plan over the EVs' stays and, if the plan is there in time and
+keeps every rule of the step, applies its first slot instead. Otherwise the core split stands: never no
+limit. The rules the plan must keep are the core's: every EV gets at least its need now (P_needed, eq.
+3.2.6.1), 0 A or between its minimum and maximum current, every fuse phase (eq. 3.2.5.1) and the grant
+P_granted.
+
+What the plan sees: each EV's energy still wanted — up to ΔE_max, or only up to ΔE_min where the price is
+above the driver's cap for the rest — its departure, its maximum current; the fuse headroom left by the
+other loads and the grant, held for the whole horizon (a persistence forecast: the step knows no better).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from chargeflow.allocate import StepInput
+from chargeflow.csm.demand import DemandTable, WishReason
+from chargeflow.csm.split import Limit, SplitResult
+from chargeflow.ems.optimiser import ChargeRequest, Planner, rolling_boundaries
+from chargeflow.ems.phasor import line_currents, linearise, phasor_matrix
+from chargeflow.ems.pilots import Pilots, round_to_pilots
+from chargeflow.site.tree import CircuitTree
+from chargeflow.units import CURRENT_STEP_A, SECONDS_PER_HOUR
+
+REASON = "mpc_plan"
+_TOL = 1e-6
+
+
+@dataclass(slots=True)
+class MpcPlanner:
+    """Plans with slots of ``step_s`` over at most ``horizon_s``; a solve that takes longer than
+    ``time_limit_s`` is late and the core split stands."""
+
+    step_s: float
+    horizon_s: float = 24 * 3600.0
+    time_limit_s: float = 0.5
+    fallbacks: int = 0
+    _planner: Planner | None = field(default=None, repr=False)
+
+    def _fallback(self) -> SplitResult | None:
+        """Count a plan that is late, failed or would break a rule; the core split stands."""
+        self.fallbacks += 1
+        return None
+
+    def __call__(
+        self,
+        step: StepInput,
+        evs: DemandTable,
+        tree: CircuitTree,
+        other_loads_a: list[float],
+        granted_w: float,
+    ) -> SplitResult | None:
+        n = len(evs)
+        if n == 0:
+            return None
+        if self._planner is None:
+            self._planner = Planner(SECONDS_PER_HOUR * 24 / self.step_s, time_limit_s=self.time_limit_s)
+        # One row per fuse phase, one for the grant (in W per A of each EV), all with real coefficients:
+        # the linear form is then exact (a zero-width sector in ``ems.phasor``).
+        n_cons = 3 * len(tree.circuits)
+        matrix = np.zeros((n_cons + 1, n))
+        for i in range(n):
+            matrix[list(tree.constraints_of(evs.circuits[i], evs.grid_phases[i])), i] = 1.0
+        matrix[n_cons] = evs.w_per_a
+        head = np.asarray(tree.fuse_limits()) - np.asarray(other_loads_a)
+        limits = np.maximum(np.r_[head, max(granted_w, 0.0)], 0.0)
+        phasors = phasor_matrix(matrix, np.zeros(n))
+        lin = linearise(phasors, limits)
+
+        rest_wh = np.asarray(
+            [
+                max(
+                    (
+                        s.preferences.needed_wh
+                        if evs.reason(i) is WishReason.PRICE_CAP
+                        else s.preferences.wished_wh
+                    )
+                    - s.charged_wh,
+                    0,
+                )
+                for i, s in enumerate(step.sessions)
+            ],
+            dtype=np.float64,
+        )
+        slot_h = self.step_s / SECONDS_PER_HOUR
+        energy = rest_wh / (evs.w_per_a * slot_h)
+        end = np.ceil(np.maximum(evs.time_left_s, self.step_s) / self.step_s).astype(np.int64)
+        n_slots = int(min(end.max(), max(1, round(self.horizon_s / self.step_s))))
+        max_a = np.where(evs.wish_a > 0, evs.max_a, 0.0)
+        request = ChargeRequest(
+            station=np.arange(n, dtype=np.int64),
+            energy_a_slots=np.maximum(energy, evs.need_a),
+            start_slot=np.zeros(n, dtype=np.int64),
+            end_slot=np.minimum(end, n_slots),
+            max_a=max_a,
+            first_min_a=evs.need_a,
+        )
+        plan = self._planner.solve(lin, request, rolling_boundaries(n_slots))
+        if not plan.ok:
+            return self._fallback()
+        levels = [np.array([m, x]) for m, x in zip(evs.min_a.tolist(), evs.max_a.tolist(), strict=True)]
+        rates = round_to_pilots(
+            plan.first_a, np.zeros(n), max_a, Pilots(levels, np.ones(n, dtype=bool)), phasors, limits
+        )
+        stepped = np.floor(rates / CURRENT_STEP_A + 1e-6) * CURRENT_STEP_A
+        rates = np.round(np.where(stepped < evs.min_a - _TOL, 0.0, stepped), 6).astype(np.float64)
+        met = rates >= evs.need_a - _TOL
+        if not met.all() or np.any(line_currents(phasors, rates) > limits + _TOL):
+            return self._fallback()
+        power = rates * evs.w_per_a
+        reasons = [evs.reason(i).value if rates[i] >= evs.max_a[i] - _TOL else REASON for i in range(n)]
+        out = tuple(map(Limit, evs.ids, rates.tolist(), power.tolist(), reasons, met.tolist()))
+        headroom = head - matrix[:n_cons] @ rates
+        return SplitResult(out, float(power.sum()), True, tuple(headroom.tolist()))
