@@ -62,11 +62,13 @@ def station(
 
 
 async def charge(s: SimulatedStation, clock: ManualClock, steps: int) -> list[float]:
-    """Run ``steps`` steps of five minutes with meter values; the currents drawn."""
+    """Run ``steps`` steps of five minutes, each under the limit at its start, with meter values at its end;
+    the currents drawn."""
     drawn = []
     for _ in range(steps):
+        start = clock.now()
         clock.advance(timedelta(seconds=STEP_S))
-        drawn.append(s.advance(clock.now(), STEP_S, 20.0).current_a)
+        drawn.append(s.advance(start, STEP_S, 20.0).current_a)
         await s.send_meter_values()
     return drawn
 
@@ -380,7 +382,7 @@ async def test_v201_tx_default_and_station_max_compose(csm: tuple[CsmNode, CsmRe
         assert refused == {"status": "Rejected", "statusInfo": {"reasonCode": "DuplicateProfile"}}
         assert await s.plug_in(EV3, 0.2, "DRIVER")
         # 8 280 W over three phases is 12 A, below the default's 16 A, for the hour the schedule lasts.
-        assert await charge(s, clock, 12) == [pytest.approx(12.0)] * 11 + [16.0]
+        assert await charge(s, clock, 13) == [pytest.approx(12.0)] * 12 + [16.0]
         composite = await ops.composite_schedule("D201", 1, 600, "A")
         assert composite["schedule"]["chargingSchedulePeriod"] == [
             {"startPeriod": 0, "limit": 16.0, "numberPhases": 3}
@@ -603,12 +605,14 @@ async def test_the_site_reconnects_when_the_csm_comes_back(tmp_path: Path) -> No
                     async with asyncio.timeout(5):
                         for s in site.stations:
                             await s.wait_disconnected()
+                start = clock.now()
                 clock.advance(timedelta(seconds=STEP_S))
-                offline.append((await site.step(clock.now(), STEP_S)).offline)
+                offline.append((await site.step(start, STEP_S)).offline)
                 if restart:
                     _, server = await serve_csm(repository, port)
+            start = clock.now()
             clock.advance(timedelta(seconds=STEP_S))
-            offline.append((await site.step(clock.now(), STEP_S)).offline)
+            offline.append((await site.step(start, STEP_S)).offline)
             for s in site.stations:
                 await s.unplug()
             registers = {s.id: s.energy_register_wh for s in site.stations}

@@ -411,7 +411,8 @@ class SimulatedStation:
         )
 
     def advance(self, now: datetime, step_s: float, temperature_c: float = 20.0) -> Draw:
-        """One step of the EV's charging under the composite limit in force at ``now``."""
+        """The step that starts at ``now`` and lasts ``step_s``: the EV draws under the limit in force at
+        ``now`` (as the CSM's control step decides at its start), the register and the SoC grow."""
         self.limit = self.present_limit(now)
         if self.ev is None or self.transaction is None:
             self.last_draw = NO_DRAW
