@@ -113,6 +113,25 @@ async def test_stations_of_both_versions_boot_and_show_as_connected(
         await wrong.connect()
 
 
+async def test_heartbeats_only_after_an_interval_without_other_messages(
+    csm: tuple[CsmNode, CsmRepository],
+) -> None:
+    node, _ = csm
+    clock = ManualClock(T0)
+    async with station(node, ChargingPoint("H201", "c"), "2.0.1", clock) as s:
+        assert s.heartbeat_interval_s == STEP_S
+        assert await s.plug_in(EV3, 0.3, "DRIVER")
+        beats = []
+        for _ in range(3):  # meter values every interval keep the link busy: no heartbeat needed
+            await charge(s, clock, 1)
+            beats.append(await s.heartbeat_if_due(clock.now()))
+        await s.unplug()
+        for _ in range(2):  # idle: one heartbeat per interval
+            clock.advance(timedelta(seconds=STEP_S))
+            beats.append(await s.heartbeat_if_due(clock.now()))
+    assert beats == [False, False, False, True, True]
+
+
 async def test_v16_ev_draws_at_most_the_tx_profile_limit_and_the_energy_is_stored(
     csm: tuple[CsmNode, CsmRepository],
 ) -> None:
