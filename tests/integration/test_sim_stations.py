@@ -63,11 +63,13 @@ def station(
 
 
 async def charge(s: SimulatedStation, clock: ManualClock, steps: int) -> list[float]:
-    """Run ``steps`` steps of five minutes with meter values; the currents drawn."""
+    """Run ``steps`` steps of five minutes, each under the limit at its start, with meter values at its end;
+    the currents drawn."""
     drawn = []
     for _ in range(steps):
+        start = clock.now()
         clock.advance(timedelta(seconds=STEP_S))
-        drawn.append(s.advance(clock.now(), STEP_S, 20.0).current_a)
+        drawn.append(s.advance(start, STEP_S, 20.0).current_a)
         await s.send_meter_values()
     return drawn
 
@@ -110,6 +112,25 @@ async def test_stations_of_both_versions_boot_and_show_as_connected(
     wrong = station(node, ChargingPoint("S16", "c"), "1.6", clock, password="nope")
     with pytest.raises(Exception, match="401"):
         await wrong.connect()
+
+
+async def test_heartbeats_only_after_an_interval_without_other_messages(
+    csm: tuple[CsmNode, CsmRepository],
+) -> None:
+    node, _ = csm
+    clock = ManualClock(T0)
+    async with station(node, ChargingPoint("H201", "c"), "2.0.1", clock) as s:
+        assert s.heartbeat_interval_s == STEP_S
+        assert await s.plug_in(EV3, 0.3, "DRIVER")
+        beats = []
+        for _ in range(3):  # meter values every interval keep the link busy: no heartbeat needed
+            await charge(s, clock, 1)
+            beats.append(await s.heartbeat_if_due(clock.now()))
+        await s.unplug()
+        for _ in range(2):  # idle: one heartbeat per interval
+            clock.advance(timedelta(seconds=STEP_S))
+            beats.append(await s.heartbeat_if_due(clock.now()))
+    assert beats == [False, False, False, True, True]
 
 
 async def test_v16_ev_draws_at_most_the_tx_profile_limit_and_the_energy_is_stored(
@@ -376,7 +397,7 @@ async def test_v201_tx_default_and_station_max_compose(csm: tuple[CsmNode, CsmRe
         assert refused == {"status": "Rejected", "statusInfo": {"reasonCode": "DuplicateProfile"}}
         assert await s.plug_in(EV3, 0.2, "DRIVER")
         # 8 280 W over three phases is 12 A, below the default's 16 A, for the hour the schedule lasts.
-        assert await charge(s, clock, 12) == [pytest.approx(12.0)] * 11 + [16.0]
+        assert await charge(s, clock, 13) == [pytest.approx(12.0)] * 12 + [16.0]
         composite = await ops.composite_schedule("D201", 1, 600, "A")
         assert composite["schedule"]["chargingSchedulePeriod"] == [
             {"startPeriod": 0, "limit": 16.0, "numberPhases": 3}
@@ -599,12 +620,14 @@ async def test_the_site_reconnects_when_the_csm_comes_back(tmp_path: Path) -> No
                     async with asyncio.timeout(5):
                         for s in site.stations:
                             await s.wait_disconnected()
+                start = clock.now()
                 clock.advance(timedelta(seconds=STEP_S))
-                offline.append((await site.step(clock.now(), STEP_S)).offline)
+                offline.append((await site.step(start, STEP_S)).offline)
                 if restart:
                     _, server = await serve_csm(repository, port)
+            start = clock.now()
             clock.advance(timedelta(seconds=STEP_S))
-            offline.append((await site.step(clock.now(), STEP_S)).offline)
+            offline.append((await site.step(start, STEP_S)).offline)
             for s in site.stations:
                 await s.unplug()
             registers = {s.id: s.energy_register_wh for s in site.stations}

@@ -1,8 +1,9 @@
 """A site of simulated stations on one shared clock: connect them all, step them all.
 
 The owner (a demo, a test, a scenario) moves the shared ``ManualClock`` and calls ``step``: every station
-lets its EV draw for the step under its present limit, then the stations that run a transaction send
-their meter values and every station heartbeats when due, all at once over their own sockets. A step is
+lets its EV draw for the step under the limit in force at the step's start, then the stations that run a
+transaction send their meter values and every station heartbeats when due, all at once over their own
+sockets. A step is
 bounded in time; a week of a site is a bounded loop of steps (``run``).
 """
 
@@ -82,11 +83,13 @@ class SiteRunner:
                 group.create_task(station.close())
 
     async def step(self, now: datetime, step_s: float, temperature_c: float = 20.0) -> StepReport:
-        """Advance every station by ``step_s`` ending at ``now``, then report over the sockets."""
+        """The step that starts at ``now``: every EV draws for ``step_s`` under the limit in force at
+        ``now``, then the stations report over their sockets at the shared clock's time (``run`` has
+        moved it to the end of the step)."""
         draws = [station.advance(now, step_s, temperature_c) for station in self.stations]
         async with asyncio.timeout(self.step_timeout_s), asyncio.TaskGroup() as group:
             for station in self.stations:
-                group.create_task(self._report(station, now))
+                group.create_task(self._report(station, self.clock.now()))
         currents = [0.0, 0.0, 0.0]
         for station in self.stations:
             for phase, current in enumerate(station.grid_currents_a()):
@@ -120,17 +123,18 @@ class SiteRunner:
         before_step: Callable[[datetime], object] | None = None,
         temperature_c: float = 20.0,
     ) -> list[StepReport]:
-        """Step the site for ``duration`` of simulated time: move the clock, then ``step``.
+        """Step the site for ``duration`` of simulated time from the clock's present time.
 
-        ``before_step(now)`` may return an awaitable (plug EVs in or out, change limits); it is awaited.
+        Each step: ``before_step(now)`` at its start (plug EVs in or out, change limits; an awaitable it
+        returns is awaited), the clock moves to its end, then ``step(now, …)``.
         """
         reports = []
         for _ in range(int(duration / step)):
-            clock.advance(step)
             now = clock.now()
             if before_step is not None:
                 pending = before_step(now)
                 if asyncio.iscoroutine(pending):
                     await pending
+            clock.advance(step)
             reports.append(await self.step(now, step.total_seconds(), temperature_c))
         return reports

@@ -93,7 +93,7 @@ class SimulatedStation:
         self.register_wh = float(self.options.meter_start_wh)
         self.last_draw = NO_DRAW
         self.limit = Limit(point.max_current_a, point.phases, Reason.HARDWARE)
-        self._last_heartbeat: datetime | None = None
+        self._last_exchange: datetime | None = None  # of any message answered by the CSM
         self._message_ids = itertools.count(1)
         self._client = self._new_client()
         self._tx_numbers = itertools.count(1)
@@ -186,7 +186,9 @@ class SimulatedStation:
 
     async def call(self, payload: Any) -> Any:
         """One CALL to the CSM; a CALLERROR or no answer in time raises ``StationError``."""
-        return await self._client.call(payload)
+        answer = await self._client.call(payload)
+        self._last_exchange = self.clock.now()
+        return answer
 
     # Boot, status, heartbeat --------------------------------------------------------------------
 
@@ -214,7 +216,6 @@ class SimulatedStation:
             raise StationError(f"{self.id}: boot {answer.status}")
         self.heartbeat_interval_s = int(answer.interval) or self.heartbeat_interval_s
         self.booted = True
-        self._last_heartbeat = self.clock.now()
         await self.send_status()
 
     async def send_status(self, status: str | None = None) -> None:
@@ -241,11 +242,12 @@ class SimulatedStation:
 
     async def heartbeat(self) -> None:
         await self.call(call16.Heartbeat() if self.version is Version.V16 else call201.Heartbeat())
-        self._last_heartbeat = self.clock.now()
 
     async def heartbeat_if_due(self, now: datetime) -> bool:
-        """Heartbeat when the interval the CSM asked for has passed on the shared clock."""
-        due = self._last_heartbeat is None or now - self._last_heartbeat >= timedelta(
+        """Heartbeat when the CSM has heard nothing for the interval it asked for, on the shared clock
+        (1.6 and 2.0.1 define HeartbeatInterval as an interval of inactivity: a station that sends meter
+        values needs no heartbeat)."""
+        due = self._last_exchange is None or now - self._last_exchange >= timedelta(
             seconds=self.heartbeat_interval_s
         )
         if due:
@@ -411,7 +413,8 @@ class SimulatedStation:
         )
 
     def advance(self, now: datetime, step_s: float, temperature_c: float = 20.0) -> Draw:
-        """One step of the EV's charging under the composite limit in force at ``now``."""
+        """The step that starts at ``now`` and lasts ``step_s``: the EV draws under the limit in force at
+        ``now`` (as the CSM's control step decides at its start), the register and the SoC grow."""
         self.limit = self.present_limit(now)
         if self.ev is None or self.transaction is None:
             self.last_draw = NO_DRAW
