@@ -118,10 +118,12 @@ CASES: list[tuple[str, str, Operation, dict[str, Any], dict[str, Any]]] = [
                 "chargingProfileId": 1,
                 "stackLevel": 0,
                 "chargingProfilePurpose": "ChargePointMaxProfile",
-                "chargingProfileKind": "Relative",
+                # Absolute from a fixed past start: in force at once whatever the station's clock says
+                "chargingProfileKind": "Absolute",
                 "chargingSchedule": {
                     "chargingRateUnit": "A",
                     "chargingSchedulePeriod": [{"startPeriod": 0, "limit": 40.0}],
+                    "startSchedule": "2020-01-01T00:00:00.000Z",
                 },
             },
         },
