@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 
+import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
@@ -106,3 +107,9 @@ def test_password_hash_verifies_only_the_right_password() -> None:
     assert verify_password("correct horse", stored)
     assert not verify_password("wrong", stored)
     assert not verify_password("correct horse", "garbage")
+
+
+@pytest.mark.parametrize("value", ["inf", "nan", "1.7e305", "-1e400"])
+def test_readings_that_cannot_be_whole_wh_are_unreadable(value: str) -> None:
+    # 1.7e305 kWh is finite, but not in Wh: found by the frame fuzz test.
+    assert transactions.register_wh([register(NOW, value, unit="kWh")]) is None

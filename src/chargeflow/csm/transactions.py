@@ -25,6 +25,9 @@ ENERGY_REGISTER: Final = "Energy.Active.Import.Register"
 # OCPP 1.6 and 2.0.1: a StopTransaction / Ended event without a reason was stopped locally.
 DEFAULT_STOP_REASON: Final = "Local"
 NEW_ID: Final = 0  # the id of a session not yet stored; the repository assigns the real one
+# Beyond 2**53 Wh a float no longer holds whole Wh, and no real register comes near it (it is 9 PWh); a
+# reading that large is unreadable, like a signed value without a plain one.
+_MAX_WH: Final = float(2**53)
 
 
 def _wh(sample: MeterSample) -> int | None:
@@ -32,10 +35,11 @@ def _wh(sample: MeterSample) -> int | None:
         value = float(sample.value)
     except ValueError:
         return None  # signed data without a plain value
-    if not math.isfinite(value):
-        return None
     factor = 1000.0 if (sample.unit or "Wh") == "kWh" else 1.0
-    return round(value * factor)
+    wh = value * factor  # checked after scaling: a finite reading in kWh can overflow to infinity in Wh
+    if not math.isfinite(wh) or abs(wh) >= _MAX_WH:
+        return None
+    return round(wh)
 
 
 def register_wh(samples: Iterable[MeterSample]) -> int | None:
