@@ -196,3 +196,14 @@ async def test_driver_link_preferences_api_and_accounting(
     await _login(client)
     csv_text = (await client.get("/dashboard/accounting.csv", params={"by": "id_token"})).text
     assert csv_text.splitlines() == ["id_token,sessions,energy_wh,cost", "CARD-7,1,7500,2.25"]
+    by_month = await client.get("/dashboard/accounting.csv", params={"by": "month", "since": "2026-05-01"})
+    assert by_month.text.splitlines()[1:] == ["2026-05,1,7500,2.25"]
+    later = await client.get("/dashboard/accounting.csv", params={"by": "day", "since": "2026-05-02"})
+    assert later.text.splitlines()[1:] == []
+    (ended,) = (await client.get("/dashboard/state.json")).json()["past"]
+    assert (ended["id"], ended["energy_wh"], ended["needed_wh"], ended["needs_met"]) == (
+        tx,
+        7_500,
+        2_000,
+        True,
+    )

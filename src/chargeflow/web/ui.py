@@ -13,10 +13,11 @@ import json
 import secrets
 from collections.abc import AsyncIterator, Callable
 from dataclasses import asdict, dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime
 from decimal import Decimal
 from pathlib import Path
 from typing import Annotated, Any
+from zoneinfo import ZoneInfo
 
 from fastapi import APIRouter, Depends, FastAPI, Form, HTTPException, Request, Response, status
 from fastapi.responses import HTMLResponse, RedirectResponse, StreamingResponse
@@ -28,13 +29,14 @@ from chargeflow.protocols.ocpp.operations import StationOperations
 from chargeflow.web.auth import OWNER_COOKIE, DriverLinks, OwnerAuth, OwnerSession
 from chargeflow.web.calls import station_call
 from chargeflow.web.circuits import circuit_rows
-from chargeflow.web.live import SiteView
+from chargeflow.web.live import ConnectorReading, SiteView
 from chargeflow.web.plot import flows_svg
 from chargeflow.web.reasons import in_words
 from chargeflow.web.session_view import session_view
 
 HERE = Path(__file__).parent
 LOGIN_CSRF_COOKIE = "chargeflow_login_csrf"
+PAST_SESSIONS = 20  # the most recent ended sessions on the dashboard; the CSV export has them all
 
 
 def wall_clock() -> datetime:
@@ -158,11 +160,18 @@ def owner_router(
         now = view.now()
         stations = []
         limits = {(lim.station_id, lim.evse_id): lim for lim in (step.limits if step else ())}
+        running = await repository.list_transactions(active=True)
+        charging = {(tx.station_id, tx.evse_id) for tx in running}
+
+        def reading(station_id: str, evse_id: int) -> ConnectorReading | None:
+            # a meter's last reading outlives its session: only a running session's counts as present
+            return view.reading(station_id, evse_id) if (station_id, evse_id) in charging else None
+
         for record in await repository.list_stations():
             sid = record.station_id
             statuses = await repository.connector_statuses(sid)
             lim = limits.get((sid, 1))
-            reading = view.reading(sid, 1)
+            present = reading(sid, 1)
             last = max((s.timestamp for s in statuses if s.timestamp), default=None)
             last_seen = max(
                 (t for t in (last, record.last_heartbeat_at, record.last_boot_at) if t), default=None
@@ -175,12 +184,12 @@ def owner_router(
                     "connectors": [f"{s.connector_id}: {s.status}" for s in statuses],
                     "limit_a": lim.current_a if lim else None,
                     "reason": in_words(lim.reason) if lim else "",
-                    "power_w": reading.power_w if reading else None,
+                    "power_w": present.power_w if present else None,
                     "last_message": last_seen.isoformat() if last_seen else None,
                 }
             )
         sessions = []
-        for tx in await repository.list_transactions(active=True):
+        for tx in running:
             sv = session_view(
                 tx, step, view.reading(tx.station_id, tx.evse_id), view.preferences_of(tx), now,
                 settings.price_per_kwh,
@@ -200,14 +209,32 @@ def owner_router(
                     "link": f"/charge/{sv.station_id}/session/{sv.id}?s={settings.links.secret(sv.id)}",
                 }
             )
+        past = []
+        ended = [tx for tx in await repository.list_transactions(active=False) if tx.stopped_at is not None]
+        for tx in sorted(ended, key=lambda t: t.stopped_at or t.started_at, reverse=True)[:PAST_SESSIONS]:
+            prefs = view.preferences_of(tx)
+            energy = max(tx.energy_wh or 0, 0)
+            past.append(
+                {
+                    "id": tx.id,
+                    "station_id": tx.station_id,
+                    "id_token": tx.id_token,
+                    "energy_wh": energy,
+                    "duration_s": ((tx.stopped_at or tx.started_at) - tx.started_at).total_seconds(),
+                    "needed_wh": prefs.needed_wh,
+                    "needs_met": energy >= prefs.needed_wh,
+                    "stopped_at": (tx.stopped_at or tx.started_at).isoformat(),
+                }
+            )
         return {
             "now": now.isoformat(),
+            "past": past,
             "flows": None if latest is None else {k: v for k, v in asdict(latest).items() if k != "at"},
             "grid_limit_w": site.grid.max_import_w,
             "grant_reason": in_words(step.fallback) if step and step.fallback else "",
             "stations": stations,
             "sessions": sessions,
-            "circuits": [asdict(row) for row in circuit_rows(site, view.reading)],
+            "circuits": [asdict(row) for row in circuit_rows(site, reading)],
             "samples": len(history),
         }
 
@@ -263,15 +290,24 @@ def owner_router(
         return answer.model_dump()
 
     @router.get("/dashboard/accounting.csv")
-    async def accounting_csv(_: Owner, by: str = "station") -> Response:
-        if by not in ("station", "id_token", "day"):
-            raise HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT, "by: station, id_token or day")
+    async def accounting_csv(
+        _: Owner, by: str = "station", since: date | None = None, until: date | None = None
+    ) -> Response:
+        """Sessions and energy per station, id token, day or month, of the sessions started in
+        [since, until] (dates at the site, both included)."""
+        if by not in ("station", "id_token", "day", "month"):
+            raise HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT, "by: station, id_token, day or month")
+        zone = ZoneInfo(view.site.timezone)
         totals: dict[str, list[int]] = {}
         for tx in await repository.list_transactions():
+            day = tx.started_at.astimezone(zone).date()
+            if (since is not None and day < since) or (until is not None and day > until):
+                continue
             key = {
                 "station": tx.station_id,
                 "id_token": tx.id_token or "",
-                "day": tx.started_at.date().isoformat(),
+                "day": day.isoformat(),
+                "month": day.isoformat()[:7],
             }[by]
             row = totals.setdefault(key, [0, 0])
             row[0] += 1

@@ -90,6 +90,18 @@
     }
   }
 
+  function past(state) {
+    const body = document.querySelector("#past tbody");
+    body.replaceChildren();
+    for (const s of state.past) {
+      const row = body.insertRow();
+      const minutes = Math.round(s.duration_s / 60);
+      cell(row, String(s.id)); cell(row, s.station_id); cell(row, s.id_token || "–");
+      cell(row, kwh(s.energy_wh), "num"); cell(row, Math.floor(minutes / 60) + " h " + (minutes % 60) + " min", "num");
+      cell(row, kwh(s.needed_wh), "num"); cell(row, s.needs_met ? "met" : "missed"); cell(row, hhmm(s.stopped_at));
+    }
+  }
+
   function circuits(state) {
     const body = document.querySelector("#circuits tbody");
     body.replaceChildren();
@@ -103,7 +115,7 @@
   }
 
   function render(state) {
-    flows(state); stations(state); sessions(state); circuits(state);
+    flows(state); stations(state); sessions(state); past(state); circuits(state);
     const now = Date.now();
     if (state.samples !== lastSamples && now - lastPlot > 10000) {
       lastPlot = now;
