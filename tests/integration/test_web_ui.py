@@ -144,6 +144,10 @@ async def test_a_station_action_needs_csrf_and_returns_the_stations_answer(
     assert answer.json()["action"] == "Reset"
     assert answer.json()["answer"] == {"status": "Accepted"}  # what the test station says
     assert [(s["id"], s["ocpp_version"]) for s in listed] == [("UI-1", "ocpp1.6")]
+    qr = await client.get("/dashboard/stations/UI-1/qr.svg")
+    assert qr.headers["content-type"] == "image/svg+xml"
+    assert "Charge at UI-1: http://site/charge/UI-1" in qr.text
+    assert (await client.get("/dashboard/stations/NOPE/qr.svg")).status_code == 404
 
 
 async def test_driver_link_preferences_api_and_accounting(

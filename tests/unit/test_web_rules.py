@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
+from decimal import Decimal
 
 import pytest
 
@@ -15,7 +16,7 @@ from chargeflow.web.circuits import circuit_rows
 from chargeflow.web.driver import departure_at
 from chargeflow.web.live import ConnectorReading
 from chargeflow.web.reasons import in_words
-from chargeflow.web.session_view import expected_energy_wh, state_of
+from chargeflow.web.session_view import costs, energy_tariff, expected_energy_wh, state_of
 
 NOW = datetime(2026, 5, 1, 10, 0, tzinfo=UTC)
 TX = TransactionRecord(1, "cp1", 1, 1, NOW - timedelta(hours=1), 0, meter_stop_wh=3_000)
@@ -54,6 +55,18 @@ def test_expected_energy_is_the_present_power_until_departure_capped_by_the_wish
     assert expected_energy_wh(3_000, 4_000.0, NOW, prefs) == 11_000
     assert expected_energy_wh(3_000, 11_000.0, NOW, prefs) == 20_000
     assert expected_energy_wh(3_000, 11_000.0, NOW + timedelta(hours=3), prefs) == 3_000  # departed
+
+
+def test_the_cost_so_far_and_expected_come_from_the_billing_engine() -> None:
+    tariff = energy_tariff(Decimal("0.30"))
+    prefs = Preferences(5_000, 20_000, NOW + timedelta(hours=2))
+    assert costs(tariff, TX, 3_000, 11_000, NOW, prefs, UTC) == (Decimal("0.90"), Decimal("3.30"))
+    ended = TransactionRecord(
+        1, "cp1", 1, 1, NOW, 100, meter_stop_wh=2_100, stopped_at=NOW + timedelta(hours=1)
+    )
+    assert costs(tariff, ended, 2_000, 2_000, NOW, prefs, UTC) == (Decimal("0.60"), Decimal("0.60"))
+    just_begun = TransactionRecord(2, "cp1", 1, 1, NOW, 0)
+    assert costs(tariff, just_begun, 0, 5_000, NOW, prefs, UTC) == (Decimal("0.00"), Decimal("1.50"))
 
 
 def test_owner_login_sessions_expire_and_check_their_csrf_token() -> None:

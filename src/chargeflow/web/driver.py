@@ -107,7 +107,7 @@ def driver_router(
     def current(tx: TransactionRecord) -> SessionView:
         return session_view(
             tx, view.charging(), view.reading(tx.station_id, tx.evse_id), view.preferences_of(tx),
-            view.now(), settings.price_per_kwh,
+            view.now(), settings.tariff, ZoneInfo(view.site.timezone),
         )  # fmt: skip
 
     def as_json(sv: SessionView) -> dict[str, Any]:
@@ -124,8 +124,8 @@ def driver_router(
             "needed_wh": sv.preferences.needed_wh,
             "wished_wh": sv.preferences.wished_wh,
             "departure": sv.preferences.departure.isoformat(),
-            "cost": str(sv.cost),
-            "expected_cost": str(sv.expected_cost),
+            "cost": f"{sv.cost} {settings.currency}",
+            "expected_cost": f"{sv.expected_cost} {settings.currency}",
             "soc_pct": sv.soc_pct,
         }
 
@@ -168,7 +168,8 @@ def driver_router(
                 "departure": sv.preferences.departure.astimezone(tz).strftime("%H:%M"),
                 "cap_needed": shown.price_cap_needed_per_kwh or "",
                 "cap_wished": shown.price_cap_wished_per_kwh or "",
-                "price": settings.price_per_kwh,
+                "price": f"{settings.price_per_kwh} {settings.currency}",
+                "currency": settings.currency,
                 "state": script_json(as_json(sv)),
             },
         )

@@ -3,9 +3,13 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, tzinfo
 from decimal import ROUND_HALF_UP, Decimal
 
+from chargeflow.billing.cdr import MeterSample
+from chargeflow.billing.estimate import Expectation, estimate
+from chargeflow.billing.pricing import SessionCost
+from chargeflow.billing.tariff import PriceComponent, Tariff, TariffDimensionType, TariffElement
 from chargeflow.csm.demand import Preferences
 from chargeflow.csm.model import TransactionRecord
 from chargeflow.csm.smart_charging import ChargingStep, StationLimit
@@ -69,8 +73,42 @@ def expected_energy_wh(energy_wh: int, power_w: float, now: datetime, prefs: Pre
     return max(energy_wh, min(prefs.wished_wh, round(energy_wh + power_w * hours)))
 
 
-def money(price_per_kwh: Decimal, energy_wh: int) -> Decimal:
-    return (price_per_kwh * Decimal(energy_wh) / 1000).quantize(Decimal("0.01"), ROUND_HALF_UP)
+def energy_tariff(
+    price_per_kwh: Decimal, currency: str = "EUR", vat_percent: Decimal | None = None
+) -> Tariff:
+    """A tariff of one price per kWh, for a site that has set no other."""
+    energy = PriceComponent(TariffDimensionType.ENERGY, price_per_kwh, vat_percent, 1)
+    return Tariff(currency, (TariffElement((energy,)),))
+
+
+def _amount(cost: SessionCost) -> Decimal:
+    price = cost.total_cost
+    amount = price.incl_vat if price.incl_vat is not None else price.excl_vat
+    return amount.quantize(Decimal("0.01"), ROUND_HALF_UP)
+
+
+def costs(
+    tariff: Tariff,
+    tx: TransactionRecord,
+    energy_wh: int,
+    expected_wh: int,
+    now: datetime,
+    prefs: Preferences,
+    tz: tzinfo,
+) -> tuple[Decimal, Decimal]:
+    """The cost so far and as expected at departure, priced by the same engine as the bill
+    (``billing.estimate``), from the session's register at its start and now."""
+    start_wh = tx.meter_start_wh or 0
+    last = tx.stopped_at or max(now, tx.started_at)
+    samples = [MeterSample(tx.started_at, start_wh)]
+    if last > tx.started_at:  # the engine wants strictly increasing times; a session just begun has one
+        samples.append(MeterSample(last, start_wh + energy_wh))
+    departure = max(prefs.departure, last)
+    further = max(expected_wh - energy_wh, 0) if departure > last else 0
+    expectation = None if not tx.active else Expectation(further, departure, departure)
+    found = estimate(tariff, tx.started_at, samples, tz, expectation)
+    so_far = _amount(found.so_far)
+    return so_far, _amount(found.projected) if found.projected is not None else so_far
 
 
 def session_view(
@@ -79,13 +117,15 @@ def session_view(
     reading: ConnectorReading | None,
     prefs: Preferences,
     now: datetime,
-    price_per_kwh: Decimal,
+    tariff: Tariff,
+    tz: tzinfo,
 ) -> SessionView:
     limit = limit_of(step, tx)
     power = reading.power_w or 0.0 if reading is not None and tx.active else 0.0
     energy = max(tx.energy_wh or 0, 0)
     expected = expected_energy_wh(energy, power, now, prefs) if tx.active else energy
     state = state_of(tx, limit, power)
+    cost, expected_cost = costs(tariff, tx, energy, expected, now, prefs, tz)
     fallback = step.fallback if step is not None else None
     reason = fallback or (limit.reason if limit is not None else "")
     return SessionView(
@@ -102,8 +142,8 @@ def session_view(
         expected_wh=expected,
         preferences=prefs,
         needs_met=None if tx.active else energy >= prefs.needed_wh,
-        cost=money(price_per_kwh, energy),
-        expected_cost=money(price_per_kwh, expected),
+        cost=cost,
+        expected_cost=expected_cost,
         started_at=tx.started_at,
         stopped_at=tx.stopped_at,
         soc_pct=reading.soc_pct if reading is not None else None,

@@ -19,11 +19,13 @@ from pathlib import Path
 from typing import Annotated, Any
 from zoneinfo import ZoneInfo
 
+import segno
 from fastapi import APIRouter, Depends, FastAPI, Form, HTTPException, Request, Response, status
 from fastapi.responses import HTMLResponse, RedirectResponse, StreamingResponse
 from fastapi.staticfiles import StaticFiles
 from fastapi.templating import Jinja2Templates
 
+from chargeflow.billing.tariff import Tariff
 from chargeflow.csm.service import CsmService
 from chargeflow.protocols.ocpp.operations import StationOperations
 from chargeflow.web.auth import OWNER_COOKIE, DriverLinks, OwnerAuth, OwnerSession
@@ -32,7 +34,7 @@ from chargeflow.web.circuits import circuit_rows
 from chargeflow.web.live import ConnectorReading, SiteView
 from chargeflow.web.plot import flows_svg
 from chargeflow.web.reasons import in_words
-from chargeflow.web.session_view import session_view
+from chargeflow.web.session_view import energy_tariff, session_view
 
 HERE = Path(__file__).parent
 LOGIN_CSRF_COOKIE = "chargeflow_login_csrf"
@@ -48,9 +50,14 @@ class UiSettings:
     view: SiteView
     owner: OwnerAuth
     links: DriverLinks = field(default_factory=DriverLinks)
-    price_per_kwh: Decimal = Decimal("0.30")
+    price_per_kwh: Decimal = Decimal("0.30")  # the site's energy price, for a tariff of one price per kWh
+    currency: str = "EUR"
+    tariff: Tariff = field(init=False)
     push_interval_s: float = 1.0  # at most one server-sent event per second and page
     now: Callable[[], datetime] = wall_clock  # for login sessions: real time, not the simulated clock
+
+    def __post_init__(self) -> None:
+        self.tariff = energy_tariff(self.price_per_kwh, self.currency)
 
 
 def templates() -> Jinja2Templates:
@@ -192,7 +199,7 @@ def owner_router(
         for tx in running:
             sv = session_view(
                 tx, step, view.reading(tx.station_id, tx.evse_id), view.preferences_of(tx), now,
-                settings.price_per_kwh,
+                settings.tariff, ZoneInfo(site.timezone),
             )  # fmt: skip
             sessions.append(
                 {
@@ -253,6 +260,16 @@ def owner_router(
 
         headers = {"Cache-Control": "no-store", "X-Accel-Buffering": "no"}
         return StreamingResponse(stream(), media_type="text/event-stream", headers=headers)
+
+    @router.get("/dashboard/stations/{station_id}/qr.svg")
+    async def station_qr(request: Request, station_id: str, _: Owner) -> Response:
+        """The QR code to stick on the station: it opens the station's driver page."""
+        if await repository.get_station(station_id) is None:
+            raise HTTPException(status.HTTP_404_NOT_FOUND, f"no station {station_id}")
+        url = str(request.url_for("station_page", station_id=station_id))
+        out = io.BytesIO()
+        segno.make(url, error="m").save(out, kind="svg", scale=6, title=f"Charge at {station_id}: {url}")
+        return Response(out.getvalue(), media_type="image/svg+xml")
 
     @router.get("/dashboard/plot.svg")
     async def plot(_: Owner) -> Response:

@@ -69,6 +69,11 @@
           b.addEventListener("click", () => act(s.id, action, out));
           row.cells[8].appendChild(b);
         }
+        const qr = document.createElement("a");
+        qr.href = "/dashboard/stations/" + encodeURIComponent(s.id) + "/qr.svg";
+        qr.textContent = "QR";
+        qr.setAttribute("aria-label", "QR code of " + s.id + " for drivers");
+        row.cells[8].appendChild(qr);
       }
       const values = [s.id, s.connected ? "online" : "offline", s.ocpp_version || "–", s.connectors.join(", "), kw(s.power_w),
         s.limit_a === null ? "–" : s.limit_a.toFixed(1) + " A", s.reason, hhmm(s.last_message)];
