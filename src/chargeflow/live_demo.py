@@ -147,7 +147,15 @@ async def run_live(
             control.node.service, control.node.operations, config.admin_token, request_ids(clock), ui
         )
         http = HttpServer(
-            uvicorn.Config(api, host=config.host, port=config.http_port, log_level="warning", lifespan="off")
+            # the dashboard's event streams never end by themselves: give them 2 s when the demo stops
+            uvicorn.Config(
+                api,
+                host=config.host,
+                port=config.http_port,
+                log_level="warning",
+                lifespan="off",
+                timeout_graceful_shutdown=2,
+            )
         )
         async with asyncio.TaskGroup() as group:
             servers = [group.create_task(control.node.ocpp.serve()), group.create_task(http.serve())]

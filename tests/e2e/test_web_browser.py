@@ -157,6 +157,7 @@ async def test_a_driver_sets_preferences_and_the_ems_honours_them(demo: Endpoint
     await driver.get_by_label("Energy I would like (kWh)").fill("0.1")
     await driver.get_by_role("button", name="Save preferences").click()
     await driver.wait_for_url("**saved=1")
+    assert "Saved" in (await driver.get_by_role("status").filter(has_text="Saved").text_content() or "")
     await driver.wait_for_function(
         "document.getElementById('d-reason').textContent.includes('energy wished')", timeout=15_000
     )

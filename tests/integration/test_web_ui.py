@@ -184,6 +184,14 @@ async def test_driver_link_preferences_api_and_accounting(
                 f"{page}/preferences",
                 data={"s": secret, "needed_kwh": "2", "wished_kwh": "20", "departure": "17:30"},
             )
+            form_prefs = view.set[tx]
+            by_soc = await client.post(
+                f"{page}/preferences",
+                data={"s": secret, "needed_kwh": "2", "target_soc_pct": "80", "battery_kwh": "60",
+                      "departure": "17:30"},
+            )  # fmt: skip
+            soc_prefs = view.set[tx]
+            remembered = await client.get(page, params={"s": secret})
             await station.call(call.StopTransaction(meter_stop=7_500, timestamp=iso(NOW), transaction_id=tx))
     assert mine.status_code == 200
     assert "Station UI-1" in mine.text
@@ -195,7 +203,11 @@ async def test_driver_link_preferences_api_and_accounting(
     assert by_driver == Preferences(5_000, 12_000, datetime(2026, 5, 1, 16, tzinfo=UTC), Decimal("0.40"))
     assert bad.status_code == 422
     assert form.status_code == 303
-    assert view.set[tx] == Preferences(2_000, 20_000, datetime(2026, 5, 1, 17, 30, tzinfo=UTC))
+    assert form_prefs == Preferences(2_000, 20_000, datetime(2026, 5, 1, 17, 30, tzinfo=UTC))
+    assert by_soc.status_code == 303
+    # 80 % of 60 kWh from the 40 % the EV reports: 24 kWh more (nothing metered yet in this session)
+    assert soc_prefs == Preferences(2_000, 24_000, datetime(2026, 5, 1, 17, 30, tzinfo=UTC))
+    assert 'name="wished_kwh" inputmode="decimal" value="24"' in remembered.text
 
     await _login(client)
     csv_text = (await client.get("/dashboard/accounting.csv", params={"by": "id_token"})).text

@@ -151,7 +151,9 @@ def driver_router(
     @router.get(
         "/charge/{station_id}/session/{session_id}", response_class=HTMLResponse, include_in_schema=False
     )
-    async def session_page(request: Request, station_id: str, session_id: int, s: str = "") -> HTMLResponse:
+    async def session_page(
+        request: Request, station_id: str, session_id: int, s: str = "", saved: bool = False
+    ) -> HTMLResponse:
         tx = await own_session(station_id, session_id, s)
         sv = current(tx)
         shown = remembered.get(tx.id_token or "", sv.preferences)
@@ -163,6 +165,7 @@ def driver_router(
                 "station_id": station_id,
                 "session": sv,
                 "secret": s,
+                "saved": saved,
                 "needed_kwh": shown.needed_wh / 1000,
                 "wished_kwh": shown.wished_wh / 1000,
                 "departure": sv.preferences.departure.astimezone(tz).strftime("%H:%M"),
