@@ -14,7 +14,9 @@ from chargeflow.web.live import FlowSample
 EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 
 
-def flows_svg(samples: Sequence[FlowSample], grid_limit_w: float, tz: str) -> bytes:
+def flows_svg(
+    samples: Sequence[FlowSample], grid_limit_w: float, tz: str, main_fuse_w: float | None = None
+) -> bytes:
     # A Figure without pyplot has no global state, so several requests may draw at once.
     fig = Figure(figsize=(9, 3.4), layout="constrained")
     ax = fig.add_subplot()
@@ -31,6 +33,8 @@ def flows_svg(samples: Sequence[FlowSample], grid_limit_w: float, tz: str) -> by
     for label, values, colour, style in series:
         ax.plot(times, [v / 1000 for v in values], style, color=colour, label=label, linewidth=1.6)
     ax.axhline(grid_limit_w / 1000, color="#b2182b", linestyle="--", linewidth=1.2, label="grid limit")
+    if main_fuse_w is not None:
+        ax.axhline(main_fuse_w / 1000, color="#d6604d", linestyle="-.", linewidth=1.0, label="main fuse")
     ax.set_ylabel("kW")
     ax.grid(alpha=0.3)
     ax.xaxis.set_major_formatter(DateFormatter("%H:%M", tz=tz))  # type: ignore[no-untyped-call]

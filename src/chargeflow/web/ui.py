@@ -274,7 +274,10 @@ def owner_router(
     @router.get("/dashboard/plot.svg")
     async def plot(_: Owner) -> Response:
         samples = view.history()
-        svg = await asyncio.to_thread(flows_svg, samples, view.site.grid.max_import_w, view.site.timezone)
+        site = view.site
+        # the main fuse as power: its weakest phase at the site's voltage, on all three phases
+        fuse_w = min(site.root.fuse_a) * site.voltage_v * 3
+        svg = await asyncio.to_thread(flows_svg, samples, site.grid.max_import_w, site.timezone, fuse_w)
         return Response(svg, media_type="image/svg+xml", headers={"Cache-Control": "no-store"})
 
     @router.post("/dashboard/stations/{station_id}/{action}")
