@@ -23,6 +23,8 @@ import uvicorn
 
 from chargeflow.app import HttpServer, http_port, request_ids
 from chargeflow.clock import ManualClock
+from chargeflow.csm.demand import Preferences
+from chargeflow.csm.model import TransactionRecord
 from chargeflow.csm.service import CsmConfig
 from chargeflow.csm.smart_charging import ChargingStep, SmartChargingConfig
 from chargeflow.csm.split import Strategy
@@ -39,6 +41,9 @@ from chargeflow.site_control import SiteControl, build_site_control
 from chargeflow.store.database import make_engine, migrate
 from chargeflow.store.sql import SqlRepository
 from chargeflow.web.api import create_api
+from chargeflow.web.auth import OwnerAuth
+from chargeflow.web.live import ConnectorReading, FlowHistory, FlowSample
+from chargeflow.web.ui import UiSettings
 
 
 @dataclass(frozen=True, slots=True)
@@ -57,6 +62,7 @@ class LiveConfig:
     http_port: int = 8000
     database_url: str = "sqlite+aiosqlite:///chargeflow-demo.db"
     admin_token: str = ""
+    owner_password: str = ""  # the site owner's dashboard login; without one no dashboard is served
     seed: int = 1
 
 
@@ -79,6 +85,11 @@ class Endpoints:
     ocpp_url: str
     http_url: str
     admin_token: str
+    owner_password: str = ""
+
+    @property
+    def dashboard_url(self) -> str:
+        return f"{self.http_url}/dashboard"
 
 
 def shift_sessions(
@@ -129,11 +140,22 @@ async def run_live(
             EmsConfig(step_s=config.step_s),
             ess=meter,
         )
+        history = FlowHistory()
+        view = LiveSiteView(site, clock, control, history)
+        ui = UiSettings(view, OwnerAuth(config.owner_password)) if config.owner_password else None
         api = create_api(
-            control.node.service, control.node.operations, config.admin_token, request_ids(clock)
+            control.node.service, control.node.operations, config.admin_token, request_ids(clock), ui
         )
         http = HttpServer(
-            uvicorn.Config(api, host=config.host, port=config.http_port, log_level="warning", lifespan="off")
+            # the dashboard's event streams never end by themselves: give them 2 s when the demo stops
+            uvicorn.Config(
+                api,
+                host=config.host,
+                port=config.http_port,
+                log_level="warning",
+                lifespan="off",
+                timeout_graceful_shutdown=2,
+            )
         )
         async with asyncio.TaskGroup() as group:
             servers = [group.create_task(control.node.ocpp.serve()), group.create_task(http.serve())]
@@ -143,10 +165,13 @@ async def run_live(
                 ocpp_port = control.node.ocpp.port
                 assert ocpp_port is not None
                 base = f"ws://{config.host}:{ocpp_port}"
-                on_ready(Endpoints(base, f"http://{config.host}:{http_port(http)}", config.admin_token))
+                http_url = f"http://{config.host}:{http_port(http)}"
+                on_ready(Endpoints(base, http_url, config.admin_token, config.owner_password))
                 versions = mixed_versions(len(site.charging_points))
                 async with SiteRunner(base, site.charging_points, versions, clock) as runner:
-                    state = await _loop(config, clock, control, meter, runner, runner_power, rng, on_step)
+                    state = await _loop(
+                        config, clock, control, meter, runner, runner_power, rng, on_step, history
+                    )
             finally:
                 http.should_exit = True
                 for task in servers[:1]:
@@ -163,6 +188,7 @@ async def _loop(
     runner_power: list[float],
     rng: random.Random,
     on_step: Callable[[LiveState], None],
+    history: FlowHistory,
 ) -> LiveState:
     pending = sorted(config.sessions, key=lambda r: r.arrival)
     leaving: dict[str, datetime] = {}
@@ -196,11 +222,56 @@ async def _loop(
         state.now, state.truth, state.charging = clock.now(), truth, control.charging.last
         state.grant_reason = decision.reason if decision is not None else ""
         state.events = control.charging.events[-5:]
+        granted = state.charging.granted_w if state.charging is not None else None
+        history.record(
+            FlowSample(
+                state.now, truth.grid_w, truth.building_w, truth.pv_w, truth.ess_w, truth.ev_w, granted
+            )
+        )
         on_step(state)
         if config.speed > 0:
             due = started_real + (clock.now() - started_sim).total_seconds() / config.speed
             await asyncio.sleep(max(due - loop.time(), 0.0))
     return state
+
+
+class LiveSiteView:
+    """The running site as the web UI sees it (``web.live.SiteView``)."""
+
+    def __init__(self, site: Site, clock: ManualClock, control: SiteControl, history: FlowHistory) -> None:
+        self._site = site
+        self._clock = clock
+        self._control = control
+        self._history = history
+
+    @property
+    def site(self) -> Site:
+        return self._site
+
+    def now(self) -> datetime:
+        return self._clock.now()
+
+    def history(self) -> Sequence[FlowSample]:
+        return self._history.samples()
+
+    def charging(self) -> ChargingStep | None:
+        return self._control.charging.last
+
+    def reading(self, station_id: str, evse_id: int) -> ConnectorReading | None:
+        live = self._control.charging.live.get(station_id, evse_id)
+        if live.at is None:
+            return None
+        a = live.current_a
+        return ConnectorReading(live.power_w, (a[0], a[1], a[2]), live.soc_pct)
+
+    def preferences_of(self, tx: TransactionRecord) -> Preferences:
+        return self._control.charging.preferences_of(tx)
+
+    def set_preferences(self, transaction_id: int, preferences: Preferences) -> None:
+        self._control.charging.set_preferences(transaction_id, preferences)
+
+    async def wait_newer(self, version: int, timeout_s: float) -> int:
+        return await self._history.wait_newer(version, timeout_s)
 
 
 async def _arrive(

@@ -1,4 +1,5 @@
-"""``chargeflow demo``: the whole system on a simulated workplace site, with a live terminal view.
+"""``chargeflow demo``: the whole system on a simulated workplace site: the dashboard in a browser, and a
+live terminal view.
 
 The CSM (OCPP on 9000, REST API on 8000, SQLite), its smart charging and the EMS run as on a real site;
 stations, EVs, building, PV and battery are simulated, on a clock that runs 60 times faster than real
@@ -107,6 +108,7 @@ def live_config(args: argparse.Namespace) -> LiveConfig:
         if (data / SESSIONS_FILE).is_file():
             sessions = demo_day_sessions(load_sessions(data / SESSIONS_FILE), site, today)
     token = os.environ.get("CHARGEFLOW_ADMIN_TOKEN") or secrets.token_urlsafe(24)
+    password = os.environ.get("CHARGEFLOW_OWNER_PASSWORD") or secrets.token_urlsafe(12)
     return LiveConfig(
         site=site,
         sessions=sessions,
@@ -122,6 +124,7 @@ def live_config(args: argparse.Namespace) -> LiveConfig:
         http_port=args.http_port,
         database_url=f"sqlite+aiosqlite:///{Path(args.database).resolve()}",
         admin_token=token,
+        owner_password=password,
     )
 
 
@@ -184,6 +187,8 @@ def run(args: argparse.Namespace) -> int:
             f"[bold]Chargeflow demo[/]: {config.site.id}, "
             f"{len(config.site.charging_points)} stations over OCPP, "
             f"{len(config.sessions)} EV sessions of a working day, {config.speed:g}× real time\n"
+            f"  [bold]Dashboard  {endpoints.dashboard_url}[/]   (owner password {endpoints.owner_password})\n"
+            f"  Driver     {endpoints.http_url}/charge/{{station_id}}\n"
             f"  REST API   {endpoints.http_url}/api/stations   (docs {endpoints.http_url}/docs)\n"
             f"  OCPP       {endpoints.ocpp_url}/{{station_id}}\n"
             f"  admin token {endpoints.admin_token}   (Authorization: Bearer …)\n"

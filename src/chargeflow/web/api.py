@@ -8,7 +8,7 @@ when it answered with a CALLERROR.
 from __future__ import annotations
 
 import hmac
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, FastAPI, HTTPException, status
@@ -16,9 +16,8 @@ from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
 from chargeflow.csm.model import IdTokenRecord
 from chargeflow.csm.service import CsmService
-from chargeflow.protocols.ocpp.connection import CallRejected, CallTimeout
-from chargeflow.protocols.ocpp.frames import FrameError
-from chargeflow.protocols.ocpp.operations import MissingTransaction, StationOffline, StationOperations
+from chargeflow.protocols.ocpp.operations import StationOperations
+from chargeflow.web.calls import offline, station_call
 from chargeflow.web.schemas import (
     ChargingLimitIn,
     ConnectorOut,
@@ -37,6 +36,7 @@ from chargeflow.web.schemas import (
     TokenIn,
     TriggerIn,
 )
+from chargeflow.web.ui import UiSettings, mount_ui
 
 
 def _bearer_check(admin_token: str) -> Callable[[HTTPAuthorizationCredentials | None], None]:
@@ -53,31 +53,14 @@ def _bearer_check(admin_token: str) -> Callable[[HTTPAuthorizationCredentials | 
     return check
 
 
-async def _station_call(station_id: str, action: str, call: Awaitable[dict[str, Any]]) -> StationAnswer:
-    try:
-        answer = await call
-    except StationOffline:
-        raise _offline(station_id) from None
-    except CallTimeout as exc:
-        raise HTTPException(status.HTTP_504_GATEWAY_TIMEOUT, str(exc)) from None
-    except FrameError as exc:  # our request breaks the station's schema (e.g. an unknown trigger)
-        raise HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT, exc.description) from None
-    except MissingTransaction as exc:  # a request the station would have to reject
-        raise HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT, str(exc)) from None
-    except CallRejected as exc:
-        raise HTTPException(
-            status.HTTP_502_BAD_GATEWAY,
-            {"code": exc.error.code, "description": exc.error.description, "details": exc.error.details},
-        ) from None
-    return StationAnswer(station_id=station_id, action=action, answer=answer)
-
-
 def create_api(
     service: CsmService,
     operations: StationOperations,
     admin_token: str,
     new_request_id: Callable[[], int],
+    ui: UiSettings | None = None,
 ) -> FastAPI:
+    """The REST API; with ``ui`` also the owner's dashboard and the driver pages (``web.ui``)."""
     app = FastAPI(title="Chargeflow CSM", version="0.1.0")
     api = APIRouter(prefix="/api", dependencies=[Depends(_bearer_check(admin_token))])
     repository = service.repository
@@ -130,16 +113,16 @@ def create_api(
 
     @api.post("/stations/{station_id}/reset")
     async def reset(station_id: str, body: ResetIn) -> StationAnswer:
-        return await _station_call(station_id, "Reset", operations.reset(station_id, body.type == "hard"))
+        return await station_call(station_id, "Reset", operations.reset(station_id, body.type == "hard"))
 
     @api.post("/stations/{station_id}/remote-start")
     async def remote_start(station_id: str, body: RemoteStartIn) -> StationAnswer:
         call = operations.remote_start(station_id, body.id_token, body.connector_id, new_request_id())
-        return await _station_call(station_id, "RemoteStart", call)
+        return await station_call(station_id, "RemoteStart", call)
 
     @api.post("/stations/{station_id}/remote-stop")
     async def remote_stop(station_id: str, body: RemoteStopIn) -> StationAnswer:
-        return await _station_call(
+        return await station_call(
             station_id, "RemoteStop", operations.remote_stop(station_id, body.transaction_id)
         )
 
@@ -160,29 +143,29 @@ def create_api(
             )
             return answer
 
-        return await _station_call(station_id, "SetChargingProfile", send())
+        return await station_call(station_id, "SetChargingProfile", send())
 
     @api.get("/stations/{station_id}/composite-schedule")
     async def composite_schedule(
         station_id: str, connector_id: int = 0, duration: int = 3600, unit: str = "A"
     ) -> StationAnswer:
         call = operations.composite_schedule(station_id, connector_id, duration, unit)
-        return await _station_call(station_id, "GetCompositeSchedule", call)
+        return await station_call(station_id, "GetCompositeSchedule", call)
 
     @api.post("/stations/{station_id}/trigger")
     async def trigger(station_id: str, body: TriggerIn) -> StationAnswer:
         call = operations.trigger(station_id, body.message, body.connector_id)
-        return await _station_call(station_id, "TriggerMessage", call)
+        return await station_call(station_id, "TriggerMessage", call)
 
     @api.post("/stations/{station_id}/reservations")
     async def reserve(station_id: str, body: ReservationIn) -> ReservationAnswer:
         if not operations.is_connected(station_id):  # no reservation is stored for a station we cannot reach
-            raise _offline(station_id)
+            raise offline(station_id)
         reservation = await service.reserve(station_id, body.connector_id, body.id_token, body.expiry)
         call = operations.reserve_now(
             station_id, reservation.id, body.connector_id, body.id_token, body.expiry
         )
-        answer = await _station_call(station_id, "ReserveNow", call)
+        answer = await station_call(station_id, "ReserveNow", call)
         updated = await service.reservation_answered(
             station_id, reservation.id, str(answer.answer.get("status"))
         )
@@ -197,7 +180,7 @@ def create_api(
         if await repository.get_reservation(reservation_id) is None:
             raise HTTPException(status.HTTP_404_NOT_FOUND, f"no reservation {reservation_id}")
         call = operations.cancel_reservation(station_id, reservation_id)
-        answer = await _station_call(station_id, "CancelReservation", call)
+        answer = await station_call(station_id, "CancelReservation", call)
         updated = await service.reservation_cancelled(
             station_id, reservation_id, str(answer.answer.get("status"))
         )
@@ -208,8 +191,6 @@ def create_api(
         )
 
     app.include_router(api)
+    if ui is not None:
+        mount_ui(app, service, operations, ui, new_request_id, admin_token)
     return app
-
-
-def _offline(station_id: str) -> HTTPException:
-    return HTTPException(status.HTTP_409_CONFLICT, f"station {station_id} is not connected")

@@ -1,0 +1,271 @@
+"""The driver's page (phone-first) and the preferences endpoint behind it (TF-EVC ChPr).
+
+``/charge/{station_id}`` is what a station's QR code opens. Whoever scans it may start charging where the
+site charges for free, but sees a running session only with that session's link secret, or after
+entering the session's id token (the card's number), which leads to the link. The page shows the state,
+the power and why it is limited, the energy so far and expected by departure, and the cost; the driver
+sets ΔE_min, ΔE_max (in kWh, or as a target state of charge of a battery size), the departure and the
+two price caps. ``PUT /api/sessions/{id}/preferences`` is the same for apps and other paths.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hmac
+import json
+from collections.abc import AsyncIterator, Callable
+from datetime import datetime, time, timedelta
+from decimal import Decimal, InvalidOperation
+from typing import Annotated, Any
+from zoneinfo import ZoneInfo
+
+from fastapi import APIRouter, Form, Header, HTTPException, Request, status
+from fastapi.responses import HTMLResponse, RedirectResponse, StreamingResponse
+from pydantic import BaseModel, Field
+
+from chargeflow.csm.demand import Preferences
+from chargeflow.csm.model import TransactionRecord
+from chargeflow.csm.service import CsmService
+from chargeflow.protocols.ocpp.operations import StationOperations
+from chargeflow.web.calls import station_call
+from chargeflow.web.session_view import SessionView, session_view
+from chargeflow.web.ui import UiSettings, script_json, templates
+
+
+class PreferencesIn(BaseModel):
+    """ΔE_min and ΔE_max in Wh, the departure, and C_max (a) and (b) per kWh."""
+
+    needed_wh: int = Field(ge=0)
+    wished_wh: int = Field(ge=0)
+    departure: datetime
+    price_cap_needed_per_kwh: Decimal | None = None
+    price_cap_wished_per_kwh: Decimal | None = None
+
+    def to_preferences(self) -> Preferences:
+        if self.departure.tzinfo is None:
+            raise HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT, "departure needs a time zone")
+        if self.wished_wh < self.needed_wh:
+            raise HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT, "wished_wh must be ≥ needed_wh")
+        return Preferences(
+            self.needed_wh,
+            self.wished_wh,
+            self.departure,
+            self.price_cap_needed_per_kwh,
+            self.price_cap_wished_per_kwh,
+        )
+
+
+def _kwh_to_wh(text: str, field: str) -> int:
+    try:
+        value = Decimal(text.replace(",", "."))
+    except InvalidOperation:
+        raise HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT, f"{field}: a number of kWh") from None
+    if value < 0:
+        raise HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT, f"{field} must not be negative")
+    return int(value * 1000)
+
+
+def _cap(text: str) -> Decimal | None:
+    try:
+        return Decimal(text.replace(",", ".")) if text.strip() else None
+    except InvalidOperation:
+        raise HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT, "a price cap is a number") from None
+
+
+def departure_at(clock_time: str, now: datetime, tz: str) -> datetime:
+    """The next time the site's clock shows ``HH:MM`` (today, or tomorrow when that has passed)."""
+    try:
+        hours, minutes = (int(part) for part in clock_time.split(":")[:2])
+        wall = time(hours, minutes)
+    except ValueError:
+        raise HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT, "departure: HH:MM") from None
+    local = now.astimezone(ZoneInfo(tz))
+    at = datetime.combine(local.date(), wall, local.tzinfo)
+    return at if at > now else at + timedelta(days=1)
+
+
+def driver_router(
+    service: CsmService,
+    operations: StationOperations,
+    settings: UiSettings,
+    new_request_id: Callable[[], int],
+    admin_token: str = "",
+) -> APIRouter:
+    router = APIRouter()
+    pages = templates()
+    view = settings.view
+    repository = service.repository
+    remembered: dict[str, Preferences] = {}  # the last choices per id token at this site
+
+    async def own_session(station_id: str, session_id: int, secret: str | None) -> TransactionRecord:
+        tx = await repository.get_transaction(session_id)
+        # one answer for a wrong secret and a missing session: the page tells nothing to a guesser
+        if tx is None or tx.station_id != station_id or not settings.links.allows(session_id, secret):
+            raise HTTPException(status.HTTP_403_FORBIDDEN, "this link does not open a session here")
+        return tx
+
+    def current(tx: TransactionRecord) -> SessionView:
+        return session_view(
+            tx, view.charging(), view.reading(tx.station_id, tx.evse_id), view.preferences_of(tx),
+            view.now(), settings.tariff, ZoneInfo(view.site.timezone),
+        )  # fmt: skip
+
+    def as_json(sv: SessionView) -> dict[str, Any]:
+        return {
+            "id": sv.id,
+            "state": sv.state,
+            "state_words": sv.state_words,
+            "power_w": sv.power_w,
+            "limit_a": sv.limit_a,
+            "reason": sv.reason,
+            "reason_words": sv.reason_words,
+            "energy_wh": sv.energy_wh,
+            "expected_wh": sv.expected_wh,
+            "needed_wh": sv.preferences.needed_wh,
+            "wished_wh": sv.preferences.wished_wh,
+            "departure": sv.preferences.departure.isoformat(),
+            "cost": f"{sv.cost} {settings.currency}",
+            "expected_cost": f"{sv.expected_cost} {settings.currency}",
+            "soc_pct": sv.soc_pct,
+        }
+
+    @router.get("/charge/{station_id}", response_class=HTMLResponse, include_in_schema=False)
+    async def station_page(request: Request, station_id: str, answer: str = "") -> HTMLResponse:
+        if await repository.get_station(station_id) is None:
+            raise HTTPException(status.HTTP_404_NOT_FOUND, f"no station {station_id}")
+        running = await repository.list_transactions(station_id, active=True)
+        return pages.TemplateResponse(
+            request, "station.html", {"station_id": station_id, "busy": bool(running), "answer": answer}
+        )
+
+    @router.post("/charge/{station_id}/find", include_in_schema=False)
+    async def find_session(station_id: str, id_token: Annotated[str, Form()]) -> RedirectResponse:
+        for tx in await repository.list_transactions(station_id, active=True):
+            if tx.id_token is not None and hmac.compare_digest(
+                tx.id_token.encode(), id_token.strip().encode()
+            ):
+                link = f"/charge/{station_id}/session/{tx.id}?s={settings.links.secret(tx.id)}"
+                return RedirectResponse(link, status.HTTP_303_SEE_OTHER)
+        return RedirectResponse(f"/charge/{station_id}?answer=not-yours", status.HTTP_303_SEE_OTHER)
+
+    @router.get(
+        "/charge/{station_id}/session/{session_id}", response_class=HTMLResponse, include_in_schema=False
+    )
+    async def session_page(
+        request: Request, station_id: str, session_id: int, s: str = "", saved: bool = False
+    ) -> HTMLResponse:
+        tx = await own_session(station_id, session_id, s)
+        sv = current(tx)
+        shown = remembered.get(tx.id_token or "", sv.preferences)
+        tz = ZoneInfo(view.site.timezone)
+        return pages.TemplateResponse(
+            request,
+            "driver.html",
+            {
+                "station_id": station_id,
+                "session": sv,
+                "secret": s,
+                "saved": saved,
+                "needed_kwh": shown.needed_wh / 1000,
+                "wished_kwh": shown.wished_wh / 1000,
+                "departure": sv.preferences.departure.astimezone(tz).strftime("%H:%M"),
+                "cap_needed": shown.price_cap_needed_per_kwh or "",
+                "cap_wished": shown.price_cap_wished_per_kwh or "",
+                "price": f"{settings.price_per_kwh} {settings.currency}",
+                "currency": settings.currency,
+                "state": script_json(as_json(sv)),
+            },
+        )
+
+    @router.get("/charge/{station_id}/session/{session_id}/events", include_in_schema=False)
+    async def session_events(
+        request: Request, station_id: str, session_id: int, s: str = ""
+    ) -> StreamingResponse:
+        await own_session(station_id, session_id, s)
+
+        async def stream() -> AsyncIterator[str]:
+            version = -1
+            while not await request.is_disconnected():
+                version = await view.wait_newer(version, 15.0)
+                tx = await repository.get_transaction(session_id)
+                if tx is None:
+                    break
+                yield f"event: state\ndata: {json.dumps(as_json(current(tx)))}\n\n"
+                await asyncio.sleep(settings.push_interval_s)
+
+        return StreamingResponse(
+            stream(), media_type="text/event-stream", headers={"Cache-Control": "no-store"}
+        )
+
+    @router.post("/charge/{station_id}/session/{session_id}/preferences", include_in_schema=False)
+    async def set_from_form(
+        station_id: str,
+        session_id: int,
+        s: Annotated[str, Form()],
+        needed_kwh: Annotated[str, Form()],
+        departure: Annotated[str, Form()],
+        wished_kwh: Annotated[str, Form()] = "",
+        target_soc_pct: Annotated[str, Form()] = "",
+        battery_kwh: Annotated[str, Form()] = "",
+        cap_needed: Annotated[str, Form()] = "",
+        cap_wished: Annotated[str, Form()] = "",
+    ) -> RedirectResponse:
+        # The secret in the form body is what authorises the change: a cross-site form cannot know it.
+        tx = await own_session(station_id, session_id, s)
+        needed = _kwh_to_wh(needed_kwh, "energy needed")
+        if target_soc_pct.strip() and battery_kwh.strip():
+            reading = view.reading(tx.station_id, tx.evse_id)
+            soc_now = reading.soc_pct if reading is not None and reading.soc_pct is not None else 0.0
+            target = float(_kwh_to_wh(target_soc_pct, "target state of charge")) / 1000
+            wished = round(max(target - soc_now, 0.0) / 100 * _kwh_to_wh(battery_kwh, "battery size"))
+            wished += max(tx.energy_wh or 0, 0)  # ΔE counts from the start of the session
+        else:
+            wished = _kwh_to_wh(wished_kwh or needed_kwh, "energy wished")
+        body = PreferencesIn(
+            needed_wh=needed,
+            wished_wh=max(wished, needed),
+            departure=departure_at(departure, view.now(), view.site.timezone),
+            price_cap_needed_per_kwh=_cap(cap_needed),
+            price_cap_wished_per_kwh=_cap(cap_wished),
+        )
+        apply(tx, body.to_preferences())
+        return RedirectResponse(
+            f"/charge/{station_id}/session/{session_id}?s={s}&saved=1", status.HTTP_303_SEE_OTHER
+        )
+
+    def apply(tx: TransactionRecord, prefs: Preferences) -> None:
+        view.set_preferences(tx.id, prefs)
+        if tx.id_token:
+            remembered[tx.id_token] = prefs
+
+    @router.put("/api/sessions/{session_id}/preferences", tags=["sessions"])
+    async def put_preferences(
+        session_id: int, body: PreferencesIn, authorization: Annotated[str, Header()] = ""
+    ) -> dict[str, Any]:
+        """Set a session's ChPr: with the admin token, or with the session's own link secret, as Bearer."""
+        scheme, _, credential = authorization.partition(" ")
+        admin = bool(admin_token) and hmac.compare_digest(credential.encode(), admin_token.encode())
+        if scheme.lower() != "bearer" or not (admin or settings.links.allows(session_id, credential)):
+            raise HTTPException(
+                status.HTTP_401_UNAUTHORIZED,
+                "a token for this session required",
+                {"WWW-Authenticate": "Bearer"},
+            )
+        tx = await repository.get_transaction(session_id)
+        if tx is None:
+            raise HTTPException(status.HTTP_404_NOT_FOUND, f"no session {session_id}")
+        if not tx.active:
+            raise HTTPException(status.HTTP_409_CONFLICT, f"session {session_id} has ended")
+        apply(tx, body.to_preferences())
+        return as_json(current(tx))
+
+    @router.post("/charge/{station_id}/start", include_in_schema=False)
+    async def start(station_id: str, id_token: Annotated[str, Form()] = "") -> RedirectResponse:
+        """Free charging: ask the station to start; where the site needs authorisation the token decides."""
+        token = id_token.strip() or "web-driver"
+        call = operations.remote_start(station_id, token, 1, new_request_id())
+        answer = await station_call(station_id, "RemoteStart", call)
+        verdict = str(answer.answer.get("status", "?"))
+        return RedirectResponse(f"/charge/{station_id}?answer={verdict}", status.HTTP_303_SEE_OTHER)
+
+    return router

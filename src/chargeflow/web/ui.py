@@ -1,0 +1,347 @@
+"""The site owner's dashboard: live flows pushed as server-sent events, stations and their actions,
+sessions, accounting with CSV export, the circuit tree — behind a password login with CSRF tokens.
+
+``mount_ui`` adds it, the driver pages (``web.driver``) and the static assets to the FastAPI app that
+``create_api`` builds. Everything a page needs is served from here: no CDN, nothing fetched at run time.
+(No ``from __future__ import annotations`` here: FastAPI must resolve the route-local dependency alias.)
+"""
+
+import asyncio
+import csv
+import io
+import json
+import secrets
+from collections.abc import AsyncIterator, Callable
+from dataclasses import asdict, dataclass, field
+from datetime import UTC, date, datetime
+from decimal import Decimal
+from pathlib import Path
+from typing import Annotated, Any
+from zoneinfo import ZoneInfo
+
+import segno
+from fastapi import APIRouter, Depends, FastAPI, Form, HTTPException, Request, Response, status
+from fastapi.responses import HTMLResponse, RedirectResponse, StreamingResponse
+from fastapi.staticfiles import StaticFiles
+from fastapi.templating import Jinja2Templates
+
+from chargeflow.billing.tariff import Tariff
+from chargeflow.csm.service import CsmService
+from chargeflow.protocols.ocpp.operations import StationOperations
+from chargeflow.web.auth import OWNER_COOKIE, DriverLinks, OwnerAuth, OwnerSession
+from chargeflow.web.calls import station_call
+from chargeflow.web.circuits import circuit_rows
+from chargeflow.web.live import ConnectorReading, SiteView
+from chargeflow.web.plot import flows_svg
+from chargeflow.web.reasons import in_words
+from chargeflow.web.session_view import energy_tariff, session_view
+
+HERE = Path(__file__).parent
+LOGIN_CSRF_COOKIE = "chargeflow_login_csrf"
+PAST_SESSIONS = 20  # the most recent ended sessions on the dashboard; the CSV export has them all
+
+
+def wall_clock() -> datetime:
+    return datetime.now(UTC)
+
+
+@dataclass(slots=True)
+class UiSettings:
+    view: SiteView
+    owner: OwnerAuth
+    links: DriverLinks = field(default_factory=DriverLinks)
+    price_per_kwh: Decimal = Decimal("0.30")  # the site's energy price, for a tariff of one price per kWh
+    currency: str = "EUR"
+    tariff: Tariff = field(init=False)
+    push_interval_s: float = 1.0  # at most one server-sent event per second and page
+    now: Callable[[], datetime] = wall_clock  # for login sessions: real time, not the simulated clock
+
+    def __post_init__(self) -> None:
+        self.tariff = energy_tariff(self.price_per_kwh, self.currency)
+
+
+def templates() -> Jinja2Templates:
+    return Jinja2Templates(directory=HERE / "templates")  # autoescapes .html
+
+
+def script_json(value: object) -> str:
+    """JSON to put inside <script type="application/json">: no "<" can close the element."""
+    return json.dumps(value).replace("<", "\\u003c")
+
+
+def _set_cookie(request: Request, response: Response, name: str, value: str) -> None:
+    response.set_cookie(
+        name, value, httponly=True, samesite="strict", secure=request.url.scheme == "https", path="/"
+    )
+
+
+def mount_ui(
+    app: FastAPI,
+    service: CsmService,
+    operations: StationOperations,
+    settings: UiSettings,
+    new_request_id: Callable[[], int],
+    admin_token: str = "",
+) -> None:
+    from chargeflow.web.driver import driver_router
+
+    app.mount("/static", StaticFiles(directory=HERE / "static"), name="static")
+    app.include_router(owner_router(service, operations, settings, new_request_id))
+    app.include_router(driver_router(service, operations, settings, new_request_id, admin_token))
+
+
+def owner_router(
+    service: CsmService,
+    operations: StationOperations,
+    settings: UiSettings,
+    new_request_id: Callable[[], int],
+) -> APIRouter:
+    router = APIRouter()
+    pages = templates()
+    view = settings.view
+    repository = service.repository
+
+    def owner(request: Request) -> OwnerSession:
+        found = settings.owner.session(request.cookies.get(OWNER_COOKIE), settings.now())
+        if found is None:
+            raise HTTPException(status.HTTP_401_UNAUTHORIZED, "owner login required")
+        return found
+
+    Owner = Annotated[OwnerSession, Depends(owner)]
+
+    def checked(session: OwnerSession, csrf: str | None) -> None:
+        if not settings.owner.csrf_ok(session, csrf):
+            raise HTTPException(status.HTTP_403_FORBIDDEN, "missing or wrong CSRF token")
+
+    @router.get("/", include_in_schema=False)
+    async def home() -> RedirectResponse:
+        return RedirectResponse("/dashboard", status.HTTP_303_SEE_OTHER)
+
+    @router.get("/login", include_in_schema=False)
+    async def login_page(request: Request, failed: bool = False) -> HTMLResponse:
+        token = secrets.token_urlsafe(32)  # double-submit: the form's copy must match the cookie's
+        page = pages.TemplateResponse(request, "login.html", {"csrf": token, "failed": failed})
+        _set_cookie(request, page, LOGIN_CSRF_COOKIE, token)
+        return page
+
+    @router.post("/login", include_in_schema=False)
+    async def login(
+        request: Request, password: Annotated[str, Form()], csrf: Annotated[str, Form()]
+    ) -> RedirectResponse:
+        expected = request.cookies.get(LOGIN_CSRF_COOKIE, "")
+        if not expected or not secrets.compare_digest(expected, csrf):
+            raise HTTPException(status.HTTP_403_FORBIDDEN, "missing or wrong CSRF token")
+        session_id = settings.owner.login(password, settings.now())
+        if session_id is None:
+            return RedirectResponse("/login?failed=true", status.HTTP_303_SEE_OTHER)
+        response = RedirectResponse("/dashboard", status.HTTP_303_SEE_OTHER)
+        _set_cookie(request, response, OWNER_COOKIE, session_id)
+        response.delete_cookie(LOGIN_CSRF_COOKIE, path="/")
+        return response
+
+    @router.post("/logout", include_in_schema=False)
+    async def logout(request: Request, session: Owner, csrf: Annotated[str, Form()]) -> RedirectResponse:
+        checked(session, csrf)
+        settings.owner.logout(request.cookies.get(OWNER_COOKIE))
+        response = RedirectResponse("/login", status.HTTP_303_SEE_OTHER)
+        response.delete_cookie(OWNER_COOKIE, path="/")
+        return response
+
+    @router.get("/dashboard", include_in_schema=False, response_model=None)
+    async def dashboard(request: Request) -> Response:
+        session = settings.owner.session(request.cookies.get(OWNER_COOKIE), settings.now())
+        if session is None:
+            return RedirectResponse("/login", status.HTTP_303_SEE_OTHER)
+        site = view.site
+        return pages.TemplateResponse(
+            request,
+            "dashboard.html",
+            {"csrf": session.csrf, "site": site, "state": script_json(await dashboard_state())},
+        )
+
+    async def dashboard_state() -> dict[str, Any]:
+        site = view.site
+        history = view.history()
+        latest = history[-1] if history else None
+        step = view.charging()
+        now = view.now()
+        stations = []
+        limits = {(lim.station_id, lim.evse_id): lim for lim in (step.limits if step else ())}
+        running = await repository.list_transactions(active=True)
+        charging = {(tx.station_id, tx.evse_id) for tx in running}
+
+        def reading(station_id: str, evse_id: int) -> ConnectorReading | None:
+            # a meter's last reading outlives its session: only a running session's counts as present
+            return view.reading(station_id, evse_id) if (station_id, evse_id) in charging else None
+
+        for record in await repository.list_stations():
+            sid = record.station_id
+            statuses = await repository.connector_statuses(sid)
+            lim = limits.get((sid, 1))
+            present = reading(sid, 1)
+            last = max((s.timestamp for s in statuses if s.timestamp), default=None)
+            last_seen = max(
+                (t for t in (last, record.last_heartbeat_at, record.last_boot_at) if t), default=None
+            )
+            stations.append(
+                {
+                    "id": sid,
+                    "connected": operations.is_connected(sid),
+                    "ocpp_version": record.ocpp_version,
+                    "connectors": [f"{s.connector_id}: {s.status}" for s in statuses],
+                    "limit_a": lim.current_a if lim else None,
+                    "reason": in_words(lim.reason) if lim else "",
+                    "power_w": present.power_w if present else None,
+                    "last_message": last_seen.isoformat() if last_seen else None,
+                }
+            )
+        sessions = []
+        for tx in running:
+            sv = session_view(
+                tx, step, view.reading(tx.station_id, tx.evse_id), view.preferences_of(tx), now,
+                settings.tariff, ZoneInfo(site.timezone),
+            )  # fmt: skip
+            sessions.append(
+                {
+                    "id": sv.id,
+                    "station_id": sv.station_id,
+                    "id_token": sv.id_token,
+                    "state": sv.state_words,
+                    "power_w": sv.power_w,
+                    "energy_wh": sv.energy_wh,
+                    "expected_wh": sv.expected_wh,
+                    "needed_wh": sv.preferences.needed_wh,
+                    "departure": sv.preferences.departure.isoformat(),
+                    "started_at": sv.started_at.isoformat(),
+                    "link": f"/charge/{sv.station_id}/session/{sv.id}?s={settings.links.secret(sv.id)}",
+                }
+            )
+        past = []
+        ended = [tx for tx in await repository.list_transactions(active=False) if tx.stopped_at is not None]
+        for tx in sorted(ended, key=lambda t: t.stopped_at or t.started_at, reverse=True)[:PAST_SESSIONS]:
+            prefs = view.preferences_of(tx)
+            energy = max(tx.energy_wh or 0, 0)
+            past.append(
+                {
+                    "id": tx.id,
+                    "station_id": tx.station_id,
+                    "id_token": tx.id_token,
+                    "energy_wh": energy,
+                    "duration_s": ((tx.stopped_at or tx.started_at) - tx.started_at).total_seconds(),
+                    "needed_wh": prefs.needed_wh,
+                    "needs_met": energy >= prefs.needed_wh,
+                    "stopped_at": (tx.stopped_at or tx.started_at).isoformat(),
+                }
+            )
+        return {
+            "now": now.isoformat(),
+            "past": past,
+            "flows": None if latest is None else {k: v for k, v in asdict(latest).items() if k != "at"},
+            "grid_limit_w": site.grid.max_import_w,
+            "grant_reason": in_words(step.fallback) if step and step.fallback else "",
+            "stations": stations,
+            "sessions": sessions,
+            "circuits": [asdict(row) for row in circuit_rows(site, reading)],
+            "samples": len(history),
+        }
+
+    @router.get("/dashboard/state.json")
+    async def state_json(_: Owner) -> dict[str, Any]:
+        return await dashboard_state()
+
+    @router.get("/dashboard/events")
+    async def events(request: Request, _: Owner) -> StreamingResponse:
+        async def stream() -> AsyncIterator[str]:
+            version = -1
+            while not await request.is_disconnected():
+                version = await view.wait_newer(version, 15.0)
+                yield f"event: state\ndata: {json.dumps(await dashboard_state())}\n\n"
+                await asyncio.sleep(settings.push_interval_s)
+
+        headers = {"Cache-Control": "no-store", "X-Accel-Buffering": "no"}
+        return StreamingResponse(stream(), media_type="text/event-stream", headers=headers)
+
+    @router.get("/dashboard/stations/{station_id}/qr.svg")
+    async def station_qr(request: Request, station_id: str, _: Owner) -> Response:
+        """The QR code to stick on the station: it opens the station's driver page."""
+        if await repository.get_station(station_id) is None:
+            raise HTTPException(status.HTTP_404_NOT_FOUND, f"no station {station_id}")
+        url = str(request.url_for("station_page", station_id=station_id))
+        out = io.BytesIO()
+        segno.make(url, error="m").save(out, kind="svg", scale=6, title=f"Charge at {station_id}: {url}")
+        return Response(out.getvalue(), media_type="image/svg+xml")
+
+    @router.get("/dashboard/plot.svg")
+    async def plot(_: Owner) -> Response:
+        samples = view.history()
+        site = view.site
+        # the main fuse as power: its weakest phase at the site's voltage, on all three phases
+        fuse_w = min(site.root.fuse_a) * site.voltage_v * 3
+        svg = await asyncio.to_thread(flows_svg, samples, site.grid.max_import_w, site.timezone, fuse_w)
+        return Response(svg, media_type="image/svg+xml", headers={"Cache-Control": "no-store"})
+
+    @router.post("/dashboard/stations/{station_id}/{action}")
+    async def station_action(
+        station_id: str,
+        action: str,
+        session: Owner,
+        csrf: Annotated[str, Form()],
+        id_token: Annotated[str, Form()] = "owner",
+        transaction_id: Annotated[str, Form()] = "",
+    ) -> dict[str, Any]:
+        checked(session, csrf)
+        if action == "reset":
+            answer = await station_call(station_id, "Reset", operations.reset(station_id, False))
+        elif action == "unlock":
+            answer = await station_call(station_id, "UnlockConnector", operations.unlock(station_id, 1))
+        elif action == "remote-start":
+            call = operations.remote_start(station_id, id_token, 1, new_request_id())
+            answer = await station_call(station_id, "RemoteStart", call)
+        elif action == "remote-stop":
+            running = await repository.list_transactions(station_id, active=True)
+            if not running:
+                raise HTTPException(status.HTTP_409_CONFLICT, f"no session runs on {station_id}")
+            tx = running[0]
+            answer = await station_call(
+                station_id, "RemoteStop", operations.remote_stop(station_id, tx.external_id or str(tx.id))
+            )
+        else:
+            raise HTTPException(status.HTTP_404_NOT_FOUND, f"no action {action}")
+        return answer.model_dump()
+
+    @router.get("/dashboard/accounting.csv")
+    async def accounting_csv(
+        _: Owner, by: str = "station", since: date | None = None, until: date | None = None
+    ) -> Response:
+        """Sessions and energy per station, id token, day or month, of the sessions started in
+        [since, until] (dates at the site, both included)."""
+        if by not in ("station", "id_token", "day", "month"):
+            raise HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT, "by: station, id_token, day or month")
+        zone = ZoneInfo(view.site.timezone)
+        totals: dict[str, list[int]] = {}
+        for tx in await repository.list_transactions():
+            day = tx.started_at.astimezone(zone).date()
+            if (since is not None and day < since) or (until is not None and day > until):
+                continue
+            key = {
+                "station": tx.station_id,
+                "id_token": tx.id_token or "",
+                "day": day.isoformat(),
+                "month": day.isoformat()[:7],
+            }[by]
+            row = totals.setdefault(key, [0, 0])
+            row[0] += 1
+            row[1] += max(tx.energy_wh or 0, 0)
+        out = io.StringIO()
+        writer = csv.writer(out)
+        writer.writerow([by, "sessions", "energy_wh", "cost"])
+        for key, (count, energy) in sorted(totals.items()):
+            cost = (settings.price_per_kwh * Decimal(energy) / 1000).quantize(Decimal("0.01"))
+            writer.writerow([key, count, energy, cost])
+        return Response(
+            out.getvalue(),
+            media_type="text/csv",
+            headers={"Content-Disposition": f'attachment; filename="accounting-by-{by}.csv"'},
+        )
+
+    return router

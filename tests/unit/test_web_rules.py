@@ -1,0 +1,114 @@
+"""The web UI's own rules: reasons in words, a session's state and expectation, logins, links, circuits."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+from decimal import Decimal
+
+import pytest
+
+from chargeflow.csm.demand import Preferences
+from chargeflow.csm.model import TransactionRecord
+from chargeflow.csm.smart_charging import StationLimit
+from chargeflow.site.model import ChargingPoint, Circuit, GridConnection, Site
+from chargeflow.web.auth import DriverLinks, OwnerAuth
+from chargeflow.web.circuits import circuit_rows
+from chargeflow.web.driver import departure_at
+from chargeflow.web.live import ConnectorReading
+from chargeflow.web.reasons import in_words
+from chargeflow.web.session_view import costs, energy_tariff, expected_energy_wh, state_of
+
+NOW = datetime(2026, 5, 1, 10, 0, tzinfo=UTC)
+TX = TransactionRecord(1, "cp1", 1, 1, NOW - timedelta(hours=1), 0, meter_stop_wh=3_000)
+
+
+@pytest.mark.parametrize(
+    ("code", "words"),
+    [
+        ("fuse:garage:L2", "the fuse of circuit garage is full on phase L2"),
+        ("ev_max", "the car's own maximum charging power"),
+        ("fallback_no_valid_grant", "the site runs on a safe fixed current (no valid grant)"),
+        ("suspended_overdraw", "paused by the site: the car drew more than it was allowed"),
+        ("something_new", "something new"),
+        ("", "no limit reported yet"),
+    ],
+)
+def test_reason_codes_read_as_words(code: str, words: str) -> None:
+    assert in_words(code) == words
+
+
+def _limit(current_a: float) -> StationLimit:
+    return StationLimit("cp1", 1, 1, current_a, "grid_import_limit", False, None)
+
+
+def test_a_sessions_state_follows_its_power_and_limit() -> None:
+    assert state_of(TX, None, 0.0) == "waiting"
+    assert state_of(TX, _limit(16.0), 11_000.0) == "charging"
+    assert state_of(TX, _limit(0.0), 0.0) == "suspended_site"
+    assert state_of(TX, _limit(16.0), 0.0) == "suspended_ev"
+    done = TransactionRecord(1, "cp1", 1, 1, NOW, 0, meter_stop_wh=10, stopped_at=NOW)
+    assert state_of(done, _limit(16.0), 11_000.0) == "done"
+
+
+def test_expected_energy_is_the_present_power_until_departure_capped_by_the_wish() -> None:
+    prefs = Preferences(5_000, 20_000, NOW + timedelta(hours=2))
+    assert expected_energy_wh(3_000, 4_000.0, NOW, prefs) == 11_000
+    assert expected_energy_wh(3_000, 11_000.0, NOW, prefs) == 20_000
+    assert expected_energy_wh(3_000, 11_000.0, NOW + timedelta(hours=3), prefs) == 3_000  # departed
+
+
+def test_the_cost_so_far_and_expected_come_from_the_billing_engine() -> None:
+    tariff = energy_tariff(Decimal("0.30"))
+    prefs = Preferences(5_000, 20_000, NOW + timedelta(hours=2))
+    assert costs(tariff, TX, 3_000, 11_000, NOW, prefs, UTC) == (Decimal("0.90"), Decimal("3.30"))
+    ended = TransactionRecord(
+        1, "cp1", 1, 1, NOW, 100, meter_stop_wh=2_100, stopped_at=NOW + timedelta(hours=1)
+    )
+    assert costs(tariff, ended, 2_000, 2_000, NOW, prefs, UTC) == (Decimal("0.60"), Decimal("0.60"))
+    just_begun = TransactionRecord(2, "cp1", 1, 1, NOW, 0)
+    assert costs(tariff, just_begun, 0, 5_000, NOW, prefs, UTC) == (Decimal("0.00"), Decimal("1.50"))
+
+
+def test_owner_login_sessions_expire_and_check_their_csrf_token() -> None:
+    auth = OwnerAuth("pw", lifetime=timedelta(hours=1))
+    assert auth.login("PW", NOW) is None
+    session_id = auth.login("pw", NOW)
+    assert session_id is not None
+    session = auth.session(session_id, NOW + timedelta(minutes=59))
+    assert session is not None
+    assert auth.csrf_ok(session, session.csrf)
+    assert not auth.csrf_ok(session, None)
+    assert not auth.csrf_ok(session, session.csrf[:-1])
+    assert auth.session(session_id, NOW + timedelta(hours=1)) is None
+    assert auth.session("made-up", NOW) is None
+
+
+def test_a_driver_link_opens_its_own_session_only() -> None:
+    links = DriverLinks(b"x" * 32)
+    assert links.allows(7, links.secret(7))
+    assert not links.allows(8, links.secret(7))
+    assert not links.allows(7, None)
+    assert not DriverLinks(b"y" * 32).allows(7, links.secret(7))  # another server's key
+
+
+def test_circuit_loads_add_up_the_tree_on_the_grid_phases_the_stations_are_wired_to() -> None:
+    site = Site(
+        "s",
+        GridConnection(50_000, 0),
+        (Circuit("main", None, (63.0, 63.0, 63.0)), Circuit("sub", "main", (32.0, 32.0, 32.0))),
+        (ChargingPoint("a", "sub", phases=1, l1_phase=2), ChargingPoint("b", "main", l1_phase=1)),
+    )
+    readings = {
+        "a": ConnectorReading(3_000, (13.0, 0.0, 0.0), None),
+        "b": ConnectorReading(None, (6.0, 6.0, 6.0), None),
+    }
+    rows = circuit_rows(site, lambda station, _evse: readings.get(station))
+    assert [(r.id, r.depth, r.stations) for r in rows] == [("main", 0, ("b",)), ("sub", 1, ("a",))]
+    assert rows[1].ev_load_a == (0.0, 13.0, 0.0)
+    assert rows[0].ev_load_a == (6.0, 19.0, 6.0)
+
+
+def test_departure_is_the_next_time_the_sites_clock_shows_it() -> None:
+    assert departure_at("17:30", NOW, "UTC") == datetime(2026, 5, 1, 17, 30, tzinfo=UTC)
+    assert departure_at("08:00", NOW, "UTC") == datetime(2026, 5, 2, 8, 0, tzinfo=UTC)
+    assert departure_at("17:30", NOW, "Europe/Vienna") == datetime(2026, 5, 1, 15, 30, tzinfo=UTC)
