@@ -223,3 +223,21 @@ async def test_driver_link_preferences_api_and_accounting(
         2_000,
         True,
     )
+
+
+async def test_a_driver_starts_charging_from_the_stations_page(
+    client: httpx.AsyncClient, node: CsmNode
+) -> None:
+    # Free charging: the QR page's "start" asks the station for a remote start and shows its answer.
+    async with open_ws(port_of(node), "UI-2", "ocpp1.6") as ws:
+        station = Station16("UI-2", ws)
+        async with running(station):
+            await station.call(call.BootNotification(charge_point_model="M", charge_point_vendor="V"))
+            started = await client.post("/charge/UI-2/start", data={"id_token": ""})
+            with_token = await client.post("/charge/UI-2/start", data={"id_token": " TAG-7 "})
+    assert started.status_code == 303
+    assert started.headers["location"] == "/charge/UI-2?answer=Accepted"
+    assert with_token.headers["location"] == "/charge/UI-2?answer=Accepted"
+    assert station.remote_starts == ["web-driver", "TAG-7"]  # the site's free-vend token, then the driver's
+    offline = await client.post("/charge/UI-9/start", data={"id_token": ""})
+    assert offline.status_code == 409  # no station UI-9 connected: said so, nothing sent
