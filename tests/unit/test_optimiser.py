@@ -143,3 +143,19 @@ def test_a_coarse_block_counts_a_leaving_ev_for_the_whole_block() -> None:
     plan = Planner(slots_per_day=288).solve(lin, request, np.array([0, 4, 8], dtype=np.int64))
     assert np.all(plan.rates_a.sum(axis=0) <= 32.0 + 1e-7)
     assert abs(plan.rates_a.sum(axis=0)[0] - 32.0) < 1e-6
+
+
+def test_the_deadline_tie_break_serves_the_ev_leaving_first() -> None:
+    # Both EVs can be served fully in either order on a 32 A limit; only the tie-break decides who goes first.
+    matrix, angles, limits = single_limit(32.0, 2)
+    lin = linearise(phasor_matrix(matrix, angles), limits)
+    request = ChargeRequest(
+        np.arange(2, dtype=np.int64),
+        np.array([32.0, 32.0]),
+        np.zeros(2, dtype=np.int64),
+        np.array([8, 4], dtype=np.int64),
+        np.array([32.0, 32.0]),
+    )
+    plan = Planner(slots_per_day=288, deadline_order=10.0).solve(lin, request, np.arange(9, dtype=np.int64))
+    assert plan.rates_a[:, 0].tolist() == [0.0, 32.0]
+    assert plan.rates_a[:, 1].tolist() == [32.0, 0.0]
