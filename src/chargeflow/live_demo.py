@@ -214,8 +214,9 @@ async def _loop(
             leaving[free.id] = record.departure
             state.arrived += 1
         await control.step()
-        clock.advance(step)
-        report = await runner.step(clock.now(), config.step_s)
+        step_start = clock.now()
+        clock.advance(step)  # the EVs draw from the step's start under the limits just sent
+        report = await runner.step(step_start, config.step_s)
         runner_power[0] = report.power_w
         truth = meter.advance(config.step_s)
         decision = control.ems.last if control.ems is not None else None
