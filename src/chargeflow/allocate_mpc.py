@@ -25,7 +25,7 @@ from chargeflow.ems.optimiser import ChargeRequest, Planner, rolling_boundaries
 from chargeflow.ems.phasor import line_currents, linearise, phasor_matrix
 from chargeflow.ems.pilots import Pilots, round_to_pilots
 from chargeflow.site.tree import CircuitTree
-from chargeflow.units import CURRENT_STEP_A, SECONDS_PER_HOUR
+from chargeflow.units import SECONDS_PER_HOUR, floor_current
 
 REASON = "mpc_plan"
 _TOL = 1e-6
@@ -107,8 +107,8 @@ class MpcPlanner:
         rates = round_to_pilots(
             plan.first_a, np.zeros(n), max_a, Pilots(levels, np.ones(n, dtype=bool)), phasors, limits
         )
-        stepped = np.floor(rates / CURRENT_STEP_A + 1e-6) * CURRENT_STEP_A
-        rates = np.round(np.where(stepped < evs.min_a - _TOL, 0.0, stepped), 6).astype(np.float64)
+        stepped = floor_current(rates)
+        rates = np.where(stepped < evs.min_a - _TOL, 0.0, stepped)
         met = rates >= evs.need_a - _TOL
         if not met.all() or np.any(line_currents(phasors, rates) > limits + _TOL):
             return self._fallback()

@@ -1,14 +1,16 @@
 """Units and phase arithmetic, in one place so that every conversion is made once and the same way.
 
 Names carry their unit (``power_w``, ``energy_wh``, ``current_a``). Power and current are floats; energy
-inside the system is integer Wh (``wh_from_power``). Grid phases are numbered 1, 2, 3.
+inside the system is integer Wh. Grid phases are numbered 1, 2, 3.
 """
 
 from __future__ import annotations
 
-import math
 from functools import cache
 from typing import Final
+
+import numpy as np
+import numpy.typing as npt
 
 GRID_PHASES: Final = (1, 2, 3)
 NOMINAL_VOLTAGE_V: Final = 230.0
@@ -17,6 +19,8 @@ SECONDS_PER_HOUR: Final = 3600.0
 # Currents sent to stations are multiples of 0.1 A (OCPP charging-rate values carry one decimal).
 CURRENT_STEP_A: Final = 0.1
 _EPS: Final = 1e-6
+
+FloatArray = npt.NDArray[np.float64]
 
 
 def power_w(current_a: float, phases: int, voltage_v: float = NOMINAL_VOLTAGE_V) -> float:
@@ -29,24 +33,19 @@ def current_a(power_w: float, phases: int, voltage_v: float = NOMINAL_VOLTAGE_V)
     return power_w / (phases * voltage_v)
 
 
-def wh_from_power(power_w: float, seconds: float) -> float:
-    """Energy in Wh of ``power_w`` held for ``seconds``."""
-    return power_w * seconds / SECONDS_PER_HOUR
-
-
 def power_for_energy(energy_wh: float, seconds: float) -> float:
     """The constant power that moves ``energy_wh`` in ``seconds``."""
     return energy_wh * SECONDS_PER_HOUR / seconds
 
 
-def floor_current(current_a: float, step_a: float = CURRENT_STEP_A) -> float:
-    """Round a current limit down to the station's step; a limit rounded down never breaks a fuse."""
-    return round(math.floor(current_a / step_a + _EPS) * step_a, 6)
+def floor_current(current_a: npt.ArrayLike, step_a: float = CURRENT_STEP_A) -> FloatArray:
+    """Round current limits down to the station's step; a limit rounded down never breaks a fuse."""
+    return np.round(np.floor(np.asarray(current_a, dtype=np.float64) / step_a + _EPS) * step_a, 6)
 
 
-def ceil_current(current_a: float, step_a: float = CURRENT_STEP_A) -> float:
-    """Round a current need up to the station's step; a need rounded up is still met."""
-    return round(math.ceil(current_a / step_a - _EPS) * step_a, 6)
+def ceil_current(current_a: npt.ArrayLike, step_a: float = CURRENT_STEP_A) -> FloatArray:
+    """Round current needs up to the station's step; a need rounded up is still met."""
+    return np.round(np.ceil(np.asarray(current_a, dtype=np.float64) / step_a - _EPS) * step_a, 6)
 
 
 @cache

@@ -26,7 +26,7 @@ import numpy as np
 import numpy.typing as npt
 
 from chargeflow.site.model import ChargingPoint
-from chargeflow.units import CURRENT_STEP_A, SECONDS_PER_HOUR, grid_phases_of
+from chargeflow.units import SECONDS_PER_HOUR, ceil_current, grid_phases_of
 
 FloatArray = npt.NDArray[np.float64]
 BoolArray = npt.NDArray[np.bool_]
@@ -103,18 +103,6 @@ class EvSession:
         )
 
 
-@dataclass(frozen=True, slots=True)
-class EvDemand:
-    """One EV's demand for one step, in A per phase on ``grid_phases`` (a row of a ``DemandTable``)."""
-
-    id: str
-    need_a: float
-    wish_a: float
-    max_a: float
-    wish_reason: WishReason
-    laxity_s: float
-
-
 @dataclass(frozen=True, slots=True, eq=False)
 class DemandTable:
     """The demand of every connected EV for one step, as arrays indexed like the sessions."""
@@ -149,24 +137,9 @@ class DemandTable:
     def reason(self, i: int) -> WishReason:
         return _REASONS[int(self.wish_reason[i])]
 
-    def row(self, i: int) -> EvDemand:
-        return EvDemand(
-            self.ids[i],
-            float(self.need_a[i]),
-            float(self.wish_a[i]),
-            float(self.max_a[i]),
-            self.reason(i),
-            float(self.laxity_s[i]),
-        )
-
 
 def _price_ok(price: Decimal | None, cap: Decimal | None) -> bool:
     return price is None or cap is None or price <= cap
-
-
-def _ceil_step(current: FloatArray) -> FloatArray:
-    """Round needs up to the stations' current step: a need rounded up is still met."""
-    return np.round(np.ceil(current / CURRENT_STEP_A - 1e-6) * CURRENT_STEP_A, 6)
 
 
 def _at_least_min(current: FloatArray, min_a: FloatArray) -> FloatArray:
@@ -204,11 +177,11 @@ def demand_table(
 
     later_wh = max_w * np.maximum(time_left - step_s, 0.0) / SECONDS_PER_HOUR
     need_w = np.clip((rest_needed - later_wh) * to_w, 0.0, max_w)
-    need_a = _at_least_min(np.minimum(_ceil_step(need_w / w_per_a), max_a), min_a)
+    need_a = _at_least_min(np.minimum(ceil_current(need_w / w_per_a), max_a), min_a)
 
     flexible_wh = np.where(ok_a, rest_needed, 0.0) + np.where(ok_b, rest_wished - rest_needed, 0.0)
     wish_a = np.maximum(
-        np.minimum(max_a, _at_least_min(_ceil_step(flexible_wh * to_w / w_per_a), min_a)), need_a
+        np.minimum(max_a, _at_least_min(ceil_current(flexible_wh * to_w / w_per_a), min_a)), need_a
     )
     reason = np.where(
         wish_a < max_a,

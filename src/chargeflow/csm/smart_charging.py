@@ -18,7 +18,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any, Protocol
 
@@ -102,7 +102,7 @@ class ChargingStep:
 @dataclass(slots=True)
 class _Pending:
     table: DemandTable
-    sessions: list[tuple[TransactionRecord, ChargingPoint]] = field(default_factory=list)
+    sessions: list[tuple[TransactionRecord, ChargingPoint]]
 
 
 class SmartCharging:
@@ -210,7 +210,7 @@ class SmartCharging:
                 (min(self._config.safe_current_a, p.max_current_a), fallback or "") for _, p in sessions
             ]
 
-        events = self._overdraw(now, sessions, targets)
+        events = self._overdraw(now, sessions)
         limits = []
         for (tx, point), (current, reason) in zip(sessions, targets, strict=True):
             if tx.id in self._suspended:
@@ -256,7 +256,6 @@ class SmartCharging:
         self,
         now: datetime,
         sessions: Sequence[tuple[TransactionRecord, ChargingPoint]],
-        targets: list[tuple[float, str]],
     ) -> list[str]:
         events = []
         grace = timedelta(seconds=self._config.overdraw_grace_s)

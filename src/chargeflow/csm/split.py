@@ -30,7 +30,7 @@ import numpy.typing as npt
 
 from chargeflow.csm.demand import DemandTable
 from chargeflow.site.tree import CircuitTree
-from chargeflow.units import CURRENT_STEP_A
+from chargeflow.units import floor_current
 
 _TOL = 1e-9
 
@@ -162,8 +162,8 @@ def split(
         for i in order:
             alloc.raise_to(i, wish[i])
 
-    floored = np.floor(np.asarray(alloc.cur) / CURRENT_STEP_A + 1e-6) * CURRENT_STEP_A
-    current = np.round(np.where(floored < evs.min_a - _TOL, 0.0, floored), 6)
+    floored = floor_current(alloc.cur)
+    current = np.where(floored < evs.min_a - _TOL, 0.0, floored)
     power = current * evs.w_per_a
     met = current >= evs.need_a - _TOL
     limits = tuple(map(Limit, evs.ids, current.tolist(), power.tolist(), alloc.reason, met.tolist()))

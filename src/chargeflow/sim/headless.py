@@ -31,7 +31,7 @@ from chargeflow.sim.data import PriceSeries, Profile, SessionRecord
 from chargeflow.sim.ev import EvModel, draw
 from chargeflow.site.measurement import BuildingPower, EssState
 from chargeflow.site.model import ChargingPoint, Site, with_margin
-from chargeflow.site.tree import check_site
+from chargeflow.site.tree import building_loads_a, check_site
 from chargeflow.units import SECONDS_PER_HOUR
 
 UNCONTROLLED = "uncontrolled"
@@ -253,10 +253,7 @@ def simulate(
             ess_discharge = result.ess_discharge_w
         res.step_times_ms.append((time.perf_counter() - t0) * 1000.0)
 
-        loads = [0.0] * (3 * len(tree.circuits))
-        tree.add_balanced_load(
-            loads, site.building_circuit or site.root.id, consumption / (3 * site.voltage_v)
-        )
+        loads = building_loads_a(site, tree, consumption)
         ev_w = 0.0
         for c in connected.values():
             d = draw(
