@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 import argparse
-import asyncio
 import json
 import os
 from typing import TYPE_CHECKING, Any
 
+from chargeflow.commands import event_loop
 from chargeflow.sim.ocpp_bench import compare
 from chargeflow.sim.ocpp_load import run_load
 
@@ -41,7 +41,12 @@ def register(sub: Subparsers) -> None:
     )
     parser.add_argument("--messages", type=int, default=6000, help="frames per message type (default 6000)")
     parser.add_argument("--concurrency", type=int, default=50, help="stations sending at once (default 50)")
-    parser.add_argument("--repeat", type=int, default=3, help="runs of each path; the median is kept")
+    parser.add_argument(
+        "--repeat",
+        type=int,
+        default=5,
+        help="rounds of both paths, one after the other; the median ratio is kept",
+    )
     parser.add_argument("--stations", type=int, default=2000, help="stations in the load run (0: skip)")
     parser.add_argument("--ramp", type=float, default=20.0, help="seconds over which stations start talking")
     parser.add_argument("--timeout", type=float, default=300.0, help="bound on the load run in seconds")
@@ -59,6 +64,7 @@ async def _measure(args: argparse.Namespace) -> dict[str, Any]:
     out: dict[str, Any] = {
         # Other work on the machine moves the absolute figures; the load average says how much.
         "machine": {"cpus": os.cpu_count(), "load_average_1m_at_start": round(os.getloadavg()[0], 2)},
+        "event_loop": event_loop.loop_name(),  # both paths run on it, as ``chargeflow serve`` does
         "throughput": throughput,
         "throughput_goal_ratio": 3.0,
     }
@@ -69,7 +75,7 @@ async def _measure(args: argparse.Namespace) -> dict[str, Any]:
 
 
 def run(args: argparse.Namespace) -> int:
-    result = asyncio.run(_measure(args))
+    result = event_loop.run(_measure(args))
     if args.json:
         print(json.dumps(result, indent=2))
         return 0

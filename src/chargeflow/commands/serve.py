@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import asyncio
 import logging
 import os
 import secrets
@@ -12,6 +11,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from chargeflow.app import CsmNode, ServeSettings, serve
+from chargeflow.commands import event_loop
 from chargeflow.commands.serve_config import OcppSection, load_serve_file
 from chargeflow.site.config import ConfigError
 from chargeflow.store.database import DEFAULT_URL
@@ -91,7 +91,7 @@ def run(args: argparse.Namespace) -> int:
             )
 
     try:
-        asyncio.run(serve(settings, ready))
+        event_loop.run(serve(settings, ready))
     except KeyboardInterrupt:
         return 0
     except (OSError, ConfigError) as exc:

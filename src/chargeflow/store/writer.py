@@ -144,7 +144,7 @@ class GroupWriter:
 
     async def submit(self, operation: Callable[[WriteContext], T]) -> T:
         future: asyncio.Future[T] = asyncio.get_running_loop().create_future()
-        await self._queue.put((operation, future))
+        self._queue.put_nowait((operation, future))  # unbounded: the callers' own count bounds it
         return await future
 
     async def _run(self) -> None:

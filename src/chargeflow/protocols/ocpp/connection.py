@@ -136,7 +136,10 @@ class StationConnection:
                 )
                 continue
             if isinstance(frame, Call):
-                await self._calls.put(frame)
+                if self._calls.full():  # the station pipelines more than we hold: read on when there is room
+                    await self._calls.put(frame)
+                else:
+                    self._calls.put_nowait(frame)
             else:
                 future = self._pending.get(frame.message_id)
                 if future is None or future.done():

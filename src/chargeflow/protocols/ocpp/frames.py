@@ -4,6 +4,10 @@ A frame that cannot be read raises ``FrameError`` carrying the CALLERROR to send
 names differ between the protocol generations (1.6 spells ``FormationViolation`` and
 ``OccurenceConstraintViolation``; 2.0.1 and 2.1 ``FormatViolation`` and ``OccurrenceConstraintViolation``),
 so codes are chosen through ``error_code(version, kind)``.
+
+Frames are read and written with orjson (several times faster than the standard library on OCPP's small
+messages). What orjson refuses but JSON readers commonly take (NaN, integers beyond 64 bits) is read
+again by the standard library, so a station is answered the same either way.
 """
 
 from __future__ import annotations
@@ -12,6 +16,8 @@ import json
 from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Any, Final
+
+import orjson
 
 CALL: Final = 2
 CALLRESULT: Final = 3
@@ -113,9 +119,12 @@ def _message_id(frame: list[Any]) -> str:
 def parse_frame(text: str | bytes) -> Frame:
     """Parse one websocket message; raises ``FrameError`` with the CALLERROR kind to answer."""
     try:
-        frame = json.loads(text)
-    except (ValueError, UnicodeDecodeError):
-        raise FrameError(ErrorKind.FORMAT, "message is not valid JSON") from None
+        frame = orjson.loads(text)
+    except orjson.JSONDecodeError:
+        try:
+            frame = json.loads(text)
+        except (ValueError, UnicodeDecodeError):
+            raise FrameError(ErrorKind.FORMAT, "message is not valid JSON") from None
     if not isinstance(frame, list) or not frame:
         raise FrameError(ErrorKind.FORMAT, "message is not a JSON array")
     type_id = frame[0]
@@ -142,7 +151,10 @@ def parse_frame(text: str | bytes) -> Frame:
 
 
 def _dumps(value: object) -> str:
-    return json.dumps(value, separators=(",", ":"), ensure_ascii=False)
+    try:
+        return orjson.dumps(value).decode()
+    except TypeError:  # a value orjson does not write (an integer beyond 64 bits, a NaN read back)
+        return json.dumps(value, separators=(",", ":"), ensure_ascii=False)
 
 
 def encode_call(message_id: str, action: str, payload: dict[str, Any]) -> str:
