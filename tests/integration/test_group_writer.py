@@ -89,8 +89,9 @@ async def test_concurrent_meter_values_of_one_session_keep_the_highest_reading(t
     await engine.dispose()
 
 
-def test_bulk_fast_path_stores_what_sqlalchemy_reads_back(tmp_path: Path) -> None:
-
+@pytest.mark.parametrize("count", [1, 3, 200])
+def test_bulk_fast_path_stores_what_sqlalchemy_reads_back(tmp_path: Path, count: int) -> None:
+    # 200 rows: multi-row INSERTs of 64, 64, 64 and 8 rows; three samples share each timestamp.
     engine = create_engine(f"sqlite:///{tmp_path / 'b.db'}")
     metadata.create_all(engine)
     at = datetime(2026, 3, 1, 12, 30, 15, 250000, tzinfo=UTC)
@@ -99,7 +100,7 @@ def test_bulk_fast_path_stores_what_sqlalchemy_reads_back(tmp_path: Path) -> Non
             "station_id": "S",
             "evse_id": 1,
             "transaction_id": None,
-            "timestamp": at + timedelta(seconds=n),
+            "timestamp": at + timedelta(seconds=n // 3),
             "value": str(n),
             "measurand": "Energy.Active.Import.Register",
             "phase": None,
@@ -108,7 +109,7 @@ def test_bulk_fast_path_stores_what_sqlalchemy_reads_back(tmp_path: Path) -> Non
             "context": None,
             "signed": None,
         }
-        for n in range(3)
+        for n in range(count)
     ]
     bulk = BulkWriter(engine.dialect)
     with engine.begin() as c:

@@ -99,6 +99,9 @@ class StationConnection:
         self._calls: asyncio.Queue[Call | None] = asyncio.Queue(MAX_QUEUED_CALLS)
         self._send_lock = asyncio.Lock()
         self._call_lock = asyncio.Lock()
+        self._deadlines: dict[asyncio.Task[Any], float] = {}  # the handlers running, by task
+        self._expired: set[asyncio.Task[Any]] = set()
+        self._watch: asyncio.TimerHandle | None = None
 
     async def close(self, reason: str) -> None:
         """Close the websocket (the station may reconnect); ``run`` then ends."""
@@ -120,6 +123,9 @@ class StationConnection:
                 for future in self._pending.values():
                     future.cancel()
                 await self._calls.put(None)
+        if self._watch is not None:
+            self._watch.cancel()
+            self._watch = None
 
     async def _read(self) -> None:
         while True:
@@ -163,9 +169,7 @@ class StationConnection:
                 kind = ErrorKind.NOT_SUPPORTED if known else ErrorKind.NOT_IMPLEMENTED
                 raise FrameError(kind, f"{call.action} is not supported", call.message_id)
             self._check(call.action, Direction.REQUEST, call.payload, call.message_id)
-            async with asyncio.timeout(self.options.handler_timeout_s):
-                result = await handler(self, call.payload)
-            return encode_result(call.message_id, result)
+            return encode_result(call.message_id, await self._handle(handler, call.payload))
         except FrameError as exc:
             return encode_error(call.message_id, error_code(self.version, exc.kind), exc.description)
         except HandlerError as exc:
@@ -181,6 +185,46 @@ class StationConnection:
             return encode_error(
                 call.message_id, error_code(self.version, ErrorKind.INTERNAL), "internal error"
             )
+
+    async def _handle(self, handler: Handler, payload: dict[str, Any]) -> dict[str, Any]:
+        """Run a handler under the handler timeout; raises ``TimeoutError`` when it runs out.
+
+        The same as ``asyncio.timeout`` (cancel the task, then tell that cancellation from any other by
+        ``uncancel``), with one timer per connection instead of one per message: the timer is armed when
+        none is, and when it fires it cancels the calls past their deadline and re-arms for the next.
+        """
+        task = asyncio.current_task()
+        assert task is not None
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + self.options.handler_timeout_s
+        self._deadlines[task] = deadline
+        if self._watch is None:
+            self._watch = loop.call_at(deadline, self._expire)
+        try:
+            return await handler(self, payload)
+        except asyncio.CancelledError:
+            if task in self._expired and task.uncancel() == 0:
+                raise TimeoutError from None
+            raise
+        finally:
+            del self._deadlines[task]
+            self._expired.discard(task)
+
+    def _expire(self) -> None:
+        loop = asyncio.get_running_loop()
+        now = loop.time()
+        self._watch = None
+        waiting = []
+        for task, deadline in self._deadlines.items():
+            if task in self._expired:
+                continue
+            if deadline <= now:
+                self._expired.add(task)
+                task.cancel()
+            else:
+                waiting.append(deadline)
+        if waiting:
+            self._watch = loop.call_at(min(waiting), self._expire)
 
     def _check(self, action: str, direction: Direction, payload: dict[str, Any], message_id: str) -> None:
         try:
