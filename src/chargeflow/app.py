@@ -10,6 +10,7 @@ import socket
 from collections.abc import AsyncIterator, Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 from zoneinfo import ZoneInfo
 
 import uvicorn
@@ -96,9 +97,9 @@ class Stores:
 
 
 @contextlib.asynccontextmanager
-async def open_stores(database_url: str) -> AsyncIterator[Stores]:
+async def open_stores(database_url: str, **engine_options: Any) -> AsyncIterator[Stores]:
     """The database brought to the newest schema, and both stores for the life of the block."""
-    engine = make_engine(database_url)
+    engine = make_engine(database_url, **engine_options)
     try:
         await migrate(engine)
         async with GroupWriter.open(engine) as writer:
