@@ -63,8 +63,9 @@ class BillingService:
         )
 
     async def tariff_of(self, start: SessionStart) -> Tariff:
-        """The session's tariff: the one kept at its start, else the one it would get now."""
-        kept = await self.store.session_tariff(start.session_id)
+        """The session's tariff: the one kept at its start, else the one it would get now (a session not
+        yet stored has an empty ``session_id``)."""
+        kept = await self.store.session_tariff(start.session_id) if start.session_id else None
         if kept is not None:
             return self._tariff(kept)
         entry = await self.choose(start)
