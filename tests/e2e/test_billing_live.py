@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 from datetime import date, datetime, time, timedelta
 from pathlib import Path
+from typing import Any
 from zoneinfo import ZoneInfo
 
 import httpx
@@ -49,7 +50,7 @@ async def test_energy_sources_are_conserved_per_step_and_add_up_to_each_cdr(tmp_
     )
     steps: list[tuple[SiteStep, dict[str, Shares], float]] = []
     endpoints: list[Endpoints] = []
-    api: list[dict[str, object]] = []
+    api: list[dict[str, Any]] = []
 
     def on_step(state: LiveState) -> None:
         if state.sources is not None:
@@ -99,5 +100,5 @@ async def test_energy_sources_are_conserved_per_step_and_add_up_to_each_cdr(tmp_
         assert stored[cdr.session_id].total_wh == cdr.energy_wh
         assert cdr.cost.excl_vat > 0
         assert cdr.tariff_id == "workplace"
-    (row,) = api[0]["rows"]  # type: ignore[call-overload]
+    (row,) = api[0]["rows"]
     assert row["pv_wh"] + row["battery_wh"] + row["grid_wh"] + row["unattributed_wh"] == row["energy_wh"]
