@@ -9,6 +9,7 @@ import asyncio
 import csv
 import io
 import itertools
+import re
 from collections.abc import AsyncIterator
 from contextlib import suppress
 from dataclasses import dataclass
@@ -303,3 +304,48 @@ async def test_reports_with_energy_sources_as_csv_and_json(billed: Billed) -> No
     assert empty.json()["rows"] == []
     cdr = (await billed.client.get(f"/api/cdrs/{first}", headers=AUTH)).json()
     assert cdr["chargeflow"]["energy_sources_wh"] == {"pv": 5000, "battery": 1000, "grid": 2000}
+
+
+async def test_driver_page_prices_with_the_sessions_tariff(billed: Billed) -> None:
+    from chargeflow.web.api import create_api
+    from chargeflow.web.auth import DriverLinks, OwnerAuth
+    from chargeflow.web.ui import UiSettings
+    from tests.integration.test_web_ui import NOW, FakeView
+
+    links = DriverLinks(b"k" * 32)
+    ui = UiSettings(FakeView(), OwnerAuth("pw"), links, billing=billed.billing)
+    app = create_api(
+        billed.node.service, billed.node.operations, TOKEN, lambda: 1, ui, billing=billed.billing
+    )
+    costs = {}
+    async with (
+        httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://site") as client,
+        open_ws(billed.port, "UI-1", "ocpp1.6") as ws,
+    ):
+        station = Station16("UI-1", ws)
+        async with running(station):
+            prices = (await client.get("/charge/UI-1")).text
+            for base, tag in ((0, "TAG-9"), (10_000, "EMPLOYEE-1")):
+                start = NOW - timedelta(hours=1)  # 09:00–10:00 UTC, 11:00–12:00 in Vienna: off-peak
+                started = await station.call(
+                    call16.StartTransaction(
+                        connector_id=1, id_tag=tag, meter_start=base, timestamp=iso(start)
+                    )
+                )
+                tx = started.transaction_id
+                await station.call(
+                    call16.MeterValues(
+                        connector_id=1, transaction_id=tx, meter_value=[register_16(NOW, base + 4000)]
+                    )
+                )
+                page = await client.get(f"/charge/UI-1/session/{tx}", params={"s": links.secret(tx)})
+                costs[tag] = re.search(r'id="d-cost">([^<]+)<', page.text)
+                await station.call(
+                    call16.StopTransaction(meter_stop=base + 4000, timestamp=iso(NOW), transaction_id=tx)
+                )
+    # 4 kWh × 0.25 + 0.50 flat = 1.50 €, 1.80 € with VAT; the staff tariff: 4 kWh × 0.10 = 0.48 € with VAT
+    assert {tag: m.group(1) if m else None for tag, m in costs.items()} == {
+        "TAG-9": "1.80 EUR",
+        "EMPLOYEE-1": "0.48 EUR",
+    }
+    assert "0.60 EUR per session; 0.48 EUR per kWh, 17:00–21:00; 0.30 EUR per kWh" in prices
