@@ -40,12 +40,27 @@ def session_start(tx: TransactionRecord) -> SessionStart:
 
 
 def finished_session(tx: TransactionRecord, samples: Sequence[MeterSample]) -> FinishedSession | None:
-    """The ended session with its register readings: one per instant, within the session, never running
-    backwards (a late or repeated reading below the last is left out), with meterStart at the start and
-    meterStop at the end; None while the session runs."""
+    """The ended session with its register readings (``register_readings``); None while it runs."""
     if tx.stopped_at is None:
         return None
     end = max(tx.stopped_at, tx.started_at)
+    return FinishedSession(
+        session_id=str(tx.id),
+        evse_id=tx.station_id,
+        id_token=tx.id_token or "",
+        start=tx.started_at,
+        end=end,
+        samples=tuple(register_readings(tx, samples, end)),
+        signed_values=signed_values(samples),
+    )
+
+
+def register_readings(
+    tx: TransactionRecord, samples: Sequence[MeterSample], end: datetime
+) -> list[RegisterSample]:
+    """The session's register readings up to ``end``: one per instant, never running backwards (a late
+    or repeated reading below the last is left out), with meterStart at the start and the last reading
+    the session knows (its meterStop once it has ended) at ``end``."""
     readings: list[RegisterSample] = []
     if tx.meter_start_wh is not None:
         readings.append(RegisterSample(tx.started_at, tx.meter_start_wh))
@@ -56,17 +71,9 @@ def finished_session(tx: TransactionRecord, samples: Sequence[MeterSample]) -> F
         if wh is None or not tx.started_at <= at <= end:
             continue
         _append(readings, RegisterSample(at, wh, _current_a(at_once)))
-    if tx.meter_stop_wh is not None:
+    if tx.meter_stop_wh is not None and end > tx.started_at:
         _append(readings, RegisterSample(end, tx.meter_stop_wh))
-    return FinishedSession(
-        session_id=str(tx.id),
-        evse_id=tx.station_id,
-        id_token=tx.id_token or "",
-        start=tx.started_at,
-        end=end,
-        samples=tuple(readings),
-        signed_values=signed_values(samples),
-    )
+    return readings
 
 
 def _append(readings: list[RegisterSample], sample: RegisterSample) -> None:

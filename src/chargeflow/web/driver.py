@@ -28,6 +28,7 @@ from chargeflow.csm.demand import Preferences
 from chargeflow.csm.model import TransactionRecord
 from chargeflow.csm.service import CsmService
 from chargeflow.protocols.ocpp.operations import StationOperations
+from chargeflow.store.billing import register_readings
 from chargeflow.web.calls import station_call
 from chargeflow.web.session_view import SessionView, session_view
 from chargeflow.web.tariff_words import tariff_words
@@ -110,9 +111,12 @@ def driver_router(
         """The session as the driver sees it, priced with its own tariff (``billing.selection`` at its
         start) by ``billing.estimate``."""
         tariff = await settings.tariff_of(tx)
+        now = view.now()
+        last = tx.stopped_at or max(now, tx.started_at)
+        readings = register_readings(tx, await repository.meter_values(tx.id), last)
         sv = session_view(
             tx, view.charging(), view.reading(tx.station_id, tx.evse_id), view.preferences_of(tx),
-            view.now(), tariff, ZoneInfo(view.site.timezone),
+            now, tariff, ZoneInfo(view.site.timezone), readings,
         )  # fmt: skip
         return sv, tariff
 
