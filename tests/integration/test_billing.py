@@ -310,7 +310,7 @@ async def test_driver_page_prices_with_the_sessions_tariff(billed: Billed) -> No
     from chargeflow.web.api import create_api
     from chargeflow.web.auth import DriverLinks, OwnerAuth
     from chargeflow.web.ui import UiSettings
-    from tests.integration.test_web_ui import NOW, FakeView
+    from tests.integration.test_web_ui import NOW, FakeView, _login
 
     links = DriverLinks(b"k" * 32)
     ui = UiSettings(FakeView(), OwnerAuth("pw"), links, billing=billed.billing)
@@ -343,9 +343,20 @@ async def test_driver_page_prices_with_the_sessions_tariff(billed: Billed) -> No
                 await station.call(
                     call16.StopTransaction(meter_stop=base + 4000, timestamp=iso(NOW), transaction_id=tx)
                 )
+        assert (await client.get("/dashboard/report")).status_code == 401
+        await _login(client, "pw")
+        assert 'id="report-download"' in (await client.get("/dashboard")).text
+        report = await client.get(
+            "/dashboard/report", params={"period": "day", "group": "id_token", "format": "csv"}
+        )
     # 4 kWh × 0.25 + 0.50 flat = 1.50 €, 1.80 € with VAT; the staff tariff: 4 kWh × 0.10 = 0.48 € with VAT
     assert {tag: m.group(1) if m else None for tag, m in costs.items()} == {
         "TAG-9": "1.80 EUR",
         "EMPLOYEE-1": "0.48 EUR",
     }
     assert "0.60 EUR per session; 0.48 EUR per kWh, 17:00–21:00; 0.30 EUR per kWh" in prices
+    assert report.headers["content-disposition"] == 'attachment; filename="report-day-by-id_token.csv"'
+    assert report.text.splitlines()[1:] == [
+        "2026-05-01,EMPLOYEE-1,EUR,1,4000,0,0,0,4000,0.4,0.48",
+        "2026-05-01,TAG-9,EUR,1,4000,0,0,0,4000,1.5,1.8",
+    ]
