@@ -10,11 +10,12 @@ period, station or id token with the energy by source, as CSV or JSON. The admin
 from __future__ import annotations
 
 import json
+from dataclasses import dataclass
 from datetime import date
 from decimal import Decimal
 from typing import Annotated, Any, Literal
 
-from fastapi import APIRouter, HTTPException, Query, Request, Response, status
+from fastapi import APIRouter, Depends, HTTPException, Query, Request, Response, status
 
 from chargeflow.billing.attribution import Shares, Source, capped
 from chargeflow.billing.ports import CdrRecord
@@ -27,19 +28,32 @@ Group = Literal["station", "id_token", "none"]
 Format = Literal["csv", "json"]
 
 
-async def report_response(
-    billing: BillingService,
-    period: Period,
-    group: Group,
-    fmt: Format,
-    since: date | None,
-    until: date | None,
-) -> Response:
+@dataclass(frozen=True, slots=True)
+class ReportQuery:
+    period: Period
+    group: Group
+    format: Format
+    since: date | None
+    until: date | None
+
+
+def report_query(
+    period: Period = "month",
+    group: Group = "station",
+    format: Format = "json",
+    since: Annotated[date | None, Query(alias="from")] = None,
+    until: Annotated[date | None, Query(alias="to")] = None,
+) -> ReportQuery:
+    """The report's query parameters, the same for the API and the dashboard's download."""
+    return ReportQuery(period, group, format, since, until)
+
+
+async def report_response(billing: BillingService, q: ReportQuery) -> Response:
     """The report as a download: one row per period (site dates) and group, with the energy by source."""
-    by = [Key(period)] + ([Key(group)] if group != "none" else [])
-    rows = await billing.report(by, since, until)
-    name = f"report-{period}" + (f"-by-{group}" if group != "none" else "")
-    if fmt == "csv":
+    by = [Key(q.period)] + ([Key(q.group)] if q.group != "none" else [])
+    rows = await billing.report(by, q.since, q.until)
+    name = f"report-{q.period}" + (f"-by-{q.group}" if q.group != "none" else "")
+    if q.format == "csv":
         return Response(
             report_csv(rows, by),
             media_type="text/csv",
@@ -110,17 +124,11 @@ def billing_router(billing: BillingService) -> APIRouter:
         return cdr_out(found, _wh(shares.get(found.session_id), found.energy_wh))
 
     @router.get("/reports")
-    async def reports(
-        period: Period = "month",
-        group: Group = "station",
-        format: Format = "json",
-        since: Annotated[date | None, Query(alias="from")] = None,
-        until: Annotated[date | None, Query(alias="to")] = None,
-    ) -> Response:
+    async def reports(q: Annotated[ReportQuery, Depends(report_query)]) -> Response:
         """Accounting per period and station or id token: sessions, energy with its PV, battery and grid
         shares (pv_wh, battery_wh, grid_wh, unattributed_wh) and the cost, of the sessions started on the
         site's dates [from, to]."""
-        return await report_response(billing, period, group, format, since, until)
+        return await report_response(billing, q)
 
     return router
 

@@ -20,7 +20,7 @@ from typing import Annotated, Any
 from zoneinfo import ZoneInfo
 
 import segno
-from fastapi import APIRouter, Depends, FastAPI, Form, HTTPException, Query, Request, Response, status
+from fastapi import APIRouter, Depends, FastAPI, Form, HTTPException, Request, Response, status
 from fastapi.responses import HTMLResponse, RedirectResponse, StreamingResponse
 from fastapi.staticfiles import StaticFiles
 from fastapi.templating import Jinja2Templates
@@ -32,7 +32,7 @@ from chargeflow.csm.model import TransactionRecord
 from chargeflow.csm.service import CsmService
 from chargeflow.protocols.ocpp.operations import StationOperations
 from chargeflow.web.auth import OWNER_COOKIE, DriverLinks, OwnerAuth, OwnerSession
-from chargeflow.web.billing_api import Format, Group, Period, report_response
+from chargeflow.web.billing_api import ReportQuery, report_query, report_response
 from chargeflow.web.calls import station_call
 from chargeflow.web.circuits import circuit_rows
 from chargeflow.web.live import ConnectorReading, SiteView
@@ -333,18 +333,11 @@ def owner_router(
         return answer.model_dump()
 
     @router.get("/dashboard/report")
-    async def report(
-        _: Owner,
-        period: Period = "month",
-        group: Group = "station",
-        format: Format = "csv",
-        since: Annotated[date | None, Query(alias="from")] = None,
-        until: Annotated[date | None, Query(alias="to")] = None,
-    ) -> Response:
+    async def report(_: Owner, q: Annotated[ReportQuery, Depends(report_query)]) -> Response:
         """The accounting report of ``GET /api/reports`` for the logged-in owner (the download button)."""
         if settings.billing is None:
             raise HTTPException(status.HTTP_404_NOT_FOUND, "this site has no billing")
-        return await report_response(settings.billing, period, group, format, since, until)
+        return await report_response(settings.billing, q)
 
     @router.get("/dashboard/accounting.csv")
     async def accounting_csv(
