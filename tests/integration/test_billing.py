@@ -349,12 +349,14 @@ async def test_driver_page_prices_with_the_sessions_tariff(billed: Billed) -> No
         report = await client.get(
             "/dashboard/report", params={"period": "day", "group": "id_token", "format": "csv"}
         )
+        past = (await client.get("/dashboard/state.json")).json()["past"]
     # 4 kWh × 0.25 + 0.50 flat = 1.50 €, 1.80 € with VAT; the staff tariff: 4 kWh × 0.10 = 0.48 € with VAT
     assert {tag: m.group(1) if m else None for tag, m in costs.items()} == {
         "TAG-9": "1.80 EUR",
         "EMPLOYEE-1": "0.48 EUR",
     }
     assert "0.60 EUR per session; 0.48 EUR per kWh, 17:00–21:00; 0.30 EUR per kWh" in prices
+    assert {p["id_token"]: p["billed"] for p in past} == {"TAG-9": "1.80 EUR", "EMPLOYEE-1": "0.48 EUR"}
     assert report.headers["content-disposition"] == 'attachment; filename="report-day-by-id_token.csv"'
     assert report.text.splitlines()[1:] == [
         "2026-05-01,EMPLOYEE-1,EUR,1,4000,0,0,0,4000,0.4,0.48",

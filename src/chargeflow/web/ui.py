@@ -14,7 +14,7 @@ import secrets
 from collections.abc import AsyncIterator, Callable
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, date, datetime
-from decimal import Decimal
+from decimal import ROUND_HALF_UP, Decimal
 from pathlib import Path
 from typing import Annotated, Any
 from zoneinfo import ZoneInfo
@@ -182,6 +182,14 @@ def owner_router(
             },
         )
 
+    async def billed(transaction_id: int) -> str:
+        """What the session's CDR bills, VAT included where known, to the cent; "" without a CDR."""
+        cdr = await settings.billing.store.get_cdr(str(transaction_id)) if settings.billing else None
+        if cdr is None:
+            return ""
+        amount = cdr.cost.incl_vat if cdr.cost.incl_vat is not None else cdr.cost.excl_vat
+        return f"{amount.quantize(Decimal('0.01'), ROUND_HALF_UP)} {cdr.currency}"
+
     async def dashboard_state() -> dict[str, Any]:
         site = view.site
         history = view.history()
@@ -220,9 +228,10 @@ def owner_router(
             )
         sessions = []
         for tx in running:
+            tariff = await settings.tariff_of(tx)
             sv = session_view(
                 tx, step, view.reading(tx.station_id, tx.evse_id), view.preferences_of(tx), now,
-                await settings.tariff_of(tx), ZoneInfo(site.timezone),
+                tariff, ZoneInfo(site.timezone),
             )  # fmt: skip
             sessions.append(
                 {
@@ -236,6 +245,7 @@ def owner_router(
                     "needed_wh": sv.preferences.needed_wh,
                     "departure": sv.preferences.departure.isoformat(),
                     "started_at": sv.started_at.isoformat(),
+                    "cost": f"{sv.cost} {tariff.currency}",
                     "link": f"/charge/{sv.station_id}/session/{sv.id}?s={settings.links.secret(sv.id)}",
                 }
             )
@@ -254,6 +264,7 @@ def owner_router(
                     "needed_wh": prefs.needed_wh,
                     "needs_met": energy >= prefs.needed_wh,
                     "stopped_at": (tx.stopped_at or tx.started_at).isoformat(),
+                    "billed": await billed(tx.id),
                 }
             )
         return {
