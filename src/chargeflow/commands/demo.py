@@ -204,6 +204,7 @@ def run(args: argparse.Namespace) -> int:
             f"  [bold]Dashboard  {endpoints.dashboard_url}[/]   (owner password {endpoints.owner_password})\n"
             f"  Driver     {endpoints.http_url}/charge/{{station_id}}\n"
             f"  REST API   {endpoints.http_url}/api/stations   (docs {endpoints.http_url}/docs)\n"
+            f"  Billing    {endpoints.http_url}/api/cdrs   /api/reports?period=day&format=csv  /api/tariffs\n"
             f"  OCPP       {endpoints.ocpp_url}/{{station_id}}\n"
             f"  admin token {endpoints.admin_token}   (Authorization: Bearer …)\n"
             "  Ctrl-C stops."
