@@ -16,7 +16,10 @@ import pytest
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import create_async_engine
 
+from chargeflow.app import open_stores
+from chargeflow.billing.ports import BillingStore
 from chargeflow.csm.ports import CsmRepository
+from chargeflow.store.billing_memory import MemoryBillingStore
 from chargeflow.store.database import make_engine, migrate
 from chargeflow.store.memory import MemoryRepository
 from chargeflow.store.sql import SqlRepository
@@ -63,3 +66,23 @@ async def open_repository(backend: str, tmp_path: Path) -> AsyncIterator[CsmRepo
         async with SqlRepository.open(engine) as repository:
             yield repository
         await engine.dispose()
+
+
+@asynccontextmanager
+async def open_billing_stores(
+    backend: str, tmp_path: Path
+) -> AsyncIterator[tuple[CsmRepository, BillingStore]]:
+    """The CSM's repository and billing's store on one database, as ``chargeflow serve`` opens them."""
+    if backend == "memory":
+        repository = MemoryRepository()
+        yield repository, MemoryBillingStore(repository)
+        return
+    if backend == "sqlite":
+        async with open_stores(f"sqlite+aiosqlite:///{tmp_path / 'test.db'}") as stores:
+            yield stores.repository, stores.billing
+        return
+    async with (
+        postgres_schema() as schema,
+        open_stores(POSTGRES_URL, connect_args={"server_settings": {"search_path": schema}}) as stores,
+    ):
+        yield stores.repository, stores.billing

@@ -7,23 +7,31 @@ import contextlib
 import itertools
 import secrets
 import socket
-from collections.abc import Callable, Mapping
+from collections.abc import AsyncIterator, Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
+from zoneinfo import ZoneInfo
 
 import uvicorn
 
+from chargeflow.billing.schema import BillingInputError
+from chargeflow.billing.service import BillingService
+from chargeflow.billing.setup import BillingRules, rules_from_config
 from chargeflow.clock import Clock, SystemClock
-from chargeflow.csm.ports import CsmRepository
+from chargeflow.csm.model import TransactionRecord
+from chargeflow.csm.ports import CsmRepository, SessionHooks
 from chargeflow.csm.service import CsmConfig, CsmService
 from chargeflow.protocols.ocpp.frames import OcppVersion
 from chargeflow.protocols.ocpp.handlers2 import V2Handlers
 from chargeflow.protocols.ocpp.handlers16 import V16Handlers
 from chargeflow.protocols.ocpp.operations import StationOperations
 from chargeflow.protocols.ocpp.server import OcppServer, OcppServerConfig, StationPolicy
-from chargeflow.site.config import load_site
+from chargeflow.site.config import ConfigError, load_billing, load_site
+from chargeflow.store.billing import SqlBillingStore, session_start
 from chargeflow.store.database import DEFAULT_URL, make_engine, migrate
 from chargeflow.store.sql import SqlRepository
+from chargeflow.store.writer import GroupWriter
 from chargeflow.web.api import create_api
 
 
@@ -48,12 +56,57 @@ def build_csm(
     csm_config: CsmConfig,
     ocpp_config: OcppServerConfig,
     operation_timeout_s: float = 30.0,
+    hooks: SessionHooks | None = None,
 ) -> CsmNode:
-    service = CsmService(repository, clock, csm_config, new_salt=lambda: secrets.token_bytes(16))
+    service = CsmService(repository, clock, csm_config, lambda: secrets.token_bytes(16), hooks)
     v2 = V2Handlers(service).routes()
     routes = {OcppVersion.V16: V16Handlers(service).routes(), OcppVersion.V201: v2, OcppVersion.V21: v2}
     server = OcppServer(ocpp_config, routes, service, message_ids(secrets.token_hex(4)))
     return CsmNode(service, server, StationOperations(server, operation_timeout_s))
+
+
+class BillingHooks:
+    """The CSM's session hooks, answered by billing: the tariff at the start, the CDR at the end."""
+
+    def __init__(self, billing: BillingService) -> None:
+        self._billing = billing
+
+    async def session_started(self, tx: TransactionRecord) -> None:
+        await self._billing.session_started(session_start(tx))
+
+    async def session_ended(self, tx: TransactionRecord) -> None:
+        await self._billing.session_ended(str(tx.id))
+
+
+def billing_rules(site_file: Path | None) -> BillingRules:
+    """The site file's ``billing:`` section as rules (none: no tariffs, sessions are free)."""
+    if site_file is None:
+        return BillingRules()
+    try:
+        return rules_from_config(load_billing(site_file), str(site_file))
+    except BillingInputError as err:
+        raise ConfigError(str(err)) from None
+
+
+@dataclass(slots=True)
+class Stores:
+    """The CSM's and billing's stores on one database, sharing its one writer."""
+
+    repository: SqlRepository
+    billing: SqlBillingStore
+
+
+@contextlib.asynccontextmanager
+async def open_stores(database_url: str, **engine_options: Any) -> AsyncIterator[Stores]:
+    """The database brought to the newest schema, and both stores for the life of the block."""
+    engine = make_engine(database_url, **engine_options)
+    try:
+        await migrate(engine)
+        async with GroupWriter.open(engine) as writer:
+            repository = SqlRepository(engine, writer)
+            yield Stores(repository, SqlBillingStore(engine, writer, repository))
+    finally:
+        await engine.dispose()
 
 
 @dataclass(frozen=True, slots=True)
@@ -90,13 +143,17 @@ async def _register_site_stations(service: CsmService, site_file: Path) -> None:
 async def serve(settings: ServeSettings, ready: Callable[[CsmNode, int, int], None] | None = None) -> None:
     """Run the OCPP endpoint and the REST API until cancelled."""
     clock = SystemClock()
-    engine = make_engine(settings.database_url)
+    rules = billing_rules(settings.site_file)
+    zone = (
+        ZoneInfo(load_site(settings.site_file).timezone)
+        if settings.site_file is not None
+        else ZoneInfo("UTC")
+    )
     async with contextlib.AsyncExitStack() as stack:
-        stack.push_async_callback(engine.dispose)
-        await migrate(engine)
-        repository = await stack.enter_async_context(SqlRepository.open(engine))
+        stores = await stack.enter_async_context(open_stores(settings.database_url))
+        billing = BillingService(stores.billing, rules, zone)
         node = build_csm(
-            repository,
+            stores.repository,
             clock,
             CsmConfig(
                 heartbeat_interval_s=settings.heartbeat_interval_s, auto_register=settings.auto_register
@@ -109,10 +166,14 @@ async def serve(settings: ServeSettings, ready: Callable[[CsmNode, int, int], No
                 stations=settings.station_policies,
             ),
             operation_timeout_s=settings.operation_timeout_s,
+            hooks=BillingHooks(billing),
         )
+        await billing.catch_up()  # sessions that ended while no CDR could be built (a crash, a restart)
         if settings.site_file is not None:
             await _register_site_stations(node.service, settings.site_file)
-        api = create_api(node.service, node.operations, settings.admin_token, request_ids(clock))
+        api = create_api(
+            node.service, node.operations, settings.admin_token, request_ids(clock), billing=billing
+        )
         http = HttpServer(
             uvicorn.Config(
                 api, host=settings.host, port=settings.http_port, log_level="warning", lifespan="off"

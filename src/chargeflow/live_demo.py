@@ -21,7 +21,10 @@ from zoneinfo import ZoneInfo
 
 import uvicorn
 
-from chargeflow.app import HttpServer, http_port, request_ids
+from chargeflow.app import HttpServer, http_port, open_stores, request_ids
+from chargeflow.billing.attribution import Shares, SiteStep
+from chargeflow.billing.service import BillingService
+from chargeflow.billing.setup import BillingRules
 from chargeflow.clock import ManualClock
 from chargeflow.csm.demand import Preferences
 from chargeflow.csm.model import TransactionRecord
@@ -38,8 +41,6 @@ from chargeflow.sim.site_runner import SiteRunner, mixed_versions
 from chargeflow.sim.stations import SimulatedStation
 from chargeflow.site.model import Site
 from chargeflow.site_control import SiteControl, build_site_control
-from chargeflow.store.database import make_engine, migrate
-from chargeflow.store.sql import SqlRepository
 from chargeflow.web.api import create_api
 from chargeflow.web.auth import OwnerAuth
 from chargeflow.web.live import ConnectorReading, FlowHistory, FlowSample
@@ -64,6 +65,7 @@ class LiveConfig:
     admin_token: str = ""
     owner_password: str = ""  # the site owner's dashboard login; without one no dashboard is served
     seed: int = 1
+    billing: BillingRules = field(default_factory=BillingRules)  # the site's tariffs; none: free charging
 
 
 @dataclass(slots=True)
@@ -78,6 +80,7 @@ class LiveState:
     arrived: int = 0
     turned_away: int = 0
     events: list[str] = field(default_factory=list)
+    sources: tuple[SiteStep, dict[str, Shares]] | None = None  # the step's energy and who it went to
 
 
 @dataclass(frozen=True, slots=True)
@@ -121,15 +124,14 @@ async def run_live(
     rng = random.Random(config.seed)
     runner_power = [0.0]
     meter = SimulatedSite(site, clock, config.building, config.pv, lambda: runner_power[0], seed=config.seed)
-    engine = make_engine(config.database_url)
     async with contextlib.AsyncExitStack() as stack:
-        stack.push_async_callback(engine.dispose)
-        await migrate(engine)
-        repository = await stack.enter_async_context(SqlRepository.open(engine))
+        stores = await stack.enter_async_context(open_stores(config.database_url))
+        billing = BillingService(stores.billing, config.billing, ZoneInfo(site.timezone))
+        await billing.catch_up()
         bus = InMemoryExchange()
         control = build_site_control(
             site,
-            repository,
+            stores.repository,
             clock,
             bus,
             bus,
@@ -139,12 +141,22 @@ async def run_live(
             SmartChargingConfig(strategy=config.strategy, step_s=config.step_s),
             EmsConfig(step_s=config.step_s),
             ess=meter,
+            billing=billing,
         )
         history = FlowHistory()
         view = LiveSiteView(site, clock, control, history)
-        ui = UiSettings(view, OwnerAuth(config.owner_password)) if config.owner_password else None
+        ui = (
+            UiSettings(view, OwnerAuth(config.owner_password), billing=billing)
+            if config.owner_password
+            else None
+        )
         api = create_api(
-            control.node.service, control.node.operations, config.admin_token, request_ids(clock), ui
+            control.node.service,
+            control.node.operations,
+            config.admin_token,
+            request_ids(clock),
+            ui,
+            billing=billing,
         )
         http = HttpServer(
             # the dashboard's event streams never end by themselves: give them 2 s when the demo stops
@@ -219,6 +231,7 @@ async def _loop(
         report = await runner.step(step_start, config.step_s)
         runner_power[0] = report.power_w
         truth = meter.advance(config.step_s)
+        state.sources = await control.record_sources(config.step_s, truth.pv_w, truth.ess_w, truth.grid_w)
         decision = control.ems.last if control.ems is not None else None
         state.now, state.truth, state.charging = clock.now(), truth, control.charging.last
         state.grant_reason = decision.reason if decision is not None else ""

@@ -3,14 +3,17 @@
 The two actors share nothing but the exchange (``exchange.ExchangeBus``): in one process an
 ``InMemoryExchange``, across processes MQTT. The smart-charging service sees the stations' meter values
 through the repository the OCPP handlers write to (``ObservedRepository``), and reaches the stations
-through ``OcppStationControl``.
+through ``OcppStationControl``. Billing hears of every session's start and end through the CSM's hooks,
+and of every step's energy flows through ``record_sources``.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
-from chargeflow.app import CsmNode, build_csm
+from chargeflow.app import BillingHooks, CsmNode, build_csm
+from chargeflow.billing.attribution import RegisterDeltas, Shares, SiteStep, site_step
+from chargeflow.billing.service import BillingService
 from chargeflow.clock import Clock
 from chargeflow.csm.live import LiveState
 from chargeflow.csm.ports import CsmRepository
@@ -30,6 +33,9 @@ class SiteControl:
     charging: SmartCharging
     ems: EmsService | None  # None where another system takes the EMS role over MQTT
     repository: CsmRepository
+    billing: BillingService | None = None
+    _registers: RegisterDeltas = field(default_factory=RegisterDeltas)
+    _metered: set[int] = field(default_factory=set)  # sessions whose register the attribution follows
 
     async def step(self) -> None:
         """One control step in one process: demand → grant → split and apply."""
@@ -37,6 +43,31 @@ class SiteControl:
         if self.ems is not None:
             await self.ems.step()
         await self.charging.apply()
+
+    async def record_sources(
+        self, step_s: float, pv_w: float, battery_w: float, grid_w: float
+    ) -> tuple[SiteStep, dict[str, Shares]] | None:
+        """After a step has run: the share of PV, battery and grid in each session's energy over it, by
+        the site's rule, added to the sessions' totals. The site meter gives the step's mean PV, battery
+        (positive: discharging) and grid (positive: import) power; each session's energy is the rise of
+        its station's register, up to its meterStop for a session that ended in the step."""
+        if self.billing is None:
+            return None
+        registers: dict[str, tuple[int, int]] = {}
+        running = await self.repository.list_transactions(active=True)
+        ended = self._metered - {tx.id for tx in running}
+        for tx_id in ended:
+            tx = await self.repository.get_transaction(tx_id)
+            if tx is not None and tx.meter_start_wh is not None and tx.meter_stop_wh is not None:
+                registers[str(tx_id)] = (tx.meter_start_wh, tx.meter_stop_wh)
+        for tx in running:
+            if tx.meter_start_wh is not None and tx.meter_stop_wh is not None:
+                registers[str(tx.id)] = (tx.meter_start_wh, tx.meter_stop_wh)
+        step = site_step(step_s, pv_w, battery_w, grid_w, self._registers.step(registers))
+        for tx_id in ended:
+            self._registers.forget(str(tx_id))
+        self._metered = {tx.id for tx in running}
+        return step, await self.billing.record_step(step)
 
 
 def build_site_control(
@@ -52,12 +83,19 @@ def build_site_control(
     ems_config: EmsConfig,
     ess: EssControl | None = None,
     operation_timeout_s: float = 10.0,
+    billing: BillingService | None = None,
 ) -> SiteControl:
     live = LiveState()
+    hooks = BillingHooks(billing) if billing is not None else None
     node = build_csm(
-        ObservedRepository(repository, live.observe), clock, csm_config, ocpp_config, operation_timeout_s
+        ObservedRepository(repository, live.observe),
+        clock,
+        csm_config,
+        ocpp_config,
+        operation_timeout_s,
+        hooks,
     )
     control = OcppStationControl(node.operations, node.service.record_charging_profile)
     charging = SmartCharging(site, repository, csm_bus, control, clock, charging_config, meter, live)
     ems = EmsService(site, meter, ems_bus, clock, ems_config, ess) if ems_bus is not None else None
-    return SiteControl(node, charging, ems, repository)
+    return SiteControl(node, charging, ems, repository, billing)

@@ -10,6 +10,7 @@ import signal
 import sys
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from datetime import UTC, datetime
 from pathlib import Path
 
 import httpx
@@ -19,7 +20,7 @@ TOKEN = "crash-test-token"
 
 
 @asynccontextmanager
-async def serve(db: Path) -> AsyncIterator[tuple[asyncio.subprocess.Process, int, int]]:
+async def serve(db: Path, *extra: str) -> AsyncIterator[tuple[asyncio.subprocess.Process, int, int]]:
     env = {
         **os.environ,
         "CHARGEFLOW_DATABASE_URL": f"sqlite+aiosqlite:///{db}",
@@ -35,6 +36,7 @@ async def serve(db: Path) -> AsyncIterator[tuple[asyncio.subprocess.Process, int
         "--http-port",
         "0",
         "--auto-register",
+        *extra,
         env=env,
         stdout=asyncio.subprocess.PIPE,
         stderr=asyncio.subprocess.DEVNULL,
@@ -95,3 +97,65 @@ async def test_sigkill_mid_transaction_loses_no_acknowledged_message(tmp_path: P
     assert session["active"] is True
     assert len(session["meter_values"]) == 40
     assert session["energy_wh"] == 40 * 25
+
+
+SITE = """
+timezone: Europe/Vienna
+grid: {max_import_w: 50000, max_export_w: 0}
+circuits: [{id: main, max_current_a: 63}]
+charging_points: [{id: CRASH-2, circuit: main}]
+billing:
+  tariffs:
+    - tariff:
+        id: flat
+        currency: EUR
+        elements:
+          - price_components: [{type: FLAT, price: "1.00", vat: 20, step_size: 1}]
+          - price_components: [{type: ENERGY, price: "0.30", vat: 20, step_size: 1}]
+"""
+
+
+async def test_serve_bills_at_the_stop_and_builds_a_missed_cdr_when_it_restarts(tmp_path: Path) -> None:
+    from chargeflow.app import open_stores
+    from chargeflow.csm.model import StartRequest, StopRequest
+    from chargeflow.csm.transactions import apply_stop, from_start
+
+    db, site = tmp_path / "billing.db", tmp_path / "site.yaml"
+    site.write_text(SITE)
+    async with serve(db, "--site", str(site)) as (_, ocpp_port, http_port):
+        async with connect(f"ws://127.0.0.1:{ocpp_port}/CRASH-2", subprotocols=["ocpp1.6"]) as ws:  # type: ignore[list-item]
+            for n, (action, payload) in enumerate(
+                [
+                    ("BootNotification", {"chargePointVendor": "V", "chargePointModel": "M"}),
+                    ("StartTransaction",
+                     {"connectorId": 1, "idTag": "T", "meterStart": 0, "timestamp": "2026-01-01T10:00:00Z"}),
+                    ("StopTransaction",
+                     {"transactionId": 1, "meterStop": 5000, "timestamp": "2026-01-01T11:00:00Z"}),
+                ]
+            ):  # fmt: skip
+                await ws.send(json.dumps([2, f"m{n}", action, payload]))
+                answer = json.loads(await asyncio.wait_for(ws.recv(), 10))
+                assert answer[:2] == [3, f"m{n}"]
+        async with httpx.AsyncClient(
+            base_url=f"http://127.0.0.1:{http_port}", headers={"Authorization": f"Bearer {TOKEN}"}
+        ) as api:
+            billed_at_stop = (await api.get("/api/cdrs/1")).json()
+    # A session stored with its stop but no CDR: what a crash between the two leaves behind.
+    async with open_stores(f"sqlite+aiosqlite:///{db}") as stores:
+        start = StartRequest("CRASH-2", 1, "U", 100, datetime(2026, 1, 2, 10, tzinfo=UTC))
+        outcome = await stores.repository.start_transaction(start, from_start(start))
+        stop = StopRequest("CRASH-2", outcome.transaction.id, 2100, datetime(2026, 1, 2, 12, tzinfo=UTC))
+        await stores.repository.stop_transaction(stop, lambda tx: apply_stop(tx, stop))
+        assert await stores.billing.get_cdr(str(outcome.transaction.id)) is None
+    async with (
+        serve(db, "--site", str(site)) as (_, _, http_port),
+        httpx.AsyncClient(
+            base_url=f"http://127.0.0.1:{http_port}", headers={"Authorization": f"Bearer {TOKEN}"}
+        ) as api,
+    ):
+        cdrs = (await api.get("/api/cdrs")).json()
+    assert billed_at_stop["total_cost"] == {"excl_vat": "2.5", "incl_vat": "3"}  # 1.00 + 5 kWh × 0.30
+    assert [(c["id"], c["total_cost"]) for c in cdrs] == [
+        ("1", {"excl_vat": "2.5", "incl_vat": "3"}),
+        (str(outcome.transaction.id), {"excl_vat": "1.6", "incl_vat": "1.92"}),  # 1.00 + 2 kWh × 0.30
+    ]

@@ -112,3 +112,33 @@ def test_departure_is_the_next_time_the_sites_clock_shows_it() -> None:
     assert departure_at("17:30", NOW, "UTC") == datetime(2026, 5, 1, 17, 30, tzinfo=UTC)
     assert departure_at("08:00", NOW, "UTC") == datetime(2026, 5, 2, 8, 0, tzinfo=UTC)
     assert departure_at("17:30", NOW, "Europe/Vienna") == datetime(2026, 5, 1, 15, 30, tzinfo=UTC)
+
+
+def test_the_driver_estimate_prices_each_kwh_at_the_time_the_register_shows_it_came() -> None:
+    from chargeflow.billing.schema import parse_tariff
+    from chargeflow.store.billing import register_readings
+    from chargeflow.web.tariff_words import tariff_words
+
+    tariff = parse_tariff(
+        {
+            "currency": "EUR",
+            "elements": [
+                {"price_components": [{"type": "ENERGY", "price": "0.40", "vat": 0, "step_size": 1}],
+                 "restrictions": {"start_time": "17:00", "end_time": "21:00"}},
+                {"price_components": [{"type": "ENERGY", "price": "0.25", "vat": 0, "step_size": 1}]},
+            ],
+        }
+    )  # fmt: skip
+    t0 = datetime(2026, 11, 2, 16, 0, tzinfo=UTC)
+    now = t0 + timedelta(minutes=90)
+    tx = TransactionRecord(1, "CP", 1, 1, t0, 0, meter_stop_wh=4000)
+    from chargeflow.csm.model import MeterSample
+
+    stored = [MeterSample(t0 + timedelta(minutes=60), "3000"), MeterSample(now, "4000")]
+    prefs = Preferences(0, 4000, now)
+    readings = register_readings(tx, stored, now)
+    so_far, _ = costs(tariff, tx, 4000, 4000, now, prefs, UTC, readings)
+    assert so_far == Decimal("1.15")  # 3 kWh before 17:00 at 0.25, 1 kWh after at 0.40
+    two_points, _ = costs(tariff, tx, 4000, 4000, now, prefs, UTC)
+    assert two_points == Decimal("1.20")  # spread evenly: 2.666 kWh at 0.25, 1.334 kWh at 0.40
+    assert tariff_words(tariff) == ["0.40 EUR per kWh, 17:00–21:00", "0.25 EUR per kWh"]

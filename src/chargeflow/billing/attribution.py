@@ -168,3 +168,61 @@ def largest_remainder(total: int, weights: Sequence[int]) -> list[int]:
     for i in order[: total - sum(parts)]:
         parts[i] += 1
     return parts
+
+
+def site_step(
+    step_s: float, pv_w: float, battery_w: float, grid_w: float, ev_wh: Mapping[str, int]
+) -> SiteStep:
+    """One control step of a live site as the attribution's amounts, in whole Wh.
+
+    ``battery_w`` is positive when the battery discharges, ``grid_w`` positive on import (the site meter's
+    signs). The sessions' energy ``ev_wh`` comes from the stations' registers and the building is the
+    residual. The registers and the site meter round and sample at different instants, so the sessions
+    may show a few Wh more than the site meter has left for them; that difference is counted as grid
+    import, the source that balances the site in reality.
+    """
+    hours = step_s / 3600.0
+    pv = round(max(pv_w, 0.0) * hours)
+    discharge = round(max(battery_w, 0.0) * hours)
+    charge = round(max(-battery_w, 0.0) * hours)
+    grid_import = round(max(grid_w, 0.0) * hours)
+    export = round(max(-grid_w, 0.0) * hours)
+    shortfall = sum(ev_wh.values()) + charge + export - (pv + discharge + grid_import)
+    return SiteStep(
+        pv_wh=pv,
+        battery_discharge_wh=discharge,
+        grid_import_wh=grid_import + max(shortfall, 0),
+        ev_wh=dict(ev_wh),
+        battery_charge_wh=charge,
+        export_wh=export,
+    )
+
+
+class RegisterDeltas:
+    """Each session's energy per step from its station's cumulative register (whole Wh)."""
+
+    def __init__(self) -> None:
+        self._last: dict[str, int] = {}
+
+    def step(self, registers: Mapping[str, tuple[int, int]]) -> dict[str, int]:
+        """``registers``: session id → (register at its start, register now). The rise since the last
+        step per session; a register that runs backwards (a meter replaced, a bad reading) gives 0."""
+        out = {}
+        for session, (start_wh, now_wh) in registers.items():
+            last = self._last.get(session, start_wh)
+            out[session] = max(now_wh - last, 0)
+            self._last[session] = max(now_wh, last)
+        return out
+
+    def forget(self, session: str) -> None:
+        self._last.pop(session, None)
+
+
+def capped(shares: Shares, energy_wh: int) -> Shares:
+    """``shares`` scaled down (whole Wh, largest remainder) where they add up to more than ``energy_wh``,
+    the energy the session's CDR states: live steps can see a little more than the stop's reading."""
+    total = shares.total_wh
+    if total <= energy_wh:
+        return shares
+    parts = largest_remainder(energy_wh, [shares.of(s) for s in MERIT_ORDER])
+    return Shares(dict(zip(MERIT_ORDER, parts, strict=True)))

@@ -3,7 +3,8 @@
 The rows are computed here and serialised to CSV or JSON text; fetching the sessions (``store/``) and
 serving the files (``web/``) belong to other layers. Money is summed exactly and never rounded; rows never
 mix currencies (the currency is always part of the key). Energy a session has no source shares for is
-reported as ``unattributed_wh``, so the source columns always add up to the energy column.
+reported as ``unattributed_wh`` (a session without shares, or the part of it the live attribution did not
+see, such as the last seconds before it stopped), so the source columns always add up to the energy column.
 """
 
 from __future__ import annotations
@@ -142,7 +143,7 @@ def _row(key: dict[Key, str], currency: str, records: list[SessionRecord]) -> Re
     cost = Price(Decimal(0), Decimal(0))
     for r in records:
         if r.sources is not None:
-            if r.sources.total_wh != r.energy_wh:
+            if r.sources.total_wh > r.energy_wh:
                 raise ValueError(f"{r.cdr_id}: source shares of {r.sources.total_wh} Wh for {r.energy_wh} Wh")
             for s in Source:
                 by_source[s] += r.sources.of(s)

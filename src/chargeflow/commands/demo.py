@@ -25,6 +25,7 @@ from rich.panel import Panel
 from rich.table import Table
 
 from chargeflow.allocate import StepInput, StepResult, control_step
+from chargeflow.billing.setup import BillingRules, rules_from_config
 from chargeflow.commands.allocate import parse_step
 from chargeflow.commands.simulate import BUILDING_FILE, PV_FILE, default_site, find_data_dir
 from chargeflow.csm.split import Strategy
@@ -46,6 +47,18 @@ from chargeflow.sim.data import (
 )
 
 SESSIONS_FILE = "acn/caltech_2019-05_2019-08.csv.gz"
+
+
+def default_billing() -> BillingRules:
+    """The demo site's tariffs (the ``billing:`` section of the same file as ``default_site``)."""
+    import yaml
+
+    from chargeflow.site.config import parse_billing
+
+    text = resources.files("chargeflow").joinpath("data/workplace_site.yaml").read_text(encoding="utf-8")
+    return rules_from_config(
+        parse_billing(yaml.safe_load(text), "workplace_site.yaml"), "workplace_site.yaml"
+    )
 
 
 def load_demo_step() -> StepInput:
@@ -125,6 +138,7 @@ def live_config(args: argparse.Namespace) -> LiveConfig:
         database_url=f"sqlite+aiosqlite:///{Path(args.database).resolve()}",
         admin_token=token,
         owner_password=password,
+        billing=default_billing(),
     )
 
 
@@ -190,6 +204,7 @@ def run(args: argparse.Namespace) -> int:
             f"  [bold]Dashboard  {endpoints.dashboard_url}[/]   (owner password {endpoints.owner_password})\n"
             f"  Driver     {endpoints.http_url}/charge/{{station_id}}\n"
             f"  REST API   {endpoints.http_url}/api/stations   (docs {endpoints.http_url}/docs)\n"
+            f"  Billing    {endpoints.http_url}/api/cdrs   /api/reports?period=day&format=csv  /api/tariffs\n"
             f"  OCPP       {endpoints.ocpp_url}/{{station_id}}\n"
             f"  admin token {endpoints.admin_token}   (Authorization: Bearer …)\n"
             "  Ctrl-C stops."

@@ -89,3 +89,13 @@ class CsmRepository(Protocol):
     async def record_charging_profile(
         self, station_id: str, evse_id: int, profile: dict[str, Any], status: str, sent_at: datetime
     ) -> None: ...
+
+
+class SessionHooks(Protocol):
+    """Told of a session's start and end once they are stored (billing chooses the tariff, builds the
+    CDR). A hook may be called again for the same session (a station repeats a message): it must be
+    idempotent. Its failure never fails the station's message, which is already stored."""
+
+    async def session_started(self, tx: TransactionRecord) -> None: ...
+
+    async def session_ended(self, tx: TransactionRecord) -> None: ...

@@ -7,6 +7,7 @@ answer sent to a station always means the message is on disk.
 from __future__ import annotations
 
 import asyncio
+import logging
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
 from datetime import datetime
@@ -29,9 +30,12 @@ from chargeflow.csm.model import (
     StopRequest,
     TransactionEvent,
     TransactionRecord,
+    TxEventType,
 )
 from chargeflow.csm.passwords import hash_password, verify_password
-from chargeflow.csm.ports import CsmRepository
+from chargeflow.csm.ports import CsmRepository, SessionHooks
+
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True, slots=True)
@@ -48,11 +52,26 @@ class CsmService:
         clock: Clock,
         config: CsmConfig,
         new_salt: Callable[[], bytes],
+        hooks: SessionHooks | None = None,
     ) -> None:
         self.repository = repository
         self._clock = clock
         self._config = config
         self._new_salt = new_salt
+        self.hooks = hooks
+
+    async def _tell(self, tx: TransactionRecord) -> None:
+        """Tell the hooks that a session started or ended. The message is stored whatever they do: a
+        failure is logged, and billing builds a missing CDR when it next starts (``catch_up``)."""
+        if self.hooks is None:
+            return
+        try:
+            if tx.active:
+                await self.hooks.session_started(tx)
+            else:
+                await self.hooks.session_ended(tx)
+        except Exception:
+            log.exception("session %s: the session hook failed", tx.id)
 
     # Stations -------------------------------------------------------------------------------------
 
@@ -135,6 +154,8 @@ class CsmService:
             await self.repository.update_reservation(
                 start.station_id, start.reservation_id, ReservationStatus.USED
             )
+        if not outcome.duplicate:
+            await self._tell(outcome.transaction)
         return outcome.transaction.id, decision
 
     # Reservations ----------------------------------------------------------------------------------
@@ -167,7 +188,9 @@ class CsmService:
             await self.repository.update_reservation(station_id, reservation_id, status, notice)
 
     async def stop_transaction(self, stop: StopRequest) -> AuthDecision | None:
-        await self.repository.stop_transaction(stop, lambda tx: transactions.apply_stop(tx, stop))
+        stopped = await self.repository.stop_transaction(stop, lambda tx: transactions.apply_stop(tx, stop))
+        if stopped is not None and not stopped.active:
+            await self._tell(stopped)
         return await self.authorize(stop.id_token) if stop.id_token else None
 
     async def meter_values(
@@ -182,7 +205,11 @@ class CsmService:
         )
 
     async def transaction_event(self, event: TransactionEvent) -> AuthDecision | None:
-        await self.repository.apply_event(event, lambda tx: transactions.apply_event(tx, event))
+        outcome = await self.repository.apply_event(event, lambda tx: transactions.apply_event(tx, event))
+        tx = outcome.transaction
+        # Only the Started and Ended events call the hooks: the Updated ones are the hot path.
+        if not outcome.duplicate and (event.event_type is TxEventType.STARTED or not tx.active):
+            await self._tell(tx)
         return await self.authorize(event.id_token) if event.id_token else None
 
     async def charging_needs(self, needs: ChargingNeeds) -> bool:

@@ -5,12 +5,14 @@ Every error names the file, the path of the field (``circuits[1].max_current_a``
 
 from __future__ import annotations
 
+import json
+from decimal import Decimal
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from chargeflow.site.model import ChargingPoint, Circuit, Ess, GridConnection, PhaseTriple, Pv, Site
 from chargeflow.site.tree import SiteError, check_site
@@ -103,6 +105,40 @@ def root_circuit(circuits: list[CircuitConfig]) -> str:
     return next((c.id for c in circuits if c.parent is None), circuits[0].id)
 
 
+class TariffConfig(Model):
+    """One of the site's tariffs: an OCPI 2.2.1 Tariff object, inline or in a JSON file beside the site
+    file, and whom it is for. ``billing.setup`` parses the tariff itself, so that its errors name the field
+    inside it."""
+
+    file: str | None = Field(default=None, description="OCPI tariff JSON, relative to the site file")
+    tariff: dict[str, Any] | None = Field(default=None, description="the OCPI tariff object inline")
+    stations: list[str] = Field(default_factory=list, description="station ids; none: every station")
+    token_groups: list[str] = Field(default_factory=list, description="id-token groups; none: every one")
+
+    @model_validator(mode="after")
+    def _one_source(self) -> TariffConfig:
+        if (self.file is None) == (self.tariff is None):
+            raise ValueError("give either file or tariff")
+        return self
+
+
+class BillingConfig(Model):
+    """The ``billing:`` section of the site file: tariffs, id-token groups, the attribution rule."""
+
+    currency: str = Field(default="EUR", pattern=r"^[A-Z]{3}$", description="of a session no tariff prices")
+    tariffs: list[TariffConfig] = []
+    token_groups: dict[str, list[str]] = Field(
+        default_factory=dict, description="group name: the id tokens in it"
+    )
+    ad_hoc_groups: list[str] = Field(
+        default_factory=list, description="token groups whose sessions are ad-hoc (card) payments"
+    )
+    attribution: Literal["building_first", "pro_rata", "evs_first"] = "building_first"
+    meter_keys: dict[str, str] = Field(
+        default_factory=dict, description="station id: its meter's OCMF public key (hex or base64 DER)"
+    )
+
+
 class SiteConfig(Model):
     id: str = "site"
     timezone: str = "UTC"
@@ -113,6 +149,7 @@ class SiteConfig(Model):
     building: BuildingConfig | None = None
     pv: list[PvConfig] = []
     ess: EssConfig | None = None
+    billing: BillingConfig = BillingConfig()
 
     @field_validator("timezone")
     @classmethod
@@ -173,6 +210,41 @@ def parse_site(data: Any, source: str = "site") -> Site:
 
 def load_site(path: Path) -> Site:
     """Read and validate a YAML site file."""
+    return parse_site(_read_yaml(path), str(path))
+
+
+def parse_billing(data: Any, source: str = "site", base: Path | None = None) -> BillingConfig:
+    """The site file's ``billing:`` section, with every tariff ``file`` read (relative to ``base``) and
+    put inline, numbers as ``Decimal`` so that prices stay exact."""
+    try:
+        billing = SiteConfig.model_validate(data).billing
+    except ValidationError as err:
+        raise ConfigError(format_validation_error(source, err)) from None
+    tariffs = []
+    for i, entry in enumerate(billing.tariffs):
+        if entry.file is not None:
+            path = (base or Path(".")) / entry.file
+            try:
+                inline = json.loads(path.read_text(encoding="utf-8"), parse_float=Decimal)
+            except OSError as err:
+                raise ConfigError(
+                    f"{source}: billing.tariffs[{i}].file: cannot read {entry.file} ({err.strerror})"
+                ) from None
+            except ValueError as err:
+                raise ConfigError(
+                    f"{source}: billing.tariffs[{i}].file: {entry.file} is not JSON: {err}"
+                ) from None
+            entry = entry.model_copy(update={"file": None, "tariff": inline})
+        tariffs.append(entry)
+    return billing.model_copy(update={"tariffs": tariffs})
+
+
+def load_billing(path: Path) -> BillingConfig:
+    """The ``billing:`` section of a YAML site file (validated like the rest of it)."""
+    return parse_billing(_read_yaml(path), str(path), path.parent)
+
+
+def _read_yaml(path: Path) -> dict[str, Any]:
     try:
         text = path.read_text(encoding="utf-8")
     except OSError as err:
@@ -183,4 +255,4 @@ def load_site(path: Path) -> Site:
         raise ConfigError(f"{path}: not valid YAML: {err}") from None
     if not isinstance(data, dict):
         raise ConfigError(f"{path}: expected a mapping with grid, circuits, charging_points …")
-    return parse_site(data, str(path))
+    return data

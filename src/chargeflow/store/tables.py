@@ -149,3 +149,49 @@ reservations = Table(
     Column("status", String(12), nullable=False),
     Column("answer", String(20)),
 )
+
+# Billing (``store.billing``): the API's tariffs, each session's tariff, CDRs and energy-source totals.
+
+tariffs = Table(
+    "tariffs",
+    metadata,
+    Column("position", Integer, primary_key=True),  # the order selection tries them in
+    Column("entry", JSON, nullable=False),  # {tariff: OCPI object, stations, token_groups}
+)
+
+session_tariffs = Table(
+    "session_tariffs",
+    metadata,
+    Column("transaction_id", Integer, ForeignKey("transactions.id", ondelete="CASCADE"), primary_key=True),
+    Column("tariff", JSON),  # the OCPI tariff chosen at the start; NULL: none applied (free)
+    Column("selected_at", UtcDateTime, nullable=False),
+)
+
+cdrs = Table(
+    "cdrs",
+    metadata,
+    Column("id", String(39), primary_key=True),  # OCPI CDR id (max 39)
+    Column("transaction_id", Integer, ForeignKey("transactions.id", ondelete="CASCADE"), nullable=False),
+    Column("evse_id", String(64), nullable=False),
+    Column("id_token", String(255), nullable=False),
+    Column("start_at", UtcDateTime, nullable=False),
+    Column("end_at", UtcDateTime, nullable=False),
+    Column("currency", String(3), nullable=False),
+    Column("energy_wh", BigInteger, nullable=False),
+    Column("cost_excl_vat", String(64), nullable=False),  # exact decimal text: money is never a float
+    Column("cost_incl_vat", String(64)),  # NULL: unknown (a component without VAT)
+    Column("signature", String(12), nullable=False),
+    Column("tariff_id", String(36)),
+    Column("cdr", JSON, nullable=False),  # the OCPI CDR object as served
+    UniqueConstraint("transaction_id", name="uq_cdrs_transaction"),
+    Index("ix_cdrs_start", "start_at"),
+)
+
+session_sources = Table(
+    "session_sources",
+    metadata,
+    Column("transaction_id", Integer, ForeignKey("transactions.id", ondelete="CASCADE"), primary_key=True),
+    Column("pv_wh", BigInteger, nullable=False),
+    Column("battery_wh", BigInteger, nullable=False),
+    Column("grid_wh", BigInteger, nullable=False),
+)

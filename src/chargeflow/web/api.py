@@ -14,9 +14,11 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Depends, FastAPI, HTTPException, status
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
+from chargeflow.billing.service import BillingService
 from chargeflow.csm.model import IdTokenRecord
 from chargeflow.csm.service import CsmService
 from chargeflow.protocols.ocpp.operations import StationOperations
+from chargeflow.web.billing_api import billing_router
 from chargeflow.web.calls import offline, station_call
 from chargeflow.web.schemas import (
     ChargingLimitIn,
@@ -59,8 +61,10 @@ def create_api(
     admin_token: str,
     new_request_id: Callable[[], int],
     ui: UiSettings | None = None,
+    billing: BillingService | None = None,
 ) -> FastAPI:
-    """The REST API; with ``ui`` also the owner's dashboard and the driver pages (``web.ui``)."""
+    """The REST API; with ``billing`` also tariffs, CDRs and reports (``web.billing_api``); with ``ui``
+    also the owner's dashboard and the driver pages (``web.ui``)."""
     app = FastAPI(title="Chargeflow CSM", version="0.1.0")
     api = APIRouter(prefix="/api", dependencies=[Depends(_bearer_check(admin_token))])
     repository = service.repository
@@ -190,6 +194,8 @@ def create_api(
             status=str(updated.status if updated else ""),
         )
 
+    if billing is not None:
+        api.include_router(billing_router(billing))
     app.include_router(api)
     if ui is not None:
         mount_ui(app, service, operations, ui, new_request_id, admin_token)

@@ -23,12 +23,15 @@ from fastapi import APIRouter, Form, Header, HTTPException, Request, status
 from fastapi.responses import HTMLResponse, RedirectResponse, StreamingResponse
 from pydantic import BaseModel, Field
 
+from chargeflow.billing.tariff import Tariff
 from chargeflow.csm.demand import Preferences
 from chargeflow.csm.model import TransactionRecord
 from chargeflow.csm.service import CsmService
 from chargeflow.protocols.ocpp.operations import StationOperations
+from chargeflow.store.billing import register_readings
 from chargeflow.web.calls import station_call
 from chargeflow.web.session_view import SessionView, session_view
+from chargeflow.web.tariff_words import tariff_words
 from chargeflow.web.ui import UiSettings, script_json, templates
 
 
@@ -104,13 +107,24 @@ def driver_router(
             raise HTTPException(status.HTTP_403_FORBIDDEN, "this link does not open a session here")
         return tx
 
-    def current(tx: TransactionRecord) -> SessionView:
-        return session_view(
+    async def current(tx: TransactionRecord) -> tuple[SessionView, Tariff]:
+        """The session as the driver sees it, priced with its own tariff (``billing.selection`` at its
+        start) by ``billing.estimate``."""
+        tariff = await settings.tariff_of(tx)
+        now = view.now()
+        last = tx.stopped_at or max(now, tx.started_at)
+        readings = register_readings(tx, await repository.meter_values(tx.id), last)
+        sv = session_view(
             tx, view.charging(), view.reading(tx.station_id, tx.evse_id), view.preferences_of(tx),
-            view.now(), settings.tariff, ZoneInfo(view.site.timezone),
+            now, tariff, ZoneInfo(view.site.timezone), readings,
         )  # fmt: skip
+        return sv, tariff
 
-    def as_json(sv: SessionView) -> dict[str, Any]:
+    async def current_json(tx: TransactionRecord) -> dict[str, Any]:
+        sv, tariff = await current(tx)
+        return as_json(sv, tariff.currency)
+
+    def as_json(sv: SessionView, currency: str) -> dict[str, Any]:
         return {
             "id": sv.id,
             "state": sv.state,
@@ -124,8 +138,8 @@ def driver_router(
             "needed_wh": sv.preferences.needed_wh,
             "wished_wh": sv.preferences.wished_wh,
             "departure": sv.preferences.departure.isoformat(),
-            "cost": f"{sv.cost} {settings.currency}",
-            "expected_cost": f"{sv.expected_cost} {settings.currency}",
+            "cost": f"{sv.cost} {currency}",
+            "expected_cost": f"{sv.expected_cost} {currency}",
             "soc_pct": sv.soc_pct,
         }
 
@@ -134,8 +148,11 @@ def driver_router(
         if await repository.get_station(station_id) is None:
             raise HTTPException(status.HTTP_404_NOT_FOUND, f"no station {station_id}")
         running = await repository.list_transactions(station_id, active=True)
+        prices = tariff_words(await settings.tariff_at(station_id, view.now()))
         return pages.TemplateResponse(
-            request, "station.html", {"station_id": station_id, "busy": bool(running), "answer": answer}
+            request,
+            "station.html",
+            {"station_id": station_id, "busy": bool(running), "answer": answer, "prices": prices},
         )
 
     @router.post("/charge/{station_id}/find", include_in_schema=False)
@@ -155,7 +172,7 @@ def driver_router(
         request: Request, station_id: str, session_id: int, s: str = "", saved: bool = False
     ) -> HTMLResponse:
         tx = await own_session(station_id, session_id, s)
-        sv = current(tx)
+        sv, tariff = await current(tx)
         shown = remembered.get(tx.id_token or "", sv.preferences)
         tz = ZoneInfo(view.site.timezone)
         return pages.TemplateResponse(
@@ -171,9 +188,9 @@ def driver_router(
                 "departure": sv.preferences.departure.astimezone(tz).strftime("%H:%M"),
                 "cap_needed": shown.price_cap_needed_per_kwh or "",
                 "cap_wished": shown.price_cap_wished_per_kwh or "",
-                "price": f"{settings.price_per_kwh} {settings.currency}",
-                "currency": settings.currency,
-                "state": script_json(as_json(sv)),
+                "prices": tariff_words(tariff),
+                "currency": tariff.currency,
+                "state": script_json(as_json(sv, tariff.currency)),
             },
         )
 
@@ -190,7 +207,7 @@ def driver_router(
                 tx = await repository.get_transaction(session_id)
                 if tx is None:
                     break
-                yield f"event: state\ndata: {json.dumps(as_json(current(tx)))}\n\n"
+                yield f"event: state\ndata: {json.dumps(await current_json(tx))}\n\n"
                 await asyncio.sleep(settings.push_interval_s)
 
         return StreamingResponse(
@@ -257,7 +274,7 @@ def driver_router(
         if not tx.active:
             raise HTTPException(status.HTTP_409_CONFLICT, f"session {session_id} has ended")
         apply(tx, body.to_preferences())
-        return as_json(current(tx))
+        return await current_json(tx)
 
     @router.post("/charge/{station_id}/start", include_in_schema=False)
     async def start(station_id: str, id_token: Annotated[str, Form()] = "") -> RedirectResponse:

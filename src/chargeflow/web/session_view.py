@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, tzinfo
 from decimal import ROUND_HALF_UP, Decimal
@@ -95,13 +96,17 @@ def costs(
     now: datetime,
     prefs: Preferences,
     tz: tzinfo,
+    readings: Sequence[MeterSample] | None = None,
 ) -> tuple[Decimal, Decimal]:
     """The cost so far and as expected at departure, priced by the same engine as the bill
-    (``billing.estimate``), from the session's register at its start and now."""
+    (``billing.estimate``), from the session's register ``readings`` up to now where given (so that a
+    time-of-use tariff prices each kWh at the time it came), else its register at its start and now."""
     start_wh = tx.meter_start_wh or 0
     last = tx.stopped_at or max(now, tx.started_at)
     samples = [MeterSample(tx.started_at, start_wh)]
-    if last > tx.started_at:  # the engine wants strictly increasing times; a session just begun has one
+    if readings:
+        samples = list(readings)
+    elif last > tx.started_at:  # the engine wants strictly increasing times; a session just begun has one
         samples.append(MeterSample(last, start_wh + energy_wh))
     departure = max(prefs.departure, last)
     further = max(expected_wh - energy_wh, 0) if departure > last else 0
@@ -119,13 +124,14 @@ def session_view(
     now: datetime,
     tariff: Tariff,
     tz: tzinfo,
+    readings: Sequence[MeterSample] | None = None,
 ) -> SessionView:
     limit = limit_of(step, tx)
     power = reading.power_w or 0.0 if reading is not None and tx.active else 0.0
     energy = max(tx.energy_wh or 0, 0)
     expected = expected_energy_wh(energy, power, now, prefs) if tx.active else energy
     state = state_of(tx, limit, power)
-    cost, expected_cost = costs(tariff, tx, energy, expected, now, prefs, tz)
+    cost, expected_cost = costs(tariff, tx, energy, expected, now, prefs, tz, readings)
     fallback = step.fallback if step is not None else None
     reason = fallback or (limit.reason if limit is not None else "")
     return SessionView(

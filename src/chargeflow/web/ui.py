@@ -14,7 +14,7 @@ import secrets
 from collections.abc import AsyncIterator, Callable
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, date, datetime
-from decimal import Decimal
+from decimal import ROUND_HALF_UP, Decimal
 from pathlib import Path
 from typing import Annotated, Any
 from zoneinfo import ZoneInfo
@@ -25,10 +25,14 @@ from fastapi.responses import HTMLResponse, RedirectResponse, StreamingResponse
 from fastapi.staticfiles import StaticFiles
 from fastapi.templating import Jinja2Templates
 
+from chargeflow.billing.ports import SessionStart
+from chargeflow.billing.service import BillingService
 from chargeflow.billing.tariff import Tariff
+from chargeflow.csm.model import TransactionRecord
 from chargeflow.csm.service import CsmService
 from chargeflow.protocols.ocpp.operations import StationOperations
 from chargeflow.web.auth import OWNER_COOKIE, DriverLinks, OwnerAuth, OwnerSession
+from chargeflow.web.billing_api import ReportQuery, report_query, report_response
 from chargeflow.web.calls import station_call
 from chargeflow.web.circuits import circuit_rows
 from chargeflow.web.live import ConnectorReading, SiteView
@@ -50,14 +54,28 @@ class UiSettings:
     view: SiteView
     owner: OwnerAuth
     links: DriverLinks = field(default_factory=DriverLinks)
-    price_per_kwh: Decimal = Decimal("0.30")  # the site's energy price, for a tariff of one price per kWh
+    price_per_kwh: Decimal = Decimal("0.30")  # without billing: one price per kWh
     currency: str = "EUR"
     tariff: Tariff = field(init=False)
     push_interval_s: float = 1.0  # at most one server-sent event per second and page
     now: Callable[[], datetime] = wall_clock  # for login sessions: real time, not the simulated clock
+    billing: BillingService | None = None  # the site's tariffs, CDRs and reports
 
     def __post_init__(self) -> None:
         self.tariff = energy_tariff(self.price_per_kwh, self.currency)
+
+    async def tariff_of(self, tx: TransactionRecord) -> Tariff:
+        """The session's tariff: the one billing chose at its start (``billing.selection``)."""
+        if self.billing is None:
+            return self.tariff
+        start = SessionStart(str(tx.id), tx.station_id, tx.id_token, tx.started_at)
+        return await self.billing.tariff_of(start)
+
+    async def tariff_at(self, station_id: str, now: datetime) -> Tariff:
+        """The tariff a session starting now at ``station_id`` would get (without an id token)."""
+        if self.billing is None:
+            return self.tariff
+        return await self.billing.tariff_of(SessionStart("", station_id, None, now))
 
 
 def templates() -> Jinja2Templates:
@@ -156,8 +174,21 @@ def owner_router(
         return pages.TemplateResponse(
             request,
             "dashboard.html",
-            {"csrf": session.csrf, "site": site, "state": script_json(await dashboard_state())},
+            {
+                "csrf": session.csrf,
+                "site": site,
+                "state": script_json(await dashboard_state()),
+                "billing": settings.billing is not None,
+            },
         )
+
+    async def billed(transaction_id: int) -> str:
+        """What the session's CDR bills, VAT included where known, to the cent; "" without a CDR."""
+        cdr = await settings.billing.store.get_cdr(str(transaction_id)) if settings.billing else None
+        if cdr is None:
+            return ""
+        amount = cdr.cost.incl_vat if cdr.cost.incl_vat is not None else cdr.cost.excl_vat
+        return f"{amount.quantize(Decimal('0.01'), ROUND_HALF_UP)} {cdr.currency}"
 
     async def dashboard_state() -> dict[str, Any]:
         site = view.site
@@ -197,9 +228,10 @@ def owner_router(
             )
         sessions = []
         for tx in running:
+            tariff = await settings.tariff_of(tx)
             sv = session_view(
                 tx, step, view.reading(tx.station_id, tx.evse_id), view.preferences_of(tx), now,
-                settings.tariff, ZoneInfo(site.timezone),
+                tariff, ZoneInfo(site.timezone),
             )  # fmt: skip
             sessions.append(
                 {
@@ -213,6 +245,7 @@ def owner_router(
                     "needed_wh": sv.preferences.needed_wh,
                     "departure": sv.preferences.departure.isoformat(),
                     "started_at": sv.started_at.isoformat(),
+                    "cost": f"{sv.cost} {tariff.currency}",
                     "link": f"/charge/{sv.station_id}/session/{sv.id}?s={settings.links.secret(sv.id)}",
                 }
             )
@@ -231,6 +264,7 @@ def owner_router(
                     "needed_wh": prefs.needed_wh,
                     "needs_met": energy >= prefs.needed_wh,
                     "stopped_at": (tx.stopped_at or tx.started_at).isoformat(),
+                    "billed": await billed(tx.id),
                 }
             )
         return {
@@ -309,12 +343,20 @@ def owner_router(
             raise HTTPException(status.HTTP_404_NOT_FOUND, f"no action {action}")
         return answer.model_dump()
 
+    @router.get("/dashboard/report")
+    async def report(_: Owner, q: Annotated[ReportQuery, Depends(report_query)]) -> Response:
+        """The accounting report of ``GET /api/reports`` for the logged-in owner (the download button)."""
+        if settings.billing is None:
+            raise HTTPException(status.HTTP_404_NOT_FOUND, "this site has no billing")
+        return await report_response(settings.billing, q)
+
     @router.get("/dashboard/accounting.csv")
     async def accounting_csv(
         _: Owner, by: str = "station", since: date | None = None, until: date | None = None
     ) -> Response:
         """Sessions and energy per station, id token, day or month, of the sessions started in
-        [since, until] (dates at the site, both included)."""
+        [since, until] (dates at the site, both included), at one price per kWh: for a site without
+        billing; with billing, ``/dashboard/report`` has the CDRs' prices and the energy sources."""
         if by not in ("station", "id_token", "day", "month"):
             raise HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT, "by: station, id_token, day or month")
         zone = ZoneInfo(view.site.timezone)

@@ -106,12 +106,20 @@ def test_currencies_are_never_added_up() -> None:
     assert [(r.key["station"], r.currency) for r in rows] == [("E1", "CHF"), ("E1", "EUR"), ("E2", "EUR")]
 
 
-def test_source_shares_must_match_the_energy() -> None:
+def test_source_shares_must_not_exceed_the_energy() -> None:
     bad = SessionRecord(
-        "c9", "E1", "t", datetime(2026, 11, 5, tzinfo=UTC), "EUR", 1000, eur("1", "1"), shares(1, 0, 0)
+        "c9", "E1", "t", datetime(2026, 11, 5, tzinfo=UTC), "EUR", 1000, eur("1", "1"), shares(1001, 0, 0)
     )
     with pytest.raises(ValueError, match="c9"):
         build_report([bad], [Key.DAY], VIENNA)
+
+
+def test_energy_beyond_the_source_shares_is_unattributed() -> None:
+    partial = SessionRecord(
+        "c8", "E1", "t", datetime(2026, 11, 5, tzinfo=UTC), "EUR", 1000, eur("1", "1"), shares(600, 100, 0)
+    )
+    (row,) = build_report([partial], [Key.DAY], VIENNA)
+    assert (row.pv_wh, row.battery_wh, row.grid_wh, row.unattributed_wh) == (600, 100, 0, 300)
 
 
 def test_record_of_a_cdr() -> None:

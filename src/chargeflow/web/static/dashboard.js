@@ -88,7 +88,7 @@
       const row = body.insertRow();
       cell(row, String(s.id)); cell(row, s.station_id); cell(row, s.id_token || "–"); cell(row, s.state);
       cell(row, kw(s.power_w), "num"); cell(row, kwh(s.energy_wh), "num"); cell(row, kwh(s.needed_wh), "num");
-      cell(row, kwh(s.expected_wh), "num"); cell(row, hhmm(s.departure));
+      cell(row, kwh(s.expected_wh), "num"); cell(row, hhmm(s.departure)); cell(row, s.cost, "num");
       const a = document.createElement("a");
       a.href = s.link; a.textContent = "driver page"; a.setAttribute("aria-label", "driver page of session " + s.id);
       row.insertCell().appendChild(a);
@@ -104,6 +104,7 @@
       cell(row, String(s.id)); cell(row, s.station_id); cell(row, s.id_token || "–");
       cell(row, kwh(s.energy_wh), "num"); cell(row, Math.floor(minutes / 60) + " h " + (minutes % 60) + " min", "num");
       cell(row, kwh(s.needed_wh), "num"); cell(row, s.needs_met ? "met" : "missed"); cell(row, hhmm(s.stopped_at));
+      cell(row, s.billed || "–", "num");
     }
   }
 
