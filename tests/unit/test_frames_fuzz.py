@@ -18,6 +18,7 @@ from chargeflow.protocols.ocpp.handlers2 import V2Handlers
 from chargeflow.protocols.ocpp.handlers16 import V16Handlers
 from chargeflow.protocols.ocpp.schemas import SchemaRegistry
 from chargeflow.store.memory import MemoryRepository
+from tests.transports import NullTransport
 
 json_values = st.recursive(
     st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False) | st.text(max_size=20),
@@ -36,17 +37,6 @@ def test_parse_frame_returns_a_frame_or_a_frame_error(text: str) -> None:
     if isinstance(outcome, FrameError):
         assert outcome.message_id
         assert outcome.description
-
-
-class NullTransport:
-    async def send(self, message: str) -> None:
-        return None
-
-    async def recv(self) -> str:
-        raise EOFError
-
-    async def close(self, code: int = 1000, reason: str = "") -> None:
-        return None
 
 
 SCHEMAS = SchemaRegistry()

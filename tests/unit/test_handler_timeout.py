@@ -11,17 +11,7 @@ import pytest
 from chargeflow.protocols.ocpp.connection import ConnectionOptions, Handler, StationConnection
 from chargeflow.protocols.ocpp.frames import Call, OcppVersion
 from chargeflow.protocols.ocpp.schemas import SchemaRegistry
-
-
-class NullTransport:
-    async def send(self, message: str) -> None:
-        return None
-
-    async def recv(self) -> str:
-        raise EOFError
-
-    async def close(self, code: int = 1000, reason: str = "") -> None:
-        return None
+from tests.transports import NullTransport
 
 
 def connection(handlers: dict[str, Handler], timeout_s: float) -> StationConnection:
