@@ -4,10 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import json
-import os
-import re
 import signal
-import sys
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from datetime import UTC, datetime
@@ -16,45 +13,15 @@ from pathlib import Path
 import httpx
 from websockets.asyncio.client import connect
 
+from chargeflow.sim.ocpp_load import serve_process
+
 TOKEN = "crash-test-token"
 
 
 @asynccontextmanager
 async def serve(db: Path, *extra: str) -> AsyncIterator[tuple[asyncio.subprocess.Process, int, int]]:
-    env = {
-        **os.environ,
-        "CHARGEFLOW_DATABASE_URL": f"sqlite+aiosqlite:///{db}",
-        "CHARGEFLOW_ADMIN_TOKEN": TOKEN,
-    }
-    process = await asyncio.create_subprocess_exec(
-        sys.executable,
-        "-m",
-        "chargeflow.cli",
-        "serve",
-        "--ocpp-port",
-        "0",
-        "--http-port",
-        "0",
-        "--auto-register",
-        *extra,
-        env=env,
-        stdout=asyncio.subprocess.PIPE,
-        stderr=asyncio.subprocess.DEVNULL,
-    )
-    assert process.stdout is not None
-    ports: dict[str, int] = {}
-    async with asyncio.timeout(30):
-        while len(ports) < 2:
-            line = (await process.stdout.readline()).decode()
-            assert line, "the server stopped before it listened"
-            if found := re.match(r"(OCPP|API)\s+\w+://[\d.]+:(\d+)/", line):
-                ports[found[1]] = int(found[2])
-    try:
-        yield process, ports["OCPP"], ports["API"]
-    finally:
-        if process.returncode is None:
-            process.kill()
-        await process.wait()
+    async with serve_process(f"sqlite+aiosqlite:///{db}", TOKEN, *extra, start_timeout_s=30) as server:
+        yield server.process, server.ocpp_port, server.http_port
 
 
 async def test_sigkill_mid_transaction_loses_no_acknowledged_message(tmp_path: Path) -> None:

@@ -75,41 +75,44 @@ def rss_kib(pid: int) -> int:
     return 0
 
 
+@dataclass(frozen=True, slots=True)
+class ServeProcess:
+    process: asyncio.subprocess.Process
+    ocpp_port: int
+    http_port: int
+
+
 @asynccontextmanager
-async def server_process(folder: Path) -> AsyncIterator[tuple[int, int]]:
-    """``chargeflow serve`` on free loopback ports; yields (pid, OCPP port)."""
-    env = {
-        **os.environ,
-        "CHARGEFLOW_DATABASE_URL": f"sqlite+aiosqlite:///{folder / 'load.db'}",
-        "CHARGEFLOW_ADMIN_TOKEN": "load-test",
-    }
+async def serve_process(
+    database_url: str, admin_token: str, *extra: str, start_timeout_s: float = 60.0
+) -> AsyncIterator[ServeProcess]:
+    """``chargeflow serve --auto-register`` on free loopback ports, as its own process.
+
+    Yields once the server has printed both its ports; stops it on the way out (SIGTERM, then SIGKILL
+    after 10 s) unless it has already ended.
+    """
+    env = {**os.environ, "CHARGEFLOW_DATABASE_URL": database_url, "CHARGEFLOW_ADMIN_TOKEN": admin_token}
+    arguments = ("serve", "--ocpp-port", "0", "--http-port", "0", "--auto-register", *extra)
     process = await asyncio.create_subprocess_exec(
-        *(
-            sys.executable,
-            "-m",
-            "chargeflow.cli",
-            "serve",
-            "--ocpp-port",
-            "0",
-            "--http-port",
-            "0",
-            "--auto-register",
-        ),
+        sys.executable,
+        "-m",
+        "chargeflow.cli",
+        *arguments,
         env=env,
         stdout=asyncio.subprocess.PIPE,
         stderr=asyncio.subprocess.DEVNULL,
     )
     assert process.stdout is not None
     try:
-        port = None
-        async with asyncio.timeout(60):
-            while port is None:
+        ports: dict[str, int] = {}
+        async with asyncio.timeout(start_timeout_s):
+            while len(ports) < 2:
                 line = (await process.stdout.readline()).decode()
                 if not line:
                     raise RuntimeError("chargeflow serve stopped before it listened")
-                if found := re.match(r"OCPP\s+ws://[\d.]+:(\d+)/", line):
-                    port = int(found[1])
-        yield process.pid, port
+                if found := re.match(r"(OCPP|API)\s+\w+://[\d.]+:(\d+)/", line):
+                    ports[found[1]] = int(found[2])
+        yield ServeProcess(process, ports["OCPP"], ports["API"])
     finally:
         if process.returncode is None:
             process.terminate()
@@ -152,7 +155,9 @@ async def _station(ws: ClientConnection, n: int, delay_s: float, result: LoadRes
 async def run_load(stations: int, ramp_s: float, timeout_s: float) -> LoadResult:
     result = LoadResult(stations)
     with tempfile.TemporaryDirectory() as folder:
-        async with server_process(Path(folder)) as (pid, port), AsyncExitStack() as clients:
+        database = f"sqlite+aiosqlite:///{Path(folder) / 'load.db'}"
+        async with serve_process(database, "load-test") as server, AsyncExitStack() as clients:
+            pid, port = server.process.pid, server.ocpp_port
             await asyncio.sleep(0.5)
             result.rss_before_kib = rss_kib(pid)
             gate = asyncio.Semaphore(CONNECT_CONCURRENCY)
