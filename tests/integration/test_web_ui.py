@@ -102,6 +102,16 @@ def _csrf(page: httpx.Response) -> str:
     return match.group(1)
 
 
+async def test_repeated_wrong_passwords_get_429_with_retry_after(client: httpx.AsyncClient) -> None:
+    for _ in range(5):
+        assert (await _login(client, "wrong")).headers["location"] == "/login?failed=true"
+    throttled = await _login(client)  # even the right password, while locked out
+    assert throttled.status_code == 429
+    assert 0 < int(throttled.headers["Retry-After"]) <= 60
+    assert "Too many wrong passwords" in throttled.text
+    assert OWNER_COOKIE not in client.cookies
+
+
 async def test_owner_login_needs_the_password_and_the_forms_csrf_token(client: httpx.AsyncClient) -> None:
     assert (await client.get("/dashboard")).headers["location"] == "/login"
     await client.get("/login")

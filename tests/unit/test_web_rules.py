@@ -11,7 +11,7 @@ from chargeflow.csm.demand import Preferences
 from chargeflow.csm.model import TransactionRecord
 from chargeflow.csm.smart_charging import StationLimit
 from chargeflow.site.model import ChargingPoint, Circuit, GridConnection, Site
-from chargeflow.web.auth import DriverLinks, OwnerAuth
+from chargeflow.web.auth import DriverLinks, LoginThrottled, OwnerAuth
 from chargeflow.web.circuits import circuit_rows
 from chargeflow.web.driver import departure_at
 from chargeflow.web.live import ConnectorReading
@@ -81,6 +81,39 @@ def test_owner_login_sessions_expire_and_check_their_csrf_token() -> None:
     assert not auth.csrf_ok(session, session.csrf[:-1])
     assert auth.session(session_id, NOW + timedelta(hours=1)) is None
     assert auth.session("made-up", NOW) is None
+
+
+def test_wrong_passwords_lock_out_their_client_for_doubling_spells() -> None:
+    auth = OwnerAuth("pw")
+    for _ in range(4):
+        assert auth.login("guess", NOW, "10.0.0.9") is None
+    assert auth.login("guess", NOW, "10.0.0.9") is None  # the fifth: locked out for a minute
+    with pytest.raises(LoginThrottled) as locked:
+        auth.login("pw", NOW + timedelta(seconds=30), "10.0.0.9")  # not even the right password
+    assert locked.value.retry_after_s == 30
+    assert auth.login("pw", NOW, "192.168.1.2") is not None  # the owner elsewhere is not locked out
+    assert auth.login("guess", NOW + timedelta(minutes=1), "10.0.0.9") is None  # sixth: two minutes
+    with pytest.raises(LoginThrottled) as longer:
+        auth.login("guess", NOW + timedelta(minutes=2), "10.0.0.9")
+    assert longer.value.retry_after_s == 60
+    assert auth.login("pw", NOW + timedelta(minutes=3), "10.0.0.9") is not None
+    assert auth.login("guess", NOW + timedelta(minutes=3), "10.0.0.9") is None  # the count starts again
+    assert auth.login("pw", NOW + timedelta(minutes=3), "10.0.0.9") is not None
+
+
+def test_lockouts_stop_at_fifteen_minutes() -> None:
+    auth = OwnerAuth("pw")
+    at = NOW
+    for _ in range(4):
+        assert auth.login("guess", at, "a") is None
+    spells = []
+    for _ in range(8):
+        assert auth.login("guess", at, "a") is None
+        with pytest.raises(LoginThrottled) as locked:
+            auth.login("guess", at, "a")
+        spells.append(locked.value.retry_after_s)
+        at += timedelta(seconds=locked.value.retry_after_s)
+    assert spells == [60, 120, 240, 480, 900, 900, 900, 900]
 
 
 def test_a_driver_link_opens_its_own_session_only() -> None:

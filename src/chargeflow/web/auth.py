@@ -5,12 +5,18 @@ session named by a random cookie (HttpOnly, SameSite=Strict, Secure over https) 
 token; every form POST must echo it. A driver needs no account: the link (or QR code) to a session
 carries a secret derived from the session id with a key only the server holds, so one session's link
 opens that session and no other.
+
+Guessing the owner's password is slowed per client address: after ``MAX_FAILURES`` wrong passwords in a
+row, that address may try again only after a lockout that starts at one minute and doubles with every
+further failure, up to fifteen minutes; a right password clears its count. Per address, so that whoever
+guesses cannot lock the owner out from everywhere.
 """
 
 from __future__ import annotations
 
 import hashlib
 import hmac
+import math
 import secrets
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -18,6 +24,24 @@ from datetime import datetime, timedelta
 from chargeflow.csm.passwords import hash_password, verify_password
 
 OWNER_COOKIE = "chargeflow_owner"
+MAX_FAILURES = 5
+FIRST_LOCKOUT = timedelta(minutes=1)
+LONGEST_LOCKOUT = timedelta(minutes=15)
+MAX_TRACKED_CLIENTS = 10_000
+
+
+class LoginThrottled(Exception):
+    """Too many wrong passwords from this client; ``retry_after_s`` until it may try again."""
+
+    def __init__(self, retry_after_s: int) -> None:
+        super().__init__(f"too many failed logins; try again in {retry_after_s} s")
+        self.retry_after_s = retry_after_s
+
+
+@dataclass(slots=True)
+class _Failures:
+    count: int = 0
+    locked_until: datetime | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -31,14 +55,33 @@ class OwnerAuth:
         self._hash = hash_password(password, secrets.token_bytes(16))
         self._lifetime = lifetime
         self._sessions: dict[str, OwnerSession] = {}
+        self._failures: dict[str, _Failures] = {}
 
-    def login(self, password: str, now: datetime) -> str | None:
-        """A new session id for the right password, else None."""
+    def login(self, password: str, now: datetime, client: str = "") -> str | None:
+        """A new session id for the right password, else None; raises ``LoginThrottled`` while the
+        client is locked out (the password is then not even checked)."""
+        failures = self._failures.get(client)
+        if failures is not None and failures.locked_until is not None and now < failures.locked_until:
+            raise LoginThrottled(max(1, math.ceil((failures.locked_until - now).total_seconds())))
         if not verify_password(password, self._hash):
+            self._failed(client, now)
             return None
+        self._failures.pop(client, None)
         session_id = secrets.token_urlsafe(32)
         self._sessions[session_id] = OwnerSession(secrets.token_urlsafe(32), now + self._lifetime)
         return session_id
+
+    def _failed(self, client: str, now: datetime) -> None:
+        if client not in self._failures and len(self._failures) >= MAX_TRACKED_CLIENTS:
+            # Forget the clients that are not locked out now; a flood of addresses cannot grow this.
+            self._failures = {
+                c: f for c, f in self._failures.items() if f.locked_until is not None and f.locked_until > now
+            }
+        failures = self._failures.setdefault(client, _Failures())
+        failures.count += 1
+        if failures.count >= MAX_FAILURES:
+            lockout = min(FIRST_LOCKOUT * 2 ** (failures.count - MAX_FAILURES), LONGEST_LOCKOUT)
+            failures.locked_until = now + lockout
 
     def session(self, session_id: str | None, now: datetime) -> OwnerSession | None:
         if not session_id:

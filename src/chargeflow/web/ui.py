@@ -31,7 +31,7 @@ from chargeflow.billing.tariff import Tariff
 from chargeflow.csm.model import TransactionRecord
 from chargeflow.csm.service import CsmService
 from chargeflow.protocols.ocpp.operations import StationOperations
-from chargeflow.web.auth import OWNER_COOKIE, DriverLinks, OwnerAuth, OwnerSession
+from chargeflow.web.auth import OWNER_COOKIE, DriverLinks, LoginThrottled, OwnerAuth, OwnerSession
 from chargeflow.web.billing_api import ReportQuery, report_query, report_response
 from chargeflow.web.calls import station_call
 from chargeflow.web.circuits import circuit_rows
@@ -135,21 +135,32 @@ def owner_router(
     async def home() -> RedirectResponse:
         return RedirectResponse("/dashboard", status.HTTP_303_SEE_OTHER)
 
-    @router.get("/login", include_in_schema=False)
-    async def login_page(request: Request, failed: bool = False) -> HTMLResponse:
+    def login_form(request: Request, failed: bool, retry_after_s: int | None = None) -> HTMLResponse:
         token = secrets.token_urlsafe(32)  # double-submit: the form's copy must match the cookie's
-        page = pages.TemplateResponse(request, "login.html", {"csrf": token, "failed": failed})
+        context = {"csrf": token, "failed": failed, "retry_after_s": retry_after_s}
+        page = pages.TemplateResponse(request, "login.html", context)
         _set_cookie(request, page, LOGIN_CSRF_COOKIE, token)
         return page
 
-    @router.post("/login", include_in_schema=False)
+    @router.get("/login", include_in_schema=False)
+    async def login_page(request: Request, failed: bool = False) -> HTMLResponse:
+        return login_form(request, failed)
+
+    @router.post("/login", include_in_schema=False, response_model=None)
     async def login(
         request: Request, password: Annotated[str, Form()], csrf: Annotated[str, Form()]
-    ) -> RedirectResponse:
+    ) -> Response:
         expected = request.cookies.get(LOGIN_CSRF_COOKIE, "")
         if not expected or not secrets.compare_digest(expected, csrf):
             raise HTTPException(status.HTTP_403_FORBIDDEN, "missing or wrong CSRF token")
-        session_id = settings.owner.login(password, settings.now())
+        client = request.client.host if request.client is not None else ""
+        try:
+            session_id = settings.owner.login(password, settings.now(), client)
+        except LoginThrottled as exc:
+            page = login_form(request, False, exc.retry_after_s)
+            page.status_code = status.HTTP_429_TOO_MANY_REQUESTS
+            page.headers["Retry-After"] = str(exc.retry_after_s)
+            return page
         if session_id is None:
             return RedirectResponse("/login?failed=true", status.HTTP_303_SEE_OTHER)
         response = RedirectResponse("/dashboard", status.HTTP_303_SEE_OTHER)
