@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import importlib
 import sys
 from collections.abc import Callable, Sequence
 
@@ -11,36 +12,58 @@ from chargeflow import __version__
 Register = Callable[["argparse._SubParsersAction[argparse.ArgumentParser]"], None]
 
 
-def _registrations() -> list[Register]:
-    """Each subcommand module offers ``register(subparsers)``; add one line here per module."""
-    from chargeflow.commands import allocate, bench, bench_ocpp, demo, serve, simulate, tariff
-
-    return [
-        allocate.register,
-        demo.register,
-        serve.register,
-        simulate.register,
-        tariff.register,
-        bench.register,
-        bench_ocpp.register,
-    ]
+# Each command: the modules that register it (``register(subparsers)``) and its line in ``--help``.
+# Only the modules of the command asked for are imported, so ``chargeflow tariff`` does not wait for the
+# web server, the database layer and the simulator to load.
+COMMANDS: dict[str, tuple[tuple[str, ...], str]] = {
+    "allocate": (("allocate",), "one control step: read a site state (JSON), print the limits"),
+    "demo": (("demo",), "the whole system on a simulated workplace site (dashboard in a browser)"),
+    "serve": (("serve",), "run the CSM: OCPP websocket endpoint and REST API"),
+    "simulate": (("simulate",), "a site over days of real sessions, headless; metrics, timeline, plot"),
+    "tariff": (("tariff",), "price a charge detail record under an OCPI tariff"),
+    "bench": (("bench", "bench_ocpp"), "reproducible benchmarks"),
+}
 
 
-def build_parser() -> argparse.ArgumentParser:
+def _registrations(modules: Sequence[str]) -> list[Register]:
+    registers: list[Register] = []
+    for name in modules:
+        module = importlib.import_module(f"chargeflow.commands.{name}")
+        registers.append(module.register)
+    return registers
+
+
+def _command_of(argv: Sequence[str]) -> str | None:
+    """The command named on the command line (its first word that is not an option), if any."""
+    for word in argv:
+        if not word.startswith("-"):
+            return word if word in COMMANDS else None
+    return None
+
+
+def build_parser(argv: Sequence[str] | None = None) -> argparse.ArgumentParser:
+    """The whole parser; given the command line, only what its command needs (others listed by name)."""
     parser = argparse.ArgumentParser(
         prog="chargeflow",
         description="Smart EV charging: Charging Station Manager, site EMS, accounting (TF-EVC).",
     )
     parser.add_argument("--version", action="version", version=f"chargeflow {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
-    for register in _registrations():
+    chosen = None if argv is None else _command_of(argv)
+    if argv is not None and chosen is None:  # no command: list them without loading them
+        for name, (_, summary) in COMMANDS.items():
+            sub.add_parser(name, help=summary)
+        return parser
+    names = list(COMMANDS) if chosen is None else [chosen]
+    for register in _registrations([module for name in names for module in COMMANDS[name][0]]):
         register(sub)
     return parser
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = build_parser()
-    args = parser.parse_args(argv)
+    words = list(sys.argv[1:] if argv is None else argv)
+    parser = build_parser(words)
+    args = parser.parse_args(words)
     handler = getattr(args, "handler", None)
     if handler is None:
         parser.print_help()
