@@ -26,7 +26,7 @@ from chargeflow.protocols.ocpp.frames import OcppVersion
 from chargeflow.protocols.ocpp.handlers2 import V2Handlers
 from chargeflow.protocols.ocpp.handlers16 import V16Handlers
 from chargeflow.protocols.ocpp.operations import StationOperations
-from chargeflow.protocols.ocpp.server import OcppServer, OcppServerConfig, StationPolicy
+from chargeflow.protocols.ocpp.server import OcppServer, OcppServerConfig, StationPolicy, TlsSettings
 from chargeflow.site.config import ConfigError, load_billing, load_site
 from chargeflow.store.billing import SqlBillingStore, session_start
 from chargeflow.store.database import DEFAULT_URL, make_engine, migrate
@@ -122,6 +122,7 @@ class ServeSettings:
     operation_timeout_s: float = 30.0
     default_policy: StationPolicy = field(default_factory=StationPolicy)
     station_policies: Mapping[str, StationPolicy] = field(default_factory=dict)
+    tls: TlsSettings | None = None  # wss://: security profile 2, or 3 with a client CA
 
 
 def request_ids(clock: Clock) -> Callable[[], int]:
@@ -164,6 +165,7 @@ async def serve(settings: ServeSettings, ready: Callable[[CsmNode, int, int], No
                 call_timeout_s=settings.operation_timeout_s,
                 default_policy=settings.default_policy,
                 stations=settings.station_policies,
+                tls=settings.tls,
             ),
             operation_timeout_s=settings.operation_timeout_s,
             hooks=BillingHooks(billing),

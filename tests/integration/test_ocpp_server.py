@@ -23,6 +23,9 @@ class OpenGate:
     async def authenticate(self, station_id: str, password: str | None) -> bool:
         return True
 
+    async def admit_certified(self, station_id: str) -> bool:
+        return True
+
     async def connected(self, station_id: str, ocpp_version: str) -> None:
         return None
 

@@ -57,3 +57,35 @@ def test_config_errors_name_the_file_and_the_field(tmp_path: Path) -> None:
         settings_from(build_parser().parse_args(["serve", "--config", str(config)]), {})
     assert str(config) in str(err.value)
     assert "ocpp.stations.X.versions[0]" in str(err.value)
+
+
+def test_tls_from_the_config_file_reads_its_paths_beside_the_file(tmp_path: Path) -> None:
+    for name in ("server.pem", "server.key", "ca.pem"):
+        (tmp_path / name).write_text("-")
+    config = tmp_path / "serve.yaml"
+    config.write_text("ocpp:\n  tls: {cert: server.pem, key: server.key, client_ca: ca.pem}\n")
+    settings, _ = settings_from(build_parser().parse_args(["serve", "--config", str(config)]), {})
+    assert settings.tls is not None
+    assert (settings.tls.cert_file, settings.tls.client_ca_file) == (
+        tmp_path / "server.pem",
+        tmp_path / "ca.pem",
+    )
+    assert settings.tls.profile == 3
+
+
+def test_tls_options_are_checked_before_the_server_starts(tmp_path: Path) -> None:
+    cert = tmp_path / "server.pem"
+    cert.write_text("-")
+    with pytest.raises(ConfigError, match="--tls-cert and --tls-key go together"):
+        settings_from(build_parser().parse_args(["serve", "--tls-cert", str(cert)]), {})
+    missing = tmp_path / "missing.key"
+    with pytest.raises(ConfigError, match="--tls-key: no such file"):
+        settings_from(
+            build_parser().parse_args(["serve", "--tls-cert", str(cert), "--tls-key", str(missing)]), {}
+        )
+    key = tmp_path / "server.key"
+    key.write_text("-")
+    args = build_parser().parse_args(["serve", "--tls-cert", str(cert), "--tls-key", str(key)])
+    settings, _ = settings_from(args, {})
+    assert settings.tls is not None
+    assert settings.tls.profile == 2

@@ -12,7 +12,8 @@ from typing import TYPE_CHECKING
 
 from chargeflow.app import CsmNode, ServeSettings, serve
 from chargeflow.commands import event_loop
-from chargeflow.commands.serve_config import OcppSection, load_serve_file
+from chargeflow.commands.serve_config import OcppSection, TlsSection, load_serve_file
+from chargeflow.protocols.ocpp.server import TlsSettings
 from chargeflow.site.config import ConfigError
 from chargeflow.store.database import DEFAULT_URL
 
@@ -47,7 +48,37 @@ def register(sub: Subparsers) -> None:
         metavar="FILE",
         help="YAML file: OCPP options, per-station overrides",
     )
+    tls = parser.add_argument_group(
+        "TLS (wss://)", "security profile 2 with --tls-cert and --tls-key; profile 3 adds --tls-client-ca"
+    )
+    tls.add_argument(
+        "--tls-cert", type=Path, default=None, metavar="PEM", help="the server's certificate chain"
+    )
+    tls.add_argument("--tls-key", type=Path, default=None, metavar="PEM", help="the server's private key")
+    tls.add_argument(
+        "--tls-client-ca",
+        type=Path,
+        default=None,
+        metavar="PEM",
+        help="CA of the stations' client certificates (profile 3: the certificate's CN is the station id)",
+    )
     parser.set_defaults(handler=run)
+
+
+def tls_from(args: argparse.Namespace, section: TlsSection | None, config: Path | None) -> TlsSettings | None:
+    """The command line's TLS files, else the config file's; both or neither of cert and key."""
+    if args.tls_cert is None and args.tls_key is None and args.tls_client_ca is None:
+        return None if section is None or config is None else section.settings(config.parent)
+    if args.tls_cert is None or args.tls_key is None:
+        raise ConfigError("--tls-cert and --tls-key go together (--tls-client-ca needs both)")
+    for option, path in (
+        ("--tls-cert", args.tls_cert),
+        ("--tls-key", args.tls_key),
+        ("--tls-client-ca", args.tls_client_ca),
+    ):
+        if path is not None and not path.is_file():
+            raise ConfigError(f"{option}: no such file: {path}")
+    return TlsSettings(args.tls_cert, args.tls_key, args.tls_client_ca)
 
 
 def settings_from(args: argparse.Namespace, environ: dict[str, str]) -> tuple[ServeSettings, bool]:
@@ -55,6 +86,7 @@ def settings_from(args: argparse.Namespace, environ: dict[str, str]) -> tuple[Se
     token = environ.get("CHARGEFLOW_ADMIN_TOKEN", "")
     generated = not token
     ocpp = load_serve_file(args.config).ocpp if args.config is not None else OcppSection()
+    tls = tls_from(args, ocpp.tls, args.config)
     settings = ServeSettings(
         host=args.host,
         ocpp_port=args.ocpp_port,
@@ -67,6 +99,7 @@ def settings_from(args: argparse.Namespace, environ: dict[str, str]) -> tuple[Se
         operation_timeout_s=ocpp.call_timeout_s,
         default_policy=ocpp.default_policy(),
         station_policies=ocpp.policies(),
+        tls=tls,
     )
     return settings, generated
 
@@ -80,8 +113,10 @@ def run(args: argparse.Namespace) -> int:
         return 2
 
     def ready(node: CsmNode, ocpp_port: int, http_port: int) -> None:
+        scheme, profile = ("ws", 1) if settings.tls is None else ("wss", settings.tls.profile)
         print(
-            f"OCPP   ws://{settings.host}:{ocpp_port}/{{station_id}}  (ocpp2.1, ocpp2.0.1, ocpp1.6)",
+            f"OCPP   {scheme}://{settings.host}:{ocpp_port}/{{station_id}}  "
+            f"(ocpp2.1, ocpp2.0.1, ocpp1.6; security profile {profile})",
             flush=True,
         )
         print(f"API    http://{settings.host}:{http_port}/api   OpenAPI: /openapi.json", flush=True)

@@ -8,6 +8,10 @@ ocpp:
   versions: [ocpp2.1, ocpp2.0.1, ocpp1.6]
   stations:                     # per-station overrides for stations that bend the standard
     OLD-CP-7: {versions: [ocpp1.6], strict: false}
+  tls:                          # wss://, security profile 2; with client_ca, profile 3
+    cert: server.pem            # paths relative to this file
+    key: server.key
+    client_ca: stations-ca.pem  # stations prove who they are with certificates this CA signed
 ```
 """
 
@@ -20,7 +24,7 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from chargeflow.protocols.ocpp.frames import OcppVersion
-from chargeflow.protocols.ocpp.server import PREFERENCE, StationPolicy
+from chargeflow.protocols.ocpp.server import PREFERENCE, StationPolicy, TlsSettings
 from chargeflow.site.config import ConfigError, format_validation_error
 
 
@@ -33,12 +37,28 @@ class StationOverride(_Model):
     strict: bool = True
 
 
+class TlsSection(_Model):
+    cert: Path
+    key: Path
+    client_ca: Path | None = None
+
+    def settings(self, base: Path) -> TlsSettings:
+        """With relative paths read from ``base`` (the config file's folder); each file must exist."""
+        cert, key = base / self.cert, base / self.key
+        client_ca = None if self.client_ca is None else base / self.client_ca
+        for name, path in (("cert", cert), ("key", key), ("client_ca", client_ca)):
+            if path is not None and not path.is_file():
+                raise ConfigError(f"ocpp.tls.{name}: no such file: {path}")
+        return TlsSettings(cert, key, client_ca)
+
+
 class OcppSection(_Model):
     auto_register: bool = False
     heartbeat_interval_s: Annotated[int, Field(ge=10, le=86_400)] = 300
     call_timeout_s: Annotated[float, Field(gt=0, le=600)] = 30.0
     versions: list[OcppVersion] = Field(default_factory=lambda: list(PREFERENCE), min_length=1)
     stations: dict[str, StationOverride] = Field(default_factory=dict)
+    tls: TlsSection | None = None
 
     def default_policy(self) -> StationPolicy:
         return StationPolicy(versions=_ordered(self.versions))

@@ -100,6 +100,16 @@ class CsmService:
             return False
         return await asyncio.to_thread(verify_password, password, station.password_hash)
 
+    async def admit_certified(self, station_id: str) -> bool:
+        """Security profile 3: a station whose client certificate names it is admitted if it is known,
+        or registered (without a password) where auto-registration is on."""
+        if await self.repository.get_station(station_id) is not None:
+            return True
+        if not self._config.auto_register:
+            return False
+        await self.register_station(station_id, None)
+        return True
+
     async def boot(self, station_id: str, ocpp_version: str, info: BootInfo) -> BootDecision:
         now = self._clock.now()
         station = await self.repository.get_station(station_id) or StationRecord(

@@ -2,6 +2,11 @@
 
 One endpoint for every protocol generation: the subprotocol the station offers picks the handlers. A
 per-station policy may narrow the versions and relax validation for a station's known quirks.
+
+Security profiles (OCPP 2.0.1 part 2, A00; the 1.6 security whitepaper): 1, plain websocket with HTTP Basic
+auth; 2, the same inside TLS (``wss://``, TLS 1.2 or newer) with the server's certificate; 3, TLS in which
+the station proves who it is with a client certificate signed by the configured CA, whose common name must
+be the station's id, and no password.
 """
 
 from __future__ import annotations
@@ -10,9 +15,11 @@ import asyncio
 import base64
 import binascii
 import logging
+import ssl
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from http import HTTPStatus
+from pathlib import Path
 from typing import Protocol
 from urllib.parse import unquote, urlsplit
 
@@ -37,6 +44,41 @@ class StationPolicy:
 
 
 @dataclass(frozen=True, slots=True)
+class TlsSettings:
+    """``wss://``: security profile 2, or 3 when ``client_ca_file`` is given (client certificates)."""
+
+    cert_file: Path
+    key_file: Path
+    client_ca_file: Path | None = None
+
+    @property
+    def profile(self) -> int:
+        return 2 if self.client_ca_file is None else 3
+
+
+def server_ssl_context(tls: TlsSettings) -> ssl.SSLContext:
+    """TLS 1.2 or newer with the server's certificate; with a client CA, a client certificate is required."""
+    context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    context.minimum_version = ssl.TLSVersion.TLSv1_2
+    context.load_cert_chain(tls.cert_file, tls.key_file)
+    if tls.client_ca_file is not None:
+        context.verify_mode = ssl.CERT_REQUIRED
+        context.load_verify_locations(tls.client_ca_file)
+    return context
+
+
+def common_name(peer_certificate: object) -> str | None:
+    """The subject's common name of a certificate as ``SSLSocket.getpeercert()`` gives it."""
+    if not isinstance(peer_certificate, dict):
+        return None
+    for rdn in peer_certificate.get("subject", ()):
+        for key, value in rdn:
+            if key == "commonName":
+                return str(value)
+    return None
+
+
+@dataclass(frozen=True, slots=True)
 class OcppServerConfig:
     host: str = "127.0.0.1"
     port: int = 9000
@@ -45,6 +87,11 @@ class OcppServerConfig:
     ping_interval_s: float | None = 60.0
     default_policy: StationPolicy = StationPolicy()
     stations: Mapping[str, StationPolicy] = field(default_factory=dict)
+    tls: TlsSettings | None = None
+
+    @property
+    def scheme(self) -> str:
+        return "ws" if self.tls is None else "wss"
 
     def policy(self, station_id: str) -> StationPolicy:
         return self.stations.get(station_id, self.default_policy)
@@ -54,6 +101,8 @@ class StationGate(Protocol):
     """What the server asks the CSM about a connecting station."""
 
     async def authenticate(self, station_id: str, password: str | None) -> bool: ...
+
+    async def admit_certified(self, station_id: str) -> bool: ...
 
     async def connected(self, station_id: str, ocpp_version: str) -> None: ...
 
@@ -124,12 +173,25 @@ class OcppServer:
                 [v.value for v in self.config.policy(station_id).versions],
             )
             return ws.respond(HTTPStatus.BAD_REQUEST, "no supported OCPP subprotocol offered\n")
+        if self.config.tls is not None and self.config.tls.client_ca_file is not None:
+            return await self._check_certificate(ws, station_id)
         password = basic_password(request.headers, station_id)
         if not await self._gate.authenticate(station_id, password):
             log.warning("refused %s: unknown station or wrong password", station_id)
             response = ws.respond(HTTPStatus.UNAUTHORIZED, "unknown station or wrong password\n")
             response.headers["WWW-Authenticate"] = 'Basic realm="chargeflow", charset="UTF-8"'
             return response
+        return None
+
+    async def _check_certificate(self, ws: ServerConnection, station_id: str) -> Response | None:
+        """Security profile 3: the TLS handshake checked the certificate's signature; here its name."""
+        name = common_name(ws.transport.get_extra_info("peercert"))
+        if name != station_id:
+            log.warning("refused %s: its client certificate names %r", station_id, name)
+            return ws.respond(HTTPStatus.UNAUTHORIZED, "the client certificate is not this station's\n")
+        if not await self._gate.admit_certified(station_id):
+            log.warning("refused %s: unknown station", station_id)
+            return ws.respond(HTTPStatus.UNAUTHORIZED, "unknown station\n")
         return None
 
     def _select_subprotocol(self, ws: ServerConnection, offered: Sequence[Subprotocol]) -> Subprotocol | None:
@@ -183,6 +245,7 @@ class OcppServer:
             ping_interval=self.config.ping_interval_s,
             ping_timeout=self.config.ping_interval_s,
             max_queue=64,
+            ssl=None if self.config.tls is None else server_ssl_context(self.config.tls),
         ) as server:
             self._bound(server)
             await server.serve_forever()
@@ -190,4 +253,9 @@ class OcppServer:
     def _bound(self, server: Server) -> None:
         self.port = next(iter(server.sockets)).getsockname()[1]
         self.started.set()
-        log.info("OCPP endpoint listening on ws://%s:%s/{station_id}", self.config.host, self.port)
+        log.info(
+            "OCPP endpoint listening on %s://%s:%s/{station_id}",
+            self.config.scheme,
+            self.config.host,
+            self.port,
+        )
