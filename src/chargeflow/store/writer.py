@@ -52,6 +52,12 @@ class WriteContext:
         """The last parameters given for ``key`` win: a batch writes each row once."""
         self._updates.setdefault(statement, {})[key] = parameters
 
+    def update_pending(self, statement: Executable, key: Any) -> bool:
+        return key in self._updates.get(statement, {})
+
+    def drop_update(self, statement: Executable, key: Any) -> None:
+        self._updates.get(statement, {}).pop(key, None)
+
     def after_commit(self, action: Callable[[], None]) -> None:
         self._after_commit.append(action)
 
