@@ -4,30 +4,31 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import sys
-from collections.abc import Iterator
-from contextlib import contextmanager
 from dataclasses import asdict
 from datetime import date, datetime, time
 from pathlib import Path
 from typing import TextIO
 
+from chargeflow.commands.native_output import native_stdout_to_stderr
 from chargeflow.csm.split import Strategy
 from chargeflow.sim.bench_allocate import bench_allocate, bench_steps
 from chargeflow.sim.bench_mpc import bench_mpc
 
 
 def _run_allocate_mpc(args: argparse.Namespace) -> int:
-    with _native_stdout_to_stderr() as out:
+    with native_stdout_to_stderr() as out:
         m = bench_mpc(args.evs, steps=args.steps, seed=args.seed)
         if args.json:
             print(json.dumps(asdict(m), indent=2), file=out)
         else:
             print(
                 f"allocate: {m.evs} EVs on {m.circuits} circuits, strategy mpc (24 h of 15-min slots), "
-                f"{m.steps} steps: median {m.ms_per_step_median:.2f} ms, p95 {m.ms_per_step_p95:.2f} ms "
-                f"per step ({m.fallbacks} fell back to the core split)",
+                f"{m.steps} consecutive steps: cold median {m.ms_per_step_median:.2f} ms, "
+                f"p95 {m.ms_per_step_p95:.2f} ms per step ({m.fallbacks} fell back to the core split); "
+                f"warm median {m.warm_ms_per_step_median:.2f} ms, p95 {m.warm_ms_per_step_p95:.2f} ms "
+                f"({m.warm_starts} started from the previous plan, "
+                f"{m.warm_fallbacks} fell back to the core split)",
                 file=out,
             )
     return 0
@@ -72,22 +73,6 @@ def run_allocate(args: argparse.Namespace) -> int:
     return 0
 
 
-@contextmanager
-def _native_stdout_to_stderr() -> Iterator[TextIO]:
-    """Send what native code prints on stdout (HiGHS prints a banner) to stderr, so that stdout holds only
-    our output (``--json`` must parse); yields a stream on the real stdout for our own lines."""
-    sys.stdout.flush()
-    saved = os.dup(1)
-    os.dup2(2, 1)
-    out = os.fdopen(os.dup(saved), "w")
-    try:
-        yield out
-    finally:
-        out.close()
-        os.dup2(saved, 1)
-        os.close(saved)
-
-
 def run_acn(args: argparse.Namespace) -> int:
     try:
         from chargeflow.sim import acn_bench, acn_sessions
@@ -128,7 +113,7 @@ def run_acn(args: argparse.Namespace) -> int:
             f"bench acn: {len(evs)} sessions from {start.date()}, battery {args.battery}, steps {args.steps}",
             flush=True,
         )
-    with _native_stdout_to_stderr() as out:
+    with native_stdout_to_stderr() as out:
         records = acn_bench.bench_acn(
             evs,
             capacities,
