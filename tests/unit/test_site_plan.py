@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from chargeflow.ems.site_plan import EvNeeds, SiteForecast, SitePlanner, Storage
+from chargeflow.ems.site_plan import EvNeeds, SiteForecast, SitePlan, SitePlanner, Storage
 
 
 def one_ev(
@@ -61,24 +61,22 @@ def test_a_need_that_cannot_be_met_is_short_only_by_what_does_not_fit() -> None:
     assert plan.short_wh[0] == pytest.approx(5_000.0)
 
 
-def test_the_ess_stores_the_pv_surplus_and_covers_the_evening_peak() -> None:
-    # Noon: 20 kW PV, 5 kW building, 0.40 per kWh; evening: no PV, 25 kW building, 15 kW import limit,
-    # 0.30 per kWh. Exporting the 15 kW surplus earns 0.05 per kWh, storing it saves 0.30 in the evening,
-    # and grid power at noon costs more than it would save: the battery (lossless here) takes exactly the
-    # surplus and all 15 kWh cover the evening, so the import is 10 kW.
+def sunny_day_with_an_evening_peak(ess: Storage, max_import_w: float) -> SitePlan:
+    """Noon: 20 kW PV, 5 kW building, 0.40 per kWh; evening: no PV, 25 kW building, 0.30 per kWh; export
+    earns 0.05 per kWh; no EV."""
     no_ev = EvNeeds(*(np.zeros(0),) * 3, np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.int64))
-    ess = Storage(
-        stored_wh=0, min_wh=0, capacity_wh=50_000, max_charge_w=20_000, max_discharge_w=20_000, efficiency=1.0
-    )
-    plan = SitePlanner().solve(
-        no_ev,
-        forecast([0.0004, 0.0003], [5_000, 25_000], [20_000, 0], feed_in=0.00005),
-        1.0,
-        15_000,
-        30_000,
-        ess,
-    )
+    day = forecast([0.0004, 0.0003], [5_000, 25_000], [20_000, 0], feed_in=0.00005)
+    plan = SitePlanner().solve(no_ev, day, 1.0, max_import_w, 30_000, ess)
     assert plan.ok
+    return plan
+
+
+def test_the_ess_stores_the_pv_surplus_and_covers_the_evening_peak() -> None:
+    # With 15 kW of import: exporting the 15 kW surplus earns 0.05 per kWh, storing it saves 0.30 in the
+    # evening, and grid power at noon costs more than it would save: the battery (lossless here) takes
+    # exactly the surplus and all 15 kWh cover the evening, so the import is 10 kW.
+    ess = Storage(0, 0, 50_000, 20_000, 20_000, efficiency=1.0)
+    plan = sunny_day_with_an_evening_peak(ess, 15_000)
     assert plan.ess_charge_w.tolist() == pytest.approx([15_000.0, 0.0])
     assert plan.ess_discharge_w.tolist() == pytest.approx([0.0, 15_000.0])
     assert plan.import_w.tolist() == pytest.approx([0.0, 10_000.0])
@@ -87,25 +85,8 @@ def test_the_ess_stores_the_pv_surplus_and_covers_the_evening_peak() -> None:
 
 
 def test_ess_losses_and_bounds_are_kept() -> None:
-    # The same day with a 90 % one-way efficiency and 2 kWh that must stay in the battery.
-    no_ev = EvNeeds(*(np.zeros(0),) * 3, np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.int64))
-    ess = Storage(
-        stored_wh=2_000,
-        min_wh=2_000,
-        capacity_wh=10_000,
-        max_charge_w=20_000,
-        max_discharge_w=20_000,
-        efficiency=0.9,
-    )
-    plan = SitePlanner().solve(
-        no_ev,
-        forecast([0.0004, 0.0003], [5_000, 25_000], [20_000, 0], feed_in=0.00005),
-        1.0,
-        20_000,
-        30_000,
-        ess,
-    )
-    assert plan.ok
+    # The same day with a 90 % one-way efficiency, 10 kWh of capacity and 2 kWh that must stay in it.
+    plan = sunny_day_with_an_evening_peak(Storage(2_000, 2_000, 10_000, 20_000, 20_000, 0.9), 20_000)
     assert plan.stored_wh.min() >= 2_000 - 1e-6
     assert plan.stored_wh.max() <= 10_000 + 1e-6
     # 8 kWh of room take 8 / 0.9 kWh of PV; they give back 8 · 0.9 kWh in the evening.
