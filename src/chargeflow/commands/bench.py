@@ -89,7 +89,7 @@ def run_acn(args: argparse.Namespace) -> int:
         evs = acn_bench.evs_of(acn_bench.load_queue(Path(args.events)))
         origin = acn_bench.MARCH_2019
     else:
-        evs, origin = acn_sessions.evs_from_sessions(Path(args.sessions))
+        evs, origin = acn_sessions.evs_from_sessions(Path(args.sessions), args.site)
     start = origin
     if args.start is not None:
         start = datetime.combine(date.fromisoformat(args.start), time(), tzinfo=acn_bench.CALTECH_TZ)
@@ -110,7 +110,8 @@ def run_acn(args: argparse.Namespace) -> int:
 
     if not args.json:
         print(
-            f"bench acn: {len(evs)} sessions from {start.date()}, battery {args.battery}, steps {args.steps}",
+            f"bench acn: {len(evs)} sessions from {start.date()}, battery {args.battery}, steps {args.steps}"
+            + ("" if args.site == "caltech" else f", site {args.site}"),
             flush=True,
         )
     with native_stdout_to_stderr() as out:
@@ -122,11 +123,13 @@ def run_acn(args: argparse.Namespace) -> int:
             discrete=args.steps == "discrete",
             start=start,
             progress=lambda r: show(r, out),
+            site=args.site,
         )
     if args.plot is not None:
         from chargeflow.sim.acn_plot import plot_energy
 
-        plot_energy(records, Path(args.plot), f"ACN-Sim Caltech, {args.battery} battery, {args.steps} pilots")
+        name = {"caltech": "Caltech", "jpl": "JPL"}[args.site]
+        plot_energy(records, Path(args.plot), f"ACN-Sim {name}, {args.battery} battery, {args.steps} pilots")
     if args.json:
         print(json.dumps([asdict(r) for r in records], indent=2))
     return 0
@@ -159,6 +162,13 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     a.add_argument("--start", help="first day (YYYY-MM-DD, site local time); default: the data's first day")
     a.add_argument("--days", type=int, help="days from --start (default: all)")
     a.add_argument("--capacities", default="20,30,40", help="transformer capacities in kW (default 20,30,40)")
+    a.add_argument(
+        "--site",
+        choices=("caltech", "jpl"),
+        default="caltech",
+        help="acnportal's network (default caltech); jpl has two transformers, each limited to its share "
+        "of the capacity (45/195 and 150/195 of it, their rated sizes' ratio)",
+    )
     a.add_argument("--battery", choices=("ideal", "taper"), default="ideal")
     a.add_argument("--steps", choices=("continuous", "discrete"), default="continuous")
     a.add_argument(

@@ -36,6 +36,8 @@ PERIOD_MIN = 5
 VOLTAGE_V = 208.0
 CALTECH_TZ = ZoneInfo("America/Los_Angeles")
 MARCH_2019 = datetime(2019, 3, 1, tzinfo=CALTECH_TZ)  # time 0 of the shared March 2019 event queue
+SITES = ("caltech", "jpl")
+JPL_SHARE = (45.0 / 195.0, 150.0 / 195.0)  # of the capacity, for JPL's two transformers
 
 OURS = ("mpc", "offline")
 THEIRS = ("uncontrolled", "edf", "llf", "round_robin")
@@ -147,15 +149,40 @@ def violations(sim: Any) -> int:
     return int((currents > limit[:, None]).sum())
 
 
+def network_of(site: str, capacity_kw: float | None = None, discrete: bool = False) -> Any:
+    """acnportal's model of the site. Caltech has one transformer, limited to ``capacity_kw``; JPL has two
+    (45 kW for the first floor, 150 kW for the third and fourth), each limited to its share of
+    ``capacity_kw`` (45/195 and 150/195 of it). ``None``: acnportal's own ratings."""
+    from acnportal import acnsim
+
+    if site == "jpl":
+        first = 45.0 if capacity_kw is None else capacity_kw * JPL_SHARE[0]
+        upper = 150.0 if capacity_kw is None else capacity_kw * JPL_SHARE[1]
+        return acnsim.sites.jpl_acn(
+            basic_evse=not discrete,
+            voltage=VOLTAGE_V,
+            first_transformer_cap=first,
+            third_fourth_transformer_cap=upper,
+        )
+    if site != "caltech":
+        raise ValueError(f"unknown site {site!r}: {', '.join(SITES)}")
+    return acnsim.sites.caltech_acn(
+        basic_evse=not discrete, voltage=VOLTAGE_V, transformer_cap=capacity_kw or 150.0
+    )
+
+
 def run_one(
-    name: str, evs: Sequence[Any], capacity_kw: float, discrete: bool, start: datetime = MARCH_2019
+    name: str,
+    evs: Sequence[Any],
+    capacity_kw: float,
+    discrete: bool,
+    start: datetime = MARCH_2019,
+    site: str = "caltech",
 ) -> AcnRecord:
     from acnportal import acnsim
     from acnportal.acnsim import analysis
 
-    network = acnsim.sites.caltech_acn(
-        basic_evse=not discrete, voltage=VOLTAGE_V, transformer_cap=capacity_kw
-    )
+    network = network_of(site, capacity_kw, discrete)
     own = [copy.deepcopy(ev) for ev in evs]
     algorithm = _algorithm(name, own)
     sim = acnsim.Simulator(network, algorithm, queue_of(own), start, period=PERIOD_MIN, verbose=False)
@@ -189,12 +216,13 @@ def bench_acn(
     discrete: bool = False,
     start: datetime = MARCH_2019,
     progress: Callable[[AcnRecord], None] | None = None,
+    site: str = "caltech",
 ) -> list[AcnRecord]:
     evs = tapered(evs) if taper else list(evs)
     records = []
     for cap in capacities_kw:
         for name in algorithms:
-            record = run_one(name, evs, cap, discrete, start)
+            record = run_one(name, evs, cap, discrete, start, site)
             records.append(record)
             if progress is not None:
                 progress(record)
