@@ -134,3 +134,22 @@ def test_jpl_sessions_on_jpl_stations_and_its_two_transformers_are_kept() -> Non
     assert records["mpc"].violations == 0
     assert records["uncontrolled"].violations > 0  # the check can fail on this network too
     assert records["mpc"].energy_delivered_pct > 0
+
+
+def test_the_arrivals_forecast_error_is_zero_for_a_repeated_day_and_counts_a_miss() -> None:
+    from acnportal import acnsim
+
+    def ev(day: int, hour: int, name: str) -> object:
+        arrival = day * 288 + hour * 12
+        return acnsim.EV(arrival, arrival + 60, 10.0, "CA-303", name, acnsim.Battery(10.0, 0, 6.6))
+
+    monday = acn_bench.MARCH_2019.replace(day=4)
+    same = acn_bench.arrival_forecast_errors([ev(0, 8, "a"), ev(1, 8, "b")], monday)
+    assert same.energy_kwh.n == 24
+    assert same.energy_kwh.mae == 0.0
+    assert same.sessions.mae == 0.0
+    # Tuesday's EV comes an hour later than Monday's: two hours wrong by one session and 10 kWh each.
+    late = acn_bench.arrival_forecast_errors([ev(0, 8, "a"), ev(1, 9, "b")], monday)
+    assert late.energy_kwh.mae == 20.0 / 24
+    assert late.energy_kwh.bias == 0.0
+    assert late.sessions.mae == 2.0 / 24

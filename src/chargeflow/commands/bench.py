@@ -125,6 +125,15 @@ def run_acn(args: argparse.Namespace) -> int:
             progress=lambda r: show(r, out),
             site=args.site,
         )
+    if "mpc_forecast" in algorithms and not args.json:
+        err = acn_bench.arrival_forecast_errors(evs, start)
+        print(
+            f"mpc_forecast's arrivals forecast, {err.energy_kwh.n} hours: energy MAE "
+            f"{err.energy_kwh.mae:.2f} kWh/h, bias {err.energy_kwh.bias:+.2f} kWh/h (mean "
+            f"{err.energy_kwh.mean_actual:.2f}); sessions MAE {err.sessions.mae:.2f}/h, bias "
+            f"{err.sessions.bias:+.2f}/h (mean {err.sessions.mean_actual:.2f}); departures and energies are "
+            "the events' own (no forecast error)"
+        )
     if args.plot is not None:
         from chargeflow.sim.acn_plot import plot_energy
 

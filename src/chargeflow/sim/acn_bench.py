@@ -30,6 +30,7 @@ from zoneinfo import ZoneInfo
 
 import numpy as np
 
+from chargeflow.ems.forecast import ArrivalHistory, ForecastError, Seen, forecast_error
 from chargeflow.sim.acn_algorithms import MpcAlgorithm, OfflineAlgorithm
 
 PERIOD_MIN = 5
@@ -227,3 +228,55 @@ def bench_acn(
             if progress is not None:
                 progress(record)
     return records
+
+
+@dataclass(frozen=True, slots=True)
+class ArrivalForecastErrors:
+    """The error of ``mpc_forecast``'s arrivals forecast (``ems.forecast``), hour by hour of each day after
+    the first: energy arriving [kWh per hour] and sessions arriving [per hour]."""
+
+    energy_kwh: ForecastError
+    sessions: ForecastError
+
+
+def arrival_forecast_errors(evs: Sequence[Any], start: datetime) -> ArrivalForecastErrors:
+    """Replay the window day by day: at each local midnight, what the history of the days before expects
+    to arrive in each hour of the day against what did arrive (the forecast ``mpc_forecast`` adds to the
+    plan, made once a day here instead of every period)."""
+    per_day = 24 * 60 // PERIOD_MIN
+    per_hour = 60 // PERIOD_MIN
+    history = ArrivalHistory(per_day, start.weekday())
+    by_day: dict[int, list[Any]] = {}
+    for ev in evs:
+        by_day.setdefault(ev.arrival // per_day, []).append(ev)
+    days = max(by_day, default=-1) + 1
+    kwh_f: list[float] = []
+    kwh_a: list[float] = []
+    n_f: list[float] = []
+    n_a: list[float] = []
+    for day in range(days):
+        if day > 0:
+            energy = [0.0] * 24
+            count = [0.0] * 24
+            # (``expected`` leaves out what would arrive at ``now`` itself, here the stroke of midnight)
+            for _, kwh, begin, _, share in history.expected(day * per_day, per_day):
+                hour = begin // per_hour
+                if 0 <= hour < 24:
+                    energy[hour] += kwh
+                    count[hour] += share  # each expected EV carries 1/n of one session
+            real_e = [0.0] * 24
+            real_n = [0.0] * 24
+            for ev in by_day.get(day, []):
+                hour = (ev.arrival - day * per_day) // per_hour
+                real_e[hour] += float(ev.requested_energy)
+                real_n[hour] += 1.0
+            kwh_f += energy
+            kwh_a += real_e
+            n_f += count
+            n_a += real_n
+        for ev in by_day.get(day, []):
+            # Energy in kWh and a "current" of 1 per session, so that the expected ones add up to counts.
+            history.record(
+                ev.session_id, Seen(0, ev.arrival, ev.departure - ev.arrival, ev.requested_energy, 1.0)
+            )
+    return ArrivalForecastErrors(forecast_error(kwh_f, kwh_a), forecast_error(n_f, n_a))
