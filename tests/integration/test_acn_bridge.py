@@ -153,3 +153,24 @@ def test_the_arrivals_forecast_error_is_zero_for_a_repeated_day_and_counts_a_mis
     assert late.energy_kwh.mae == 20.0 / 24
     assert late.energy_kwh.bias == 0.0
     assert late.sessions.mae == 2.0 / 24
+
+
+def test_printed_records_parse_back_for_the_plot() -> None:
+    from chargeflow.sim.acn_plot import parse_records
+
+    text = """bench acn: 954 sessions from 2019-03-01, battery ideal, steps continuous
+  20.0 kW  mpc          energy  77.38 %  demands met  62.47 %  peak  20.01 kW  median   11.32 ms  p95  216.62 ms  violations 0  fallbacks 0
+  30.0 kW  uncontrolled energy  99.88 %  demands met  96.96 %  peak  99.00 kW  median    0.01 ms  p95    0.05 ms  violations 11123  fallbacks 2
+"""  # noqa: E501
+    mpc, uncontrolled = parse_records(text)
+    assert (mpc.capacity_kw, mpc.algorithm, mpc.energy_delivered_pct, mpc.ms_per_step_p95) == (
+        20.0,
+        "mpc",
+        77.38,
+        216.62,
+    )
+    assert (uncontrolled.algorithm, uncontrolled.violations, uncontrolled.fallbacks) == (
+        "uncontrolled",
+        11123,
+        2,
+    )
