@@ -258,8 +258,9 @@ class Planner:
             self.warm_starts += started_warm
         # From the rest of the last plan, the primal simplex: that start is feasible when the EVs got what
         # the plan gave them (nearly so otherwise), so few pivots remain — 14 to 200 instead of 1,846 on 300
-        # EVs with a moving horizon (tests/unit/test_optimiser.py); the dual simplex from the same start
-        # took 1,200 to 1,500.
+        # EVs with a moving horizon (tests/unit/test_optimiser_warm.py); the dual simplex from the same start
+        # took 1,200 to 1,500. On 1,000 EVs with 2-3 % leaving every step the primal pivots cost more than
+        # they save and a warm solve was slower than a cold one (docs/benchmarks-acn.md).
         h.setOptionValue("simplex_strategy", _PRIMAL if started_warm else _DUAL)
         # HiGHS checks ``time_limit`` against its instance's run time summed over every solve, not this one's.
         h.setOptionValue("time_limit", h.getRunTime() + self._time_limit_s)
