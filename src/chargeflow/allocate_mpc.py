@@ -17,6 +17,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 import numpy as np
+import numpy.typing as npt
 
 from chargeflow.allocate import StepInput
 from chargeflow.csm.demand import DemandTable, WishReason
@@ -39,8 +40,21 @@ class MpcPlanner:
     step_s: float
     horizon_s: float = 24 * 3600.0
     time_limit_s: float = 0.5
+    #: start each solve from the last one's basis (``ems.optimiser``); the EVs are known by their session id
+    warm: bool = True
     fallbacks: int = 0
     _planner: Planner | None = field(default=None, repr=False)
+    _keys: dict[str, int] = field(default_factory=dict, repr=False)
+
+    @property
+    def warm_starts(self) -> int:
+        return 0 if self._planner is None else self._planner.warm_starts
+
+    def _keys_of(self, ids: list[str]) -> npt.NDArray[np.int64]:
+        known = self._keys
+        if len(known) > 1 << 20:  # a long-running site: forget the ids of sessions long gone
+            known.clear()
+        return np.asarray([known.setdefault(i, len(known)) for i in ids], dtype=np.int64)
 
     def _fallback(self) -> SplitResult | None:
         """Count a plan that is late, failed or would break a rule; the core split stands."""
@@ -59,7 +73,9 @@ class MpcPlanner:
         if n == 0:
             return None
         if self._planner is None:
-            self._planner = Planner(SECONDS_PER_HOUR * 24 / self.step_s, time_limit_s=self.time_limit_s)
+            self._planner = Planner(
+                SECONDS_PER_HOUR * 24 / self.step_s, time_limit_s=self.time_limit_s, warm=self.warm
+            )
         # One row per fuse phase, one for the grant (in W per A of each EV), all with real coefficients:
         # the linear form is then exact (a zero-width sector in ``ems.phasor``).
         n_cons = 3 * len(tree.circuits)
@@ -100,7 +116,14 @@ class MpcPlanner:
             max_a=max_a,
             first_min_a=evs.need_a,
         )
-        plan = self._planner.solve(lin, request, rolling_boundaries(n_slots))
+        origin = round(step.now.timestamp() / self.step_s)
+        plan = self._planner.solve(
+            lin,
+            request,
+            rolling_boundaries(n_slots, origin_slot=origin),
+            keys=self._keys_of(list(evs.ids)),
+            origin_slot=origin,
+        )
         if not plan.ok:
             return self._fallback()
         levels = [np.array([m, x]) for m, x in zip(evs.min_a.tolist(), evs.max_a.tolist(), strict=True)]

@@ -117,3 +117,13 @@ def test_bench_allocate_times_the_mpc_strategy() -> None:
     assert result["evs"] == 40
     assert result["fallbacks"] <= result["steps"] == 2
     assert 0 < result["ms_per_step_median"] <= result["ms_per_step_p95"]
+
+
+def test_the_mpc_strategy_on_the_command_line() -> None:
+    out = chargeflow("allocate", "--input", str(EXAMPLE), "--strategy", "mpc")
+    assert out.returncode == 0, out.stderr
+    result = json.loads(out.stdout)
+    assert result["mpc_fell_back"] is False
+    # The lone EV gets all it takes from the plan too.
+    assert result["evs"][0]["current_a"] == 16.0
+    assert result["evs"][0]["reason"] == "ev_max"

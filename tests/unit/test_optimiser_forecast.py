@@ -33,3 +33,14 @@ def test_nothing_is_expected_before_now_or_beyond_the_horizon() -> None:
     assert h.expected(DAY + 60, 100) == []  # the arrival at 50 is before now's time of day
     assert h.expected(DAY + 10, 30) == []  # and beyond a 30-slot horizon from 10
     assert len(h.expected(DAY + 10, 50)) == 1
+
+
+def test_forecast_error_is_mean_absolute_error_and_bias() -> None:
+    from chargeflow.ems.forecast import forecast_error
+
+    err = forecast_error([3.0, 0.0, 5.0], [1.0, 2.0, 5.0])
+    assert err.mae == 4.0 / 3
+    assert err.bias == 0.0
+    assert err.mean_actual == 8.0 / 3
+    assert forecast_error([2.0, 2.0], [1.0, 1.0]).bias == 1.0
+    assert forecast_error([], []).n == 0

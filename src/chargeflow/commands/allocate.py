@@ -9,6 +9,7 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+from dataclasses import replace
 from decimal import Decimal
 from pathlib import Path
 from typing import Annotated, Any, Self
@@ -16,6 +17,8 @@ from typing import Annotated, Any, Self
 from pydantic import AwareDatetime, Field, ValidationError, model_validator
 
 from chargeflow.allocate import StepInput, StepResult, control_step
+from chargeflow.allocate_mpc import MpcPlanner
+from chargeflow.commands.native_output import native_stdout_to_stderr
 from chargeflow.csm.demand import EvSession, Preferences
 from chargeflow.csm.split import Strategy
 from chargeflow.site.config import (
@@ -185,6 +188,23 @@ def read_json(name: str) -> Any:
         ) from None
 
 
+MPC = "mpc"
+
+
+def allocate(step: StepInput, strategy: str | None, time_limit_s: float) -> dict[str, Any]:
+    """The step's result as JSON. ``strategy`` overrides the input's; ``mpc`` plans with the predictive
+    optimiser and keeps the input's strategy (EDF by default) as the core split it falls back to when the
+    plan is late, fails or would break a rule — never no limit; ``mpc_fell_back`` says which it was."""
+    if strategy != MPC:
+        if strategy is not None:
+            step = replace(step, strategy=Strategy(strategy))
+        return result_json(control_step(step))
+    planner = MpcPlanner(step_s=step.step_s, time_limit_s=time_limit_s, warm=False)
+    out = result_json(control_step(step, planner=planner))
+    out["mpc_fell_back"] = planner.fallbacks > 0
+    return out
+
+
 def run(args: argparse.Namespace) -> int:
     source = "stdin" if args.input == "-" else args.input
     try:
@@ -192,7 +212,8 @@ def run(args: argparse.Namespace) -> int:
     except ConfigError as err:
         print(f"chargeflow allocate: {err}", file=sys.stderr)
         return 2
-    print(json.dumps(result_json(control_step(step)), indent=2))
+    with native_stdout_to_stderr() as out:  # HiGHS's banner must not spoil the JSON
+        print(json.dumps(allocate(step, args.strategy, args.mpc_time_limit), indent=2), file=out)
     return 0
 
 
@@ -205,5 +226,18 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     )
     p.add_argument(
         "--input", "-i", required=True, metavar="STEP.json", help="the step as JSON; - reads stdin"
+    )
+    p.add_argument(
+        "--strategy",
+        choices=[*(s.value for s in Strategy), MPC],
+        help="overrides the input's strategy; mpc plans the EVs' stays with the predictive optimiser and "
+        "falls back to the input's strategy (EDF by default) when the plan is late or breaks a rule",
+    )
+    p.add_argument(
+        "--mpc-time-limit",
+        type=float,
+        default=0.5,
+        metavar="S",
+        help="with --strategy mpc: the solver's time limit in seconds, after which the core split stands",
     )
     p.set_defaults(handler=run)

@@ -4,30 +4,31 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import sys
-from collections.abc import Iterator
-from contextlib import contextmanager
 from dataclasses import asdict
 from datetime import date, datetime, time
 from pathlib import Path
 from typing import TextIO
 
+from chargeflow.commands.native_output import native_stdout_to_stderr
 from chargeflow.csm.split import Strategy
 from chargeflow.sim.bench_allocate import bench_allocate, bench_steps
 from chargeflow.sim.bench_mpc import bench_mpc
 
 
 def _run_allocate_mpc(args: argparse.Namespace) -> int:
-    with _native_stdout_to_stderr() as out:
+    with native_stdout_to_stderr() as out:
         m = bench_mpc(args.evs, steps=args.steps, seed=args.seed)
         if args.json:
             print(json.dumps(asdict(m), indent=2), file=out)
         else:
             print(
                 f"allocate: {m.evs} EVs on {m.circuits} circuits, strategy mpc (24 h of 15-min slots), "
-                f"{m.steps} steps: median {m.ms_per_step_median:.2f} ms, p95 {m.ms_per_step_p95:.2f} ms "
-                f"per step ({m.fallbacks} fell back to the core split)",
+                f"{m.steps} consecutive steps: cold median {m.ms_per_step_median:.2f} ms, "
+                f"p95 {m.ms_per_step_p95:.2f} ms per step ({m.fallbacks} fell back to the core split); "
+                f"warm median {m.warm_ms_per_step_median:.2f} ms, p95 {m.warm_ms_per_step_p95:.2f} ms "
+                f"({m.warm_starts} started from the previous plan, "
+                f"{m.warm_fallbacks} fell back to the core split)",
                 file=out,
             )
     return 0
@@ -72,22 +73,6 @@ def run_allocate(args: argparse.Namespace) -> int:
     return 0
 
 
-@contextmanager
-def _native_stdout_to_stderr() -> Iterator[TextIO]:
-    """Send what native code prints on stdout (HiGHS prints a banner) to stderr, so that stdout holds only
-    our output (``--json`` must parse); yields a stream on the real stdout for our own lines."""
-    sys.stdout.flush()
-    saved = os.dup(1)
-    os.dup2(2, 1)
-    out = os.fdopen(os.dup(saved), "w")
-    try:
-        yield out
-    finally:
-        out.close()
-        os.dup2(saved, 1)
-        os.close(saved)
-
-
 def run_acn(args: argparse.Namespace) -> int:
     try:
         from chargeflow.sim import acn_bench, acn_sessions
@@ -104,7 +89,7 @@ def run_acn(args: argparse.Namespace) -> int:
         evs = acn_bench.evs_of(acn_bench.load_queue(Path(args.events)))
         origin = acn_bench.MARCH_2019
     else:
-        evs, origin = acn_sessions.evs_from_sessions(Path(args.sessions))
+        evs, origin = acn_sessions.evs_from_sessions(Path(args.sessions), args.site)
     start = origin
     if args.start is not None:
         start = datetime.combine(date.fromisoformat(args.start), time(), tzinfo=acn_bench.CALTECH_TZ)
@@ -125,10 +110,11 @@ def run_acn(args: argparse.Namespace) -> int:
 
     if not args.json:
         print(
-            f"bench acn: {len(evs)} sessions from {start.date()}, battery {args.battery}, steps {args.steps}",
+            f"bench acn: {len(evs)} sessions from {start.date()}, battery {args.battery}, steps {args.steps}"
+            + ("" if args.site == "caltech" else f", site {args.site}"),
             flush=True,
         )
-    with _native_stdout_to_stderr() as out:
+    with native_stdout_to_stderr() as out:
         records = acn_bench.bench_acn(
             evs,
             capacities,
@@ -137,11 +123,22 @@ def run_acn(args: argparse.Namespace) -> int:
             discrete=args.steps == "discrete",
             start=start,
             progress=lambda r: show(r, out),
+            site=args.site,
+        )
+    if "mpc_forecast" in algorithms and not args.json:
+        err = acn_bench.arrival_forecast_errors(evs, start)
+        print(
+            f"mpc_forecast's arrivals forecast, {err.energy_kwh.n} hours: energy MAE "
+            f"{err.energy_kwh.mae:.2f} kWh/h, bias {err.energy_kwh.bias:+.2f} kWh/h (mean "
+            f"{err.energy_kwh.mean_actual:.2f}); sessions MAE {err.sessions.mae:.2f}/h, bias "
+            f"{err.sessions.bias:+.2f}/h (mean {err.sessions.mean_actual:.2f}); departures and energies are "
+            "the events' own (no forecast error)"
         )
     if args.plot is not None:
         from chargeflow.sim.acn_plot import plot_energy
 
-        plot_energy(records, Path(args.plot), f"ACN-Sim Caltech, {args.battery} battery, {args.steps} pilots")
+        name = {"caltech": "Caltech", "jpl": "JPL"}[args.site]
+        plot_energy(records, Path(args.plot), f"ACN-Sim {name}, {args.battery} battery, {args.steps} pilots")
     if args.json:
         print(json.dumps([asdict(r) for r in records], indent=2))
     return 0
@@ -174,6 +171,13 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     a.add_argument("--start", help="first day (YYYY-MM-DD, site local time); default: the data's first day")
     a.add_argument("--days", type=int, help="days from --start (default: all)")
     a.add_argument("--capacities", default="20,30,40", help="transformer capacities in kW (default 20,30,40)")
+    a.add_argument(
+        "--site",
+        choices=("caltech", "jpl"),
+        default="caltech",
+        help="acnportal's network (default caltech); jpl has two transformers, each limited to its share "
+        "of the capacity (45/195 and 150/195 of it, their rated sizes' ratio)",
+    )
     a.add_argument("--battery", choices=("ideal", "taper"), default="ideal")
     a.add_argument("--steps", choices=("continuous", "discrete"), default="continuous")
     a.add_argument(

@@ -69,3 +69,25 @@ class ArrivalHistory:
                             )
                         )
         return out
+
+
+@dataclass(frozen=True, slots=True)
+class ForecastError:
+    """How far a forecast was from what happened, over ``n`` values: mean absolute error and mean error
+    (bias: positive when the forecast was too high), in the values' unit, beside the mean of what
+    happened."""
+
+    mae: float
+    bias: float
+    n: int
+    mean_actual: float
+
+
+def forecast_error(forecast: list[float], actual: list[float]) -> ForecastError:
+    if len(forecast) != len(actual):
+        raise ValueError("forecast and actual differ in length")
+    n = len(actual)
+    if n == 0:
+        return ForecastError(0.0, 0.0, 0, 0.0)
+    diffs = [f - a for f, a in zip(forecast, actual, strict=True)]
+    return ForecastError(sum(abs(d) for d in diffs) / n, sum(diffs) / n, n, sum(actual) / n)

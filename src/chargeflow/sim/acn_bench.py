@@ -30,12 +30,15 @@ from zoneinfo import ZoneInfo
 
 import numpy as np
 
+from chargeflow.ems.forecast import ArrivalHistory, ForecastError, Seen, forecast_error
 from chargeflow.sim.acn_algorithms import MpcAlgorithm, OfflineAlgorithm
 
 PERIOD_MIN = 5
 VOLTAGE_V = 208.0
 CALTECH_TZ = ZoneInfo("America/Los_Angeles")
 MARCH_2019 = datetime(2019, 3, 1, tzinfo=CALTECH_TZ)  # time 0 of the shared March 2019 event queue
+SITES = ("caltech", "jpl")
+JPL_SHARE = (45.0 / 195.0, 150.0 / 195.0)  # of the capacity, for JPL's two transformers
 
 OURS = ("mpc", "offline")
 THEIRS = ("uncontrolled", "edf", "llf", "round_robin")
@@ -147,15 +150,40 @@ def violations(sim: Any) -> int:
     return int((currents > limit[:, None]).sum())
 
 
+def network_of(site: str, capacity_kw: float | None = None, discrete: bool = False) -> Any:
+    """acnportal's model of the site. Caltech has one transformer, limited to ``capacity_kw``; JPL has two
+    (45 kW for the first floor, 150 kW for the third and fourth), each limited to its share of
+    ``capacity_kw`` (45/195 and 150/195 of it). ``None``: acnportal's own ratings."""
+    from acnportal import acnsim
+
+    if site == "jpl":
+        first = 45.0 if capacity_kw is None else capacity_kw * JPL_SHARE[0]
+        upper = 150.0 if capacity_kw is None else capacity_kw * JPL_SHARE[1]
+        return acnsim.sites.jpl_acn(
+            basic_evse=not discrete,
+            voltage=VOLTAGE_V,
+            first_transformer_cap=first,
+            third_fourth_transformer_cap=upper,
+        )
+    if site != "caltech":
+        raise ValueError(f"unknown site {site!r}: {', '.join(SITES)}")
+    return acnsim.sites.caltech_acn(
+        basic_evse=not discrete, voltage=VOLTAGE_V, transformer_cap=capacity_kw or 150.0
+    )
+
+
 def run_one(
-    name: str, evs: Sequence[Any], capacity_kw: float, discrete: bool, start: datetime = MARCH_2019
+    name: str,
+    evs: Sequence[Any],
+    capacity_kw: float,
+    discrete: bool,
+    start: datetime = MARCH_2019,
+    site: str = "caltech",
 ) -> AcnRecord:
     from acnportal import acnsim
     from acnportal.acnsim import analysis
 
-    network = acnsim.sites.caltech_acn(
-        basic_evse=not discrete, voltage=VOLTAGE_V, transformer_cap=capacity_kw
-    )
+    network = network_of(site, capacity_kw, discrete)
     own = [copy.deepcopy(ev) for ev in evs]
     algorithm = _algorithm(name, own)
     sim = acnsim.Simulator(network, algorithm, queue_of(own), start, period=PERIOD_MIN, verbose=False)
@@ -189,13 +217,66 @@ def bench_acn(
     discrete: bool = False,
     start: datetime = MARCH_2019,
     progress: Callable[[AcnRecord], None] | None = None,
+    site: str = "caltech",
 ) -> list[AcnRecord]:
     evs = tapered(evs) if taper else list(evs)
     records = []
     for cap in capacities_kw:
         for name in algorithms:
-            record = run_one(name, evs, cap, discrete, start)
+            record = run_one(name, evs, cap, discrete, start, site)
             records.append(record)
             if progress is not None:
                 progress(record)
     return records
+
+
+@dataclass(frozen=True, slots=True)
+class ArrivalForecastErrors:
+    """The error of ``mpc_forecast``'s arrivals forecast (``ems.forecast``), hour by hour of each day after
+    the first: energy arriving [kWh per hour] and sessions arriving [per hour]."""
+
+    energy_kwh: ForecastError
+    sessions: ForecastError
+
+
+def arrival_forecast_errors(evs: Sequence[Any], start: datetime) -> ArrivalForecastErrors:
+    """Replay the window day by day: at each local midnight, what the history of the days before expects
+    to arrive in each hour of the day against what did arrive (the forecast ``mpc_forecast`` adds to the
+    plan, made once a day here instead of every period)."""
+    per_day = 24 * 60 // PERIOD_MIN
+    per_hour = 60 // PERIOD_MIN
+    history = ArrivalHistory(per_day, start.weekday())
+    by_day: dict[int, list[Any]] = {}
+    for ev in evs:
+        by_day.setdefault(ev.arrival // per_day, []).append(ev)
+    days = max(by_day, default=-1) + 1
+    kwh_f: list[float] = []
+    kwh_a: list[float] = []
+    n_f: list[float] = []
+    n_a: list[float] = []
+    for day in range(days):
+        if day > 0:
+            energy = [0.0] * 24
+            count = [0.0] * 24
+            # (``expected`` leaves out what would arrive at ``now`` itself, here the stroke of midnight)
+            for _, kwh, begin, _, share in history.expected(day * per_day, per_day):
+                hour = begin // per_hour
+                if 0 <= hour < 24:
+                    energy[hour] += kwh
+                    count[hour] += share  # each expected EV carries 1/n of one session
+            real_e = [0.0] * 24
+            real_n = [0.0] * 24
+            for ev in by_day.get(day, []):
+                hour = (ev.arrival - day * per_day) // per_hour
+                real_e[hour] += float(ev.requested_energy)
+                real_n[hour] += 1.0
+            kwh_f += energy
+            kwh_a += real_e
+            n_f += count
+            n_a += real_n
+        for ev in by_day.get(day, []):
+            # Energy in kWh and a "current" of 1 per session, so that the expected ones add up to counts.
+            history.record(
+                ev.session_id, Seen(0, ev.arrival, ev.departure - ev.arrival, ev.requested_energy, 1.0)
+            )
+    return ArrivalForecastErrors(forecast_error(kwh_f, kwh_a), forecast_error(n_f, n_a))

@@ -1,7 +1,13 @@
-"""The benchmark's figure: energy delivered against transformer capacity, one line per algorithm."""
+"""The benchmark's figure: energy delivered against transformer capacity, one line per algorithm.
+
+``python -m chargeflow.sim.acn_plot OUT.png TITLE`` draws it from the record lines that ``chargeflow bench
+acn`` printed (read on standard input), so that one figure can join the records of several runs.
+"""
 
 from __future__ import annotations
 
+import re
+import sys
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -45,3 +51,38 @@ def plot_energy(records: Sequence[AcnRecord], path: Path, title: str) -> None:
     fig.tight_layout()
     fig.savefig(path, dpi=120)
     plt.close(fig)
+
+
+_LINE = re.compile(
+    r"^\s*(?P<cap>[\d.]+) kW\s+(?P<alg>\w+)\s+energy\s+(?P<energy>[\d.]+) %\s+demands met\s+(?P<met>[\d.]+) %"
+    r"\s+peak\s+(?P<peak>[\d.]+) kW\s+median\s+(?P<median>[\d.]+) ms\s+p95\s+(?P<p95>[\d.]+) ms"
+    r"\s+violations (?P<violations>\d+)\s+fallbacks (?P<fallbacks>\d+)"
+)
+
+
+def parse_records(text: str) -> list[AcnRecord]:
+    """The records in ``bench acn``'s printed lines (other lines are skipped; ``steps`` is not printed)."""
+    out = []
+    for line in text.splitlines():
+        m = _LINE.match(line)
+        if m is None:
+            continue
+        out.append(
+            AcnRecord(
+                capacity_kw=float(m["cap"]),
+                algorithm=m["alg"],
+                energy_delivered_pct=float(m["energy"]),
+                demands_fully_met_pct=float(m["met"]),
+                peak_kw=float(m["peak"]),
+                ms_per_step_median=float(m["median"]),
+                ms_per_step_p95=float(m["p95"]),
+                violations=int(m["violations"]),
+                steps=0,
+                fallbacks=int(m["fallbacks"]),
+            )
+        )
+    return out
+
+
+if __name__ == "__main__":
+    plot_energy(parse_records(sys.stdin.read()), Path(sys.argv[1]), sys.argv[2])

@@ -4,8 +4,9 @@ As in acnportal's ``acndata_events``: arrival and departure are floored to the s
 from the data's first local midnight; the energy the session asks of the simulation is what it actually
 received (``delivered_energy``), since the drivers' own requests are missing for unclaimed sessions and
 are often beyond what the car could take; each EV gets an ideal battery of that size and 6.6 kW (the ACN-Sim
-paper's default battery power). Sessions at stations the Caltech network does not have, sessions that
-would overlap an earlier one at the same station, and sessions shorter than one period are dropped.
+paper's default battery power). Sessions at stations the site's network (Caltech's or JPL's) does not
+have, sessions that would overlap an earlier one at the same station, and sessions shorter than one period
+are dropped.
 """
 
 from __future__ import annotations
@@ -16,13 +17,14 @@ from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-from chargeflow.sim.acn_bench import PERIOD_MIN, VOLTAGE_V
+from chargeflow.sim.acn_bench import PERIOD_MIN, network_of
 
 BATTERY_KW = 6.6
 
 
-def evs_from_sessions(path: Path) -> tuple[list[Any], datetime]:
-    """The sessions of a CSV table as ACN-Sim EVs, and the time their slot 0 stands for."""
+def evs_from_sessions(path: Path, site: str = "caltech") -> tuple[list[Any], datetime]:
+    """The sessions of a CSV table as ACN-Sim EVs at ``site``'s stations, and the time their slot 0 stands
+    for."""
     from acnportal import acnsim
 
     with gzip.open(path, "rt", newline="") as f:
@@ -33,7 +35,7 @@ def evs_from_sessions(path: Path) -> tuple[list[Any], datetime]:
     first = min(arrivals)
     origin = first.replace(hour=0, minute=0, second=0, microsecond=0)
     period = timedelta(minutes=PERIOD_MIN)
-    stations = set(acnsim.sites.caltech_acn(basic_evse=True, voltage=VOLTAGE_V).station_ids)
+    stations = set(network_of(site).station_ids)
     busy_until: dict[str, int] = {}
     evs = []
     for r, arrival in sorted(zip(rows, arrivals, strict=True), key=lambda ra: ra[1]):

@@ -24,6 +24,7 @@ from decimal import Decimal
 from typing import Any
 
 from chargeflow.allocate import StepInput, control_step
+from chargeflow.allocate_mpc import MpcPlanner
 from chargeflow.csm.demand import EvSession, Preferences
 from chargeflow.csm.evmax import EvMaxEstimate, learn_ev_max
 from chargeflow.csm.split import Strategy
@@ -35,7 +36,11 @@ from chargeflow.site.tree import building_loads_a, check_site
 from chargeflow.units import SECONDS_PER_HOUR
 
 UNCONTROLLED = "uncontrolled"
-STRATEGIES = (UNCONTROLLED, *(s.value for s in Strategy))
+#: the predictive optimiser (``allocate_mpc``), planning in slots of at least 5 minutes, with EDF as the
+#: core split it falls back to
+MPC = "mpc"
+MPC_SLOT_S = 300.0
+STRATEGIES = (UNCONTROLLED, *(s.value for s in Strategy), MPC)
 
 
 @dataclass(frozen=True, slots=True)
@@ -89,6 +94,7 @@ class SimResult:
     energy_cost: Decimal = Decimal(0)
     ms_per_step_median: float = 0.0
     steps: int = 0
+    mpc_fallbacks: int = 0  # steps in which the mpc plan was late or broke a rule and the core split stood
     step_times_ms: list[float] = field(default_factory=list, repr=False)
 
     def as_json(self) -> dict[str, Any]:
@@ -110,6 +116,7 @@ class SimResult:
             "energy_cost": str(self.energy_cost.quantize(Decimal("0.01"))),
             "ms_per_step_median": round(self.ms_per_step_median, 3),
             "steps": self.steps,
+            "mpc_fallbacks": self.mpc_fallbacks,
         }
 
 
@@ -179,6 +186,8 @@ def simulate(
     points = {cp.id: cp for cp in site.charging_points}
     connected: dict[str, _Connected] = {}
     res = SimResult()
+    planner = MpcPlanner(step_s=max(config.step_s, MPC_SLOT_S)) if config.strategy == MPC else None
+    core = Strategy.EDF if planner is not None else None
     met = 0
     finished = 0
     building_peak = site.building_peak_w or 0.0
@@ -243,9 +252,17 @@ def simulate(
             )
             result = control_step(
                 StepInput(
-                    view, now, config.step_s, measured, sessions, Strategy(config.strategy), ess_state, price
+                    view,
+                    now,
+                    config.step_s,
+                    measured,
+                    sessions,
+                    core or Strategy(config.strategy),
+                    ess_state,
+                    price,
                 ),
                 view_tree,
+                planner,
             )
             for lim in result.limits:
                 connected[lim.id].limit_a = lim.current_a
@@ -308,6 +325,7 @@ def simulate(
     for c in connected.values():  # still connected at the end: counted with what they got so far
         finish(c)
     res.steps = total
+    res.mpc_fallbacks = planner.fallbacks if planner is not None else 0
     res.needs_met_pct = 100.0 * met / finished if finished else 100.0
     res.pv_self_consumption_pct = 100.0 * (1 - pv_exported_wh / pv_generated_wh) if pv_generated_wh else 0.0
     res.ms_per_step_median = statistics.median(res.step_times_ms) if res.step_times_ms else 0.0
