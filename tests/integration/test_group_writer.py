@@ -12,7 +12,7 @@ import pytest
 from sqlalchemy import create_engine, select
 
 from chargeflow.csm import transactions
-from chargeflow.csm.model import MeterSample, StartRequest, StationRecord
+from chargeflow.csm.model import ChargingNeeds, MeterSample, StartRequest, StationRecord, StopRequest
 from chargeflow.store.bulk import BulkWriter
 from chargeflow.store.database import make_engine, migrate
 from chargeflow.store.sql import SqlRepository
@@ -86,6 +86,59 @@ async def test_concurrent_meter_values_of_one_session_keep_the_highest_reading(t
         stored = await repo.get_transaction(tx.id)
         assert stored == replace(tx, meter_stop_wh=900)
         assert len(await repo.meter_values(tx.id)) == 4
+    await engine.dispose()
+
+
+async def test_readings_and_whole_row_changes_in_one_batch_leave_the_latest_row(
+    engine_url: tuple[str, dict[str, object]],
+) -> None:
+    """A reading alone updates one column; a whole-row change in the same batch must not be undone by it,
+    nor undo it, in whichever order the two come."""
+    url, options = engine_url
+    engine = make_engine(url, **options)
+    await migrate(engine)
+    async with SqlRepository.open(engine) as repo:
+        await repo.save_station(StationRecord("S"))
+        start = StartRequest("S", 1, "T", 0, T0)
+        tx = (await repo.start_transaction(start, transactions.from_start(start))).transaction
+
+        async def reading(wh: int) -> None:
+            sample = (MeterSample(T0 + timedelta(seconds=wh), str(wh)),)
+            await repo.add_meter_values(
+                "S", 1, tx.id, sample, lambda r: transactions.apply_meter_values(r, sample)
+            )
+
+        await repo.save_station(StationRecord("S2"))
+        other_start = StartRequest("S2", 1, "T", 0, T0)
+        await repo.start_transaction(other_start, transactions.from_start(other_start))
+
+        departure = T0 + timedelta(hours=8)
+        needs = ChargingNeeds("S", 1, departure, 20_000)
+        # Another session's whole row first (so whole rows are flushed before single readings), then a
+        # reading, this session's whole row, and a newer reading: the newer one must be what stays.
+        await asyncio.gather(
+            repo.set_charging_needs(ChargingNeeds("S2", 1, departure, 1_000)),
+            reading(100),
+            repo.set_charging_needs(needs),
+            reading(200),
+        )
+        mid = await repo.get_transaction(tx.id)
+        assert mid == replace(tx, meter_stop_wh=200, departure_time=departure, energy_need_wh=20_000)
+
+        stop = StopRequest("S", tx.id, 900, T0 + timedelta(hours=1), "Local")
+        # reading, then the stop (whole row), then a late reading after the stop (ignored).
+        await asyncio.gather(
+            reading(300),
+            repo.stop_transaction(stop, lambda r: transactions.apply_stop(r, stop)),
+            reading(400),
+        )
+        ended = await repo.get_transaction(tx.id)
+        assert ended is not None
+        assert (ended.meter_stop_wh, ended.stopped_at, ended.departure_time) == (
+            900,
+            stop.timestamp,
+            departure,
+        )
     await engine.dispose()
 
 
