@@ -12,7 +12,14 @@ import pytest
 from sqlalchemy import create_engine, select
 
 from chargeflow.csm import transactions
-from chargeflow.csm.model import ChargingNeeds, MeterSample, StartRequest, StationRecord, StopRequest
+from chargeflow.csm.model import (
+    ChargingNeeds,
+    MeterSample,
+    StartRequest,
+    StationRecord,
+    StopRequest,
+    TransactionRecord,
+)
 from chargeflow.store.bulk import BulkWriter
 from chargeflow.store.database import make_engine, migrate
 from chargeflow.store.sql import SqlRepository
@@ -68,21 +75,23 @@ async def test_one_failing_write_fails_alone_and_the_rest_commit(
     assert batches < 31, "writes submitted together share a transaction"
 
 
+async def started(repo: SqlRepository, station: str) -> TransactionRecord:
+    await repo.save_station(StationRecord(station))
+    start = StartRequest(station, 1, "T", 0, T0)
+    return (await repo.start_transaction(start, transactions.from_start(start))).transaction
+
+
+async def reading(repo: SqlRepository, tx_id: int, wh: int) -> None:
+    sample = (MeterSample(T0 + timedelta(seconds=wh), str(wh)),)
+    await repo.add_meter_values("S", 1, tx_id, sample, lambda r: transactions.apply_meter_values(r, sample))
+
+
 async def test_concurrent_meter_values_of_one_session_keep_the_highest_reading(tmp_path: Path) -> None:
     engine = make_engine(f"sqlite+aiosqlite:///{tmp_path / 's.db'}")
     await migrate(engine)
     async with SqlRepository.open(engine) as repo:
-        await repo.save_station(StationRecord("S"))
-        start = StartRequest("S", 1, "T", 0, T0)
-        tx = (await repo.start_transaction(start, transactions.from_start(start))).transaction
-
-        async def send(wh: int) -> None:
-            sample = (MeterSample(T0 + timedelta(seconds=wh), str(wh)),)
-            await repo.add_meter_values(
-                "S", 1, tx.id, sample, lambda r: transactions.apply_meter_values(r, sample)
-            )
-
-        await asyncio.gather(*(send(wh) for wh in (500, 300, 900, 100)))
+        tx = await started(repo, "S")
+        await asyncio.gather(*(reading(repo, tx.id, wh) for wh in (500, 300, 900, 100)))
         stored = await repo.get_transaction(tx.id)
         assert stored == replace(tx, meter_stop_wh=900)
         assert len(await repo.meter_values(tx.id)) == 4
@@ -98,19 +107,8 @@ async def test_readings_and_whole_row_changes_in_one_batch_leave_the_latest_row(
     engine = make_engine(url, **options)
     await migrate(engine)
     async with SqlRepository.open(engine) as repo:
-        await repo.save_station(StationRecord("S"))
-        start = StartRequest("S", 1, "T", 0, T0)
-        tx = (await repo.start_transaction(start, transactions.from_start(start))).transaction
-
-        async def reading(wh: int) -> None:
-            sample = (MeterSample(T0 + timedelta(seconds=wh), str(wh)),)
-            await repo.add_meter_values(
-                "S", 1, tx.id, sample, lambda r: transactions.apply_meter_values(r, sample)
-            )
-
-        await repo.save_station(StationRecord("S2"))
-        other_start = StartRequest("S2", 1, "T", 0, T0)
-        await repo.start_transaction(other_start, transactions.from_start(other_start))
+        tx = await started(repo, "S")
+        await started(repo, "S2")
 
         departure = T0 + timedelta(hours=8)
         needs = ChargingNeeds("S", 1, departure, 20_000)
@@ -118,9 +116,9 @@ async def test_readings_and_whole_row_changes_in_one_batch_leave_the_latest_row(
         # reading, this session's whole row, and a newer reading: the newer one must be what stays.
         await asyncio.gather(
             repo.set_charging_needs(ChargingNeeds("S2", 1, departure, 1_000)),
-            reading(100),
+            reading(repo, tx.id, 100),
             repo.set_charging_needs(needs),
-            reading(200),
+            reading(repo, tx.id, 200),
         )
         mid = await repo.get_transaction(tx.id)
         assert mid == replace(tx, meter_stop_wh=200, departure_time=departure, energy_need_wh=20_000)
@@ -128,9 +126,9 @@ async def test_readings_and_whole_row_changes_in_one_batch_leave_the_latest_row(
         stop = StopRequest("S", tx.id, 900, T0 + timedelta(hours=1), "Local")
         # reading, then the stop (whole row), then a late reading after the stop (ignored).
         await asyncio.gather(
-            reading(300),
+            reading(repo, tx.id, 300),
             repo.stop_transaction(stop, lambda r: transactions.apply_stop(r, stop)),
-            reading(400),
+            reading(repo, tx.id, 400),
         )
         ended = await repo.get_transaction(tx.id)
         assert ended is not None
