@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING
 
 from chargeflow.app import CsmNode, ServeSettings, serve
 from chargeflow.commands import event_loop
-from chargeflow.commands.serve_config import OcppSection, TlsSection, load_serve_file
+from chargeflow.commands.serve_config import OcppSection, TlsSection, load_serve_file, tls_settings
 from chargeflow.protocols.ocpp.server import TlsSettings
 from chargeflow.site.config import ConfigError
 from chargeflow.store.database import DEFAULT_URL
@@ -71,14 +71,8 @@ def tls_from(args: argparse.Namespace, section: TlsSection | None, config: Path 
         return None if section is None or config is None else section.settings(config.parent)
     if args.tls_cert is None or args.tls_key is None:
         raise ConfigError("--tls-cert and --tls-key go together (--tls-client-ca needs both)")
-    for option, path in (
-        ("--tls-cert", args.tls_cert),
-        ("--tls-key", args.tls_key),
-        ("--tls-client-ca", args.tls_client_ca),
-    ):
-        if path is not None and not path.is_file():
-            raise ConfigError(f"{option}: no such file: {path}")
-    return TlsSettings(args.tls_cert, args.tls_key, args.tls_client_ca)
+    options = ("--tls-cert", "--tls-key", "--tls-client-ca")
+    return tls_settings(args.tls_cert, args.tls_key, args.tls_client_ca, options)
 
 
 def settings_from(args: argparse.Namespace, environ: dict[str, str]) -> tuple[ServeSettings, bool]:

@@ -44,12 +44,21 @@ class TlsSection(_Model):
 
     def settings(self, base: Path) -> TlsSettings:
         """With relative paths read from ``base`` (the config file's folder); each file must exist."""
-        cert, key = base / self.cert, base / self.key
         client_ca = None if self.client_ca is None else base / self.client_ca
-        for name, path in (("cert", cert), ("key", key), ("client_ca", client_ca)):
-            if path is not None and not path.is_file():
-                raise ConfigError(f"ocpp.tls.{name}: no such file: {path}")
-        return TlsSettings(cert, key, client_ca)
+        return tls_settings(
+            base / self.cert,
+            base / self.key,
+            client_ca,
+            ("ocpp.tls.cert", "ocpp.tls.key", "ocpp.tls.client_ca"),
+        )
+
+
+def tls_settings(cert: Path, key: Path, client_ca: Path | None, names: tuple[str, str, str]) -> TlsSettings:
+    """The TLS files, each checked to exist; an error names the setting (``names``: cert, key, CA)."""
+    for name, path in zip(names, (cert, key, client_ca), strict=True):
+        if path is not None and not path.is_file():
+            raise ConfigError(f"{name}: no such file: {path}")
+    return TlsSettings(cert, key, client_ca)
 
 
 class OcppSection(_Model):

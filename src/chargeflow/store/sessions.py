@@ -75,8 +75,9 @@ _SEQ_NOS = select(transaction_events.c.seq_no).where(
 )
 _INSERT = transactions.insert().returning(transactions.c.id)
 _UPDATE = transactions.update().where(transactions.c.id == bindparam("tx_id"))
-# A reading that only moves the register: one column, none of the table's indexes touched (the whole-row
-# UPDATE rewrites the entries of all three indexes, and costs a MeterValues half of its write).
+# A reading that only moves the register: the same UPDATE, staged apart and given only meter_stop_wh, so
+# the bulk writer compiles it to SET that one column and none of the table's indexes is touched (the
+# whole-row UPDATE rewrites the entries of all three indexes, and cost a MeterValues half of its write).
 _UPDATE_METER_STOP = transactions.update().where(transactions.c.id == bindparam("tx_id"))
 _INSERT_EVENT = transaction_events.insert()
 _INSERT_SAMPLES = meter_values.insert()
