@@ -10,9 +10,13 @@ largest current R_i:
                s_ck = Σ_{i in class c} r_ik                           (station classes, ``ems.phasor``)
                G·s_k ≤ h   for every block k                          (every line and fuse limit)
 
-with n_ik the number of slots of block k that EV i is there. A block's rate counts against the limits for
-the whole block even when the EV leaves within it, which keeps the coarse far end of a rolling horizon on
-the safe side; the near end is one block per slot and exact.
+with n_ik the number of slots of block k that EV i is there. Where a class has only a few rows (a feeder
+chain's phases and the grant, as in the control step) the class sums are substituted and each rate enters
+those rows itself: the LP then has half the rows, which is what a warm start's primal simplex pays for.
+
+A block's rate counts against the limits for the whole block even when the EV leaves within it, which
+keeps the coarse far end of a rolling horizon on the safe side; the near end is one block per slot and
+exact.
 
 The weights w_ik = 1 − ε·(t_k − start_i)/T_day make the objective lexicographic in effect: delivered energy
 first, then as early as possible. Energy is worth at least 1 − ε per unit against an earliness gain of at most
@@ -47,6 +51,9 @@ FloatArray = npt.NDArray[np.float64]
 IntArray = npt.NDArray[np.int64]
 
 EARLINESS = 1e-3
+#: a rate enters the network rows of its class directly when its class has at most this many rows on
+#: average (a feeder chain's phases and the grant), through one class sum per block otherwise
+DIRECT_ROWS = 16
 
 _KEY_SHIFT = np.int64(1) << np.int64(32)
 _DUAL, _PRIMAL = 1, 4  # HiGHS's simplex_strategy
@@ -204,25 +211,46 @@ class Planner:
             weight -= self._deadline_order * self._earliness * since / stay
 
         cls = limits.classes.of_station[request.station[ev]]
+        n_rows = limits.rows.shape[0]
+        nonzero = np.abs(limits.rows) > 1e-12  # (r, classes)
+        per_class = nonzero.sum(axis=0)
         n_classes = limits.rows.shape[1]
         cb_key = blk * n_classes + cls
         cb, q_of_p = np.unique(cb_key, return_inverse=True)
-        q = cb.size
         cb_blk, cb_cls = cb // n_classes, cb % n_classes
-
-        # Network rows: one per (limit row, block) with a class present in the block.
-        g = limits.rows[:, cb_cls]  # (r, q)
+        # Two forms of the same LP. ``direct``: each rate in every network row of its class — where a
+        # class has a few rows (a feeder chain's phases and the grant), as in the control step. Otherwise
+        # each rate in one class-sum row and the class sum s_ck in the network rows — where a class has
+        # dozens of rows (the polygons of a phasor site, ``ems.phasor``). On 1,000 EVs the direct form
+        # has half the rows; its warm solves then take 600-1,100 primal iterations against 800-2,600, each
+        # cheaper (docs/benchmarks-acn.md); on Caltech's polygons it would carry ~100 entries per rate.
+        direct = float(per_class[cls].mean()) <= DIRECT_ROWS
+        q = 0 if direct else cb.size
+        g = limits.rows[:, cb_cls]  # (r, classes present per block)
         r_idx, q_idx = np.nonzero(np.abs(g) > 1e-12)
-        row_key = cb_blk[q_idx] * limits.rows.shape[0] + r_idx
+        row_key = cb_blk[q_idx] * n_rows + r_idx
         net_rows, net_of_entry = np.unique(row_key, return_inverse=True)
-
-        n_cols = p + q
-        energy_rows = ev
-        class_rows = n + q_of_p
         net_base = n + q
-        rows = np.concatenate((energy_rows, class_rows, n + np.arange(q), net_base + net_of_entry))
-        cols = np.concatenate((np.arange(p), np.arange(p), p + np.arange(q), p + q_idx))
-        vals = np.concatenate((n_ik, -np.ones(p), np.ones(q), g[r_idx, q_idx]))
+        if direct:
+            # Every rate into the rows of its (block, class): CSR-like expansion of q_of_p over q_idx.
+            order = np.argsort(q_idx, kind="stable")
+            counts = np.bincount(q_idx, minlength=cb.size)
+            first = np.zeros(cb.size + 1, dtype=np.int64)
+            np.cumsum(counts, out=first[1:])
+            reps = counts[q_of_p]
+            col_of = np.repeat(np.arange(p), reps)
+            within = np.arange(col_of.size) - np.repeat(np.cumsum(reps) - reps, reps)
+            entry = order[first[q_of_p][col_of] + within]
+            n_cols = p
+            rows = np.concatenate((ev, net_base + net_of_entry[entry]))
+            cols = np.concatenate((np.arange(p), col_of))
+            vals = np.concatenate((n_ik, g[r_idx[entry], q_idx[entry]]))
+        else:
+            n_cols = p + q
+            class_rows = n + q_of_p
+            rows = np.concatenate((ev, class_rows, n + np.arange(q), net_base + net_of_entry))
+            cols = np.concatenate((np.arange(p), np.arange(p), p + np.arange(q), p + q_idx))
+            vals = np.concatenate((n_ik, -np.ones(p), np.ones(q), g[r_idx, q_idx]))
         starts, index, value = _csc(rows.astype(np.int64), cols.astype(np.int64), vals, n_cols)
 
         inf = highspy.kHighsInf
@@ -252,15 +280,16 @@ class Planner:
         if ev_keys is not None and self._last is not None:
             start = self._start(ev_keys, blk, boundaries + origin_slot, n_ik, request, lower[:p], ev)
             solution = highspy.HighsSolution()
-            solution.col_value = np.concatenate((start, np.bincount(q_of_p, weights=start, minlength=q)))
+            sums = np.bincount(q_of_p, weights=start, minlength=q) if q else np.zeros(0)
+            solution.col_value = np.concatenate((start, sums))
             solution.value_valid = True
             started_warm = h.setSolution(solution) == highspy.HighsStatus.kOk
             self.warm_starts += started_warm
         # From the rest of the last plan, the primal simplex: that start is feasible when the EVs got what
         # the plan gave them (nearly so otherwise), so few pivots remain — 14 to 200 instead of 1,846 on 300
         # EVs with a moving horizon (tests/unit/test_optimiser_warm.py); the dual simplex from the same start
-        # took 1,200 to 1,500. On 1,000 EVs with 2-3 % leaving every step the primal pivots cost more than
-        # they save and a warm solve was slower than a cold one (docs/benchmarks-acn.md).
+        # took 1,200 to 1,500. On 1,000 EVs it pays only in the direct form (half the rows, see above):
+        # with class-sum rows a warm solve was slower than a cold one (docs/benchmarks-acn.md).
         h.setOptionValue("simplex_strategy", _PRIMAL if started_warm else _DUAL)
         # HiGHS checks ``time_limit`` against its instance's run time summed over every solve, not this one's.
         h.setOptionValue("time_limit", h.getRunTime() + self._time_limit_s)
