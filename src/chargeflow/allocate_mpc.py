@@ -14,13 +14,15 @@ other loads and the grant, held for the whole horizon (a persistence forecast: t
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
+from datetime import datetime
 
 import numpy as np
 import numpy.typing as npt
 
 from chargeflow.allocate import StepInput
-from chargeflow.csm.demand import DemandTable, WishReason
+from chargeflow.csm.demand import DemandTable, EvSession, WishReason
 from chargeflow.csm.split import Limit, SplitResult
 from chargeflow.ems.optimiser import ChargeRequest, Planner, rolling_boundaries
 from chargeflow.ems.phasor import line_currents, linearise, phasor_matrix
@@ -29,6 +31,8 @@ from chargeflow.site.tree import CircuitTree
 from chargeflow.units import SECONDS_PER_HOUR, floor_current
 
 REASON = "mpc_plan"
+#: the plan's slot where the control step is shorter (a live site steps every 10 s): 5 minutes
+PLAN_SLOT_S = 300.0
 _TOL = 1e-6
 
 
@@ -69,6 +73,20 @@ class MpcPlanner:
         other_loads_a: list[float],
         granted_w: float,
     ) -> SplitResult | None:
+        return self.plan(step.now, step.sessions, evs, tree, other_loads_a, granted_w)
+
+    def plan(
+        self,
+        now: datetime,
+        sessions: Sequence[EvSession],
+        evs: DemandTable,
+        tree: CircuitTree,
+        other_loads_a: list[float],
+        granted_w: float,
+    ) -> SplitResult | None:
+        """The plan's first slot as limits for the EVs of ``evs`` (``sessions`` in the same order), or
+        None where the core split must stand. The live CSM calls this (``csm.smart_charging``), the
+        control step ``__call__``."""
         n = len(evs)
         if n == 0:
             return None
@@ -99,7 +117,7 @@ class MpcPlanner:
                     - s.charged_wh,
                     0,
                 )
-                for i, s in enumerate(step.sessions)
+                for i, s in enumerate(sessions)
             ],
             dtype=np.float64,
         )
@@ -116,7 +134,7 @@ class MpcPlanner:
             max_a=max_a,
             first_min_a=evs.need_a,
         )
-        origin = round(step.now.timestamp() / self.step_s)
+        origin = round(now.timestamp() / self.step_s)
         plan = self._planner.solve(
             lin,
             request,

@@ -21,6 +21,7 @@ from zoneinfo import ZoneInfo
 
 import uvicorn
 
+from chargeflow.allocate_mpc import PLAN_SLOT_S, MpcPlanner
 from chargeflow.app import HttpServer, http_port, open_stores, request_ids
 from chargeflow.billing.attribution import Shares, SiteStep
 from chargeflow.billing.service import BillingService
@@ -58,6 +59,7 @@ class LiveConfig:
     speed: float = 60.0  # simulated seconds per real second; 0: as fast as it goes
     step_s: float = 10.0
     strategy: Strategy = Strategy.EDF
+    plan_ahead: bool = False  # the predictive optimiser on top of the strategy's split (``--strategy mpc``)
     host: str = "127.0.0.1"
     ocpp_port: int = 9000
     http_port: int = 8000
@@ -138,7 +140,11 @@ async def run_live(
             meter,
             CsmConfig(auto_register=True, accept_unknown_tokens=True, heartbeat_interval_s=300),  # free vend
             OcppServerConfig(host=config.host, port=config.ocpp_port, call_timeout_s=10.0),
-            SmartChargingConfig(strategy=config.strategy, step_s=config.step_s),
+            SmartChargingConfig(
+                strategy=config.strategy,
+                step_s=config.step_s,
+                planner=MpcPlanner(step_s=max(config.step_s, PLAN_SLOT_S)) if config.plan_ahead else None,
+            ),
             EmsConfig(step_s=config.step_s),
             ess=meter,
             billing=billing,

@@ -45,6 +45,7 @@ from chargeflow.sim.data import (
     synthetic_building_profile,
     synthetic_pv_profile,
 )
+from chargeflow.sim.headless import MPC
 
 SESSIONS_FILE = "acn/caltech_2019-05_2019-08.csv.gz"
 
@@ -131,7 +132,8 @@ def live_config(args: argparse.Namespace) -> LiveConfig:
         duration=timedelta(hours=args.hours) if args.hours else None,
         speed=args.speed,
         step_s=args.step,
-        strategy=Strategy(args.strategy),
+        strategy=Strategy.EDF if args.strategy == MPC else Strategy(args.strategy),
+        plan_ahead=args.strategy == MPC,
         host=args.host,
         ocpp_port=args.ocpp_port,
         http_port=args.http_port,
@@ -247,7 +249,12 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
         "--speed", type=float, default=60.0, help="simulated seconds per real second (0: flat out)"
     )
     p.add_argument("--step", type=float, default=10.0, help="control step in simulated seconds (default 10)")
-    p.add_argument("--strategy", default="edf", choices=[s.value for s in Strategy])
+    p.add_argument(
+        "--strategy",
+        default="edf",
+        choices=[*(s.value for s in Strategy), MPC],
+        help="how the grant is split; mpc: the predictive optimiser, with EDF as its fallback",
+    )
     p.add_argument("--host", default="127.0.0.1")
     p.add_argument("--ocpp-port", type=int, default=9000)
     p.add_argument("--http-port", type=int, default=8000)

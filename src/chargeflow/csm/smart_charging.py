@@ -11,6 +11,11 @@ a station only when it really changed. Fail-safe:
   the site's limits should its connection to the CSM drop;
 - an EV that draws more than its limit for longer than a grace period is suspended (limit 0 A) and the
   event recorded: the station can cut its power but cannot make it draw less (framework 1.1.1).
+
+With a ``LimitPlanner`` in its config (the predictive optimiser, ``allocate_mpc.MpcPlanner``) the split
+is computed first and the planner then asks for limits of its own, in a worker thread so that the
+stations' connections are served meanwhile; a plan that is not there within ``plan_timeout_s``, fails or
+breaks a rule leaves the split in force (``plans_late`` counts the late ones), never no limit.
 """
 
 from __future__ import annotations
@@ -32,11 +37,11 @@ from chargeflow.csm.model import (
     TransactionRecord,
 )
 from chargeflow.csm.ports import CsmRepository, TxUpdate
-from chargeflow.csm.split import Strategy, split
+from chargeflow.csm.split import SplitResult, Strategy, split
 from chargeflow.exchange import DemandPoint, ExchangeBus, PowerDemand, Validity, value_at
 from chargeflow.site.measurement import BuildingPower, SiteMeter
 from chargeflow.site.model import ChargingPoint, Site, with_margin
-from chargeflow.site.tree import building_loads_a, check_site
+from chargeflow.site.tree import CircuitTree, building_loads_a, check_site
 
 log = logging.getLogger(__name__)
 
@@ -61,6 +66,26 @@ class StationControl(Protocol):
         ...
 
 
+def _retrieve(task: asyncio.Future[Any]) -> None:
+    """Read a plan's outcome when it is done, so that a failure is logged even when its step has moved on."""
+    if not task.cancelled() and task.exception() is not None:
+        log.warning("smart charging: the planner failed (%s); the split stands", task.exception())
+
+
+class LimitPlanner(Protocol):
+    """Limits from a plan ahead (``allocate_mpc.MpcPlanner.plan``), or None where the split must stand."""
+
+    def plan(
+        self,
+        now: datetime,
+        sessions: Sequence[EvSession],
+        evs: DemandTable,
+        tree: CircuitTree,
+        other_loads_a: list[float],
+        granted_w: float,
+    ) -> SplitResult | None: ...
+
+
 @dataclass(frozen=True, slots=True)
 class SmartChargingConfig:
     strategy: Strategy = Strategy.EDF
@@ -75,6 +100,9 @@ class SmartChargingConfig:
     overdraw_grace_s: float = 30.0
     change_threshold_a: float = 0.1
     timeout_s: float = 10.0
+    #: plans ahead on top of the split (``--strategy mpc``); None: the split alone
+    planner: LimitPlanner | None = None
+    plan_timeout_s: float = 2.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -103,6 +131,7 @@ class ChargingStep:
 class _Pending:
     table: DemandTable
     sessions: list[tuple[TransactionRecord, ChargingPoint]]
+    evs: list[EvSession]
 
 
 class SmartCharging:
@@ -135,6 +164,9 @@ class SmartCharging:
         self.events: list[str] = []
         self.last: ChargingStep | None = None
         self._pending: _Pending | None = None
+        self._planning: asyncio.Future[SplitResult | None] | None = None
+        #: steps whose plan was not there within ``plan_timeout_s`` (the split stood)
+        self.plans_late = 0
 
     # --- preferences (ChPr) from the driver page, an app, or the EV over ISO 15118 ---
 
@@ -180,7 +212,7 @@ class SmartCharging:
                 self.site.id, Validity(now, valid_until), (DemandPoint(now, table.needed_w, table.wished_w),)
             )
         )
-        self._pending = _Pending(table, sessions)
+        self._pending = _Pending(table, sessions, evs)
         return table
 
     async def apply(self) -> ChargingStep:
@@ -204,6 +236,8 @@ class SmartCharging:
             counted = building.with_margin(self._config.margin_pct)
             loads = building_loads_a(self._view, self._tree, counted.consumption_w)
             result = split(table, self._tree, loads, granted, self._config.strategy, grant.reason)
+            if self._config.planner is not None:
+                result = await self._plan(now, pending.evs, table, loads, granted) or result
             targets = [(lim.current_a, lim.reason) for lim in result.limits]
         else:
             targets = [
@@ -223,6 +257,36 @@ class SmartCharging:
         )
         self.last = step
         return step
+
+    @property
+    def planning(self) -> bool:
+        """A plan is being made (in its worker thread)."""
+        return self._planning is not None and not self._planning.done()
+
+    async def _plan(
+        self, now: datetime, evs: list[EvSession], table: DemandTable, loads: list[float], granted: float
+    ) -> SplitResult | None:
+        """The planner's limits, or None when it is late, still busy with an earlier step, or has none."""
+        planner = self._config.planner
+        assert planner is not None
+        if self.planning:
+            self.plans_late += 1  # the last plan is still running: one solve at a time
+            return None
+        task = asyncio.ensure_future(
+            asyncio.to_thread(planner.plan, now, evs, table, self._tree, loads, granted)
+        )
+        self._planning = task
+        task.add_done_callback(_retrieve)
+        done, _ = await asyncio.wait({task}, timeout=self._config.plan_timeout_s)
+        if not done:
+            self.plans_late += 1
+            log.warning(
+                "smart charging: plan late after %.1f s; the split stands", self._config.plan_timeout_s
+            )
+            return None
+        if task.exception() is not None:  # a planner that fails leaves the split in force (logged above)
+            return None
+        return task.result()
 
     async def step(self) -> ChargingStep:
         await self.publish_demand()
