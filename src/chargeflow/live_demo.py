@@ -41,6 +41,7 @@ from chargeflow.sim.meter import SimulatedSite, SiteTruth
 from chargeflow.sim.site_runner import SiteRunner, mixed_versions
 from chargeflow.sim.stations import SimulatedStation
 from chargeflow.site.model import Site
+from chargeflow.site.prices import EnergyPrices
 from chargeflow.site_control import SiteControl, build_site_control
 from chargeflow.web.api import create_api
 from chargeflow.web.auth import OwnerAuth
@@ -59,6 +60,7 @@ class LiveConfig:
     speed: float = 60.0  # simulated seconds per real second; 0: as fast as it goes
     step_s: float = 10.0
     strategy: Strategy = Strategy.EDF
+    prices: EnergyPrices | None = None  # the site's energy prices, for drivers' price caps
     plan_ahead: bool = False  # the predictive optimiser on top of the strategy's split (``--strategy mpc``)
     host: str = "127.0.0.1"
     ocpp_port: int = 9000
@@ -144,6 +146,7 @@ async def run_live(
                 strategy=config.strategy,
                 step_s=config.step_s,
                 planner=MpcPlanner(step_s=max(config.step_s, PLAN_SLOT_S)) if config.plan_ahead else None,
+                prices=config.prices,
             ),
             EmsConfig(step_s=config.step_s),
             ess=meter,

@@ -17,6 +17,7 @@ from dataclasses import replace
 from datetime import UTC, datetime, time, timedelta
 from importlib import resources
 from pathlib import Path
+from typing import Any
 from zoneinfo import ZoneInfo
 
 from rich.console import Console, Group
@@ -46,20 +47,32 @@ from chargeflow.sim.data import (
     synthetic_pv_profile,
 )
 from chargeflow.sim.headless import MPC
+from chargeflow.site.prices import EnergyPrices
 
 SESSIONS_FILE = "acn/caltech_2019-05_2019-08.csv.gz"
 
 
-def default_billing() -> BillingRules:
-    """The demo site's tariffs (the ``billing:`` section of the same file as ``default_site``)."""
+def _default_site_file() -> Any:
     import yaml
 
+    text = resources.files("chargeflow").joinpath("data/workplace_site.yaml").read_text(encoding="utf-8")
+    return yaml.safe_load(text)
+
+
+def default_billing() -> BillingRules:
+    """The demo site's tariffs (the ``billing:`` section of the same file as ``default_site``)."""
     from chargeflow.site.config import parse_billing
 
-    text = resources.files("chargeflow").joinpath("data/workplace_site.yaml").read_text(encoding="utf-8")
     return rules_from_config(
-        parse_billing(yaml.safe_load(text), "workplace_site.yaml"), "workplace_site.yaml"
+        parse_billing(_default_site_file(), "workplace_site.yaml"), "workplace_site.yaml"
     )
+
+
+def default_prices() -> EnergyPrices | None:
+    """The demo site's energy prices (its ``energy_prices:`` section)."""
+    from chargeflow.site.config import parse_energy_prices
+
+    return parse_energy_prices(_default_site_file(), "workplace_site.yaml")
 
 
 def load_demo_step() -> StepInput:
@@ -141,6 +154,7 @@ def live_config(args: argparse.Namespace) -> LiveConfig:
         admin_token=token,
         owner_password=password,
         billing=default_billing(),
+        prices=default_prices(),
     )
 
 

@@ -41,6 +41,7 @@ from chargeflow.csm.split import SplitResult, Strategy, split
 from chargeflow.exchange import DemandPoint, ExchangeBus, PowerDemand, Validity, value_at
 from chargeflow.site.measurement import BuildingPower, SiteMeter
 from chargeflow.site.model import ChargingPoint, Site, with_margin
+from chargeflow.site.prices import EnergyPrices
 from chargeflow.site.tree import CircuitTree, building_loads_a, check_site
 
 log = logging.getLogger(__name__)
@@ -103,6 +104,8 @@ class SmartChargingConfig:
     #: plans ahead on top of the split (``--strategy mpc``); None: the split alone
     planner: LimitPlanner | None = None
     plan_timeout_s: float = 2.0
+    #: the site's energy prices (``site.prices``): drivers' price caps compare against them; None: no caps
+    prices: EnergyPrices | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -205,7 +208,9 @@ class SmartCharging:
             prefs = self.preferences_of(tx)
             evs.append(EvSession.at(point, prefs, charged, live.estimate.current_a, phases=live.phases_used))
             sessions.append((tx, point))
-        table = demand_table(evs, now, self._config.step_s, self.site.voltage_v)
+        prices = self._config.prices
+        price = prices.at(now) if prices is not None else None
+        table = demand_table(evs, now, self._config.step_s, self.site.voltage_v, price)
         valid_until = now + timedelta(seconds=self._config.validity_steps * self._config.step_s)
         await self._bus.publish_demand(
             PowerDemand(

@@ -5,7 +5,10 @@ Every error names the file, the path of the field (``circuits[1].max_current_a``
 
 from __future__ import annotations
 
+import csv
+import io
 import json
+from datetime import datetime, time, timedelta
 from decimal import Decimal
 from pathlib import Path
 from typing import Annotated, Any, Literal
@@ -15,6 +18,7 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from chargeflow.site.model import ChargingPoint, Circuit, Ess, GridConnection, PhaseTriple, Pv, Site
+from chargeflow.site.prices import EnergyPrices, TimeOfUse
 from chargeflow.site.tree import SiteError, check_site
 from chargeflow.units import NOMINAL_VOLTAGE_V
 
@@ -139,6 +143,32 @@ class BillingConfig(Model):
     )
 
 
+Weekday = Literal["mon", "tue", "wed", "thu", "fri", "sat", "sun"]
+WEEKDAYS: tuple[Weekday, ...] = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
+
+
+class TimeOfUseConfig(Model):
+    days: list[Weekday] = Field(default=list(WEEKDAYS), min_length=1)
+    start: time = Field(description="local time, HH:MM")
+    end: time = Field(description="local time, HH:MM; not after start: the period runs over midnight")
+    per_kwh: Decimal = Field(ge=0)
+
+    def to_rule(self) -> TimeOfUse:
+        return TimeOfUse(frozenset(WEEKDAYS.index(d) for d in self.days), self.start, self.end, self.per_kwh)
+
+
+class EnergyPricesConfig(Model):
+    """The ``energy_prices:`` section: what the site pays per kWh from the grid, for drivers' price caps
+    and the optimiser (``site.prices``)."""
+
+    default_per_kwh: Decimal = Field(ge=0)
+    time_of_use: list[TimeOfUseConfig] = []
+    day_ahead_file: str | None = Field(
+        default=None, description="CSV with a header start,per_kwh; start in ISO 8601 with its UTC offset"
+    )
+    period_min: int = Field(default=60, gt=0, description="how long each day-ahead price holds")
+
+
 class SiteConfig(Model):
     id: str = "site"
     timezone: str = "UTC"
@@ -150,6 +180,7 @@ class SiteConfig(Model):
     pv: list[PvConfig] = []
     ess: EssConfig | None = None
     billing: BillingConfig = BillingConfig()
+    energy_prices: EnergyPricesConfig | None = None
 
     @field_validator("timezone")
     @classmethod
@@ -242,6 +273,51 @@ def parse_billing(data: Any, source: str = "site", base: Path | None = None) -> 
 def load_billing(path: Path) -> BillingConfig:
     """The ``billing:`` section of a YAML site file (validated like the rest of it)."""
     return parse_billing(_read_yaml(path), str(path), path.parent)
+
+
+def parse_energy_prices(data: Any, source: str = "site", base: Path | None = None) -> EnergyPrices | None:
+    """The site file's ``energy_prices:`` section, with its day-ahead file read; None without one."""
+    try:
+        site = SiteConfig.model_validate(data)
+    except ValidationError as err:
+        raise ConfigError(format_validation_error(source, err)) from None
+    config = site.energy_prices
+    if config is None:
+        return None
+    day_ahead: list[tuple[datetime, Decimal]] = []
+    if config.day_ahead_file is not None:
+        where = f"{source}: energy_prices.day_ahead_file: {config.day_ahead_file}"
+        path = (base or Path(".")) / config.day_ahead_file
+        try:
+            text = path.read_text(encoding="utf-8")
+        except OSError as err:
+            raise ConfigError(f"{where}: cannot read it ({err.strerror})") from None
+        rows = csv.DictReader(io.StringIO(text))
+        for n, row in enumerate(rows, start=2):
+            try:
+                start = datetime.fromisoformat(row["start"])
+                price = Decimal(row["per_kwh"])
+            except (KeyError, TypeError) as err:
+                raise ConfigError(f"{where}, line {n}: expected the columns start,per_kwh ({err})") from None
+            except (ValueError, ArithmeticError) as err:
+                raise ConfigError(f"{where}, line {n}: {err}") from None
+            if start.tzinfo is None:
+                raise ConfigError(f"{where}, line {n}: {row['start']} has no UTC offset")
+            if day_ahead and start <= day_ahead[-1][0]:
+                raise ConfigError(f"{where}, line {n}: {row['start']} is not after the line before")
+            day_ahead.append((start, price))
+    return EnergyPrices(
+        config.default_per_kwh,
+        tuple(r.to_rule() for r in config.time_of_use),
+        tuple(day_ahead),
+        timedelta(minutes=config.period_min),
+        site.timezone,
+    )
+
+
+def load_energy_prices(path: Path) -> EnergyPrices | None:
+    """The ``energy_prices:`` section of a YAML site file, its day-ahead file relative to the site file."""
+    return parse_energy_prices(_read_yaml(path), str(path), path.parent)
 
 
 def _read_yaml(path: Path) -> dict[str, Any]:
