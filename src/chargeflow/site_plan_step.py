@@ -37,6 +37,10 @@ from chargeflow.ems.site_plan import EvNeeds, SiteForecast, SitePlan, SitePlanne
 from chargeflow.site.measurement import BuildingPower
 from chargeflow.units import SECONDS_PER_HOUR
 
+#: an EV drawing at least this much has shown what it can take (the least an AC station runs at is ~1.4 kW)
+SEEN_W = 1000.0
+_FULL_W = 1.0
+
 #: the energy price at ``at`` per kWh as known at ``now`` (the first argument); None where none is known
 PriceOutlook = Callable[[datetime, datetime], Decimal | None]
 
@@ -64,6 +68,13 @@ class SitePlanStep:
     peak_price_per_kw: float = 0.1
     #: round-trip losses the plan counts with, per direction; a site file does not say them
     ess_efficiency: float = 0.95
+    #: what a Wh towards ΔE_min costs per hour it comes later (``SitePlanner``): far above any difference
+    #: of prices, so that ΔE_min is charged as soon as it can be. Drivers leave hours before the departure
+    #: they gave as often as after it (ACN-Data); 0 lets the plan shift ΔE_min within the stay too
+    need_early_per_kwh_h: float = 5.0
+    #: the share of the highest power an EV was seen to draw that the plan counts on: a plan that fills the
+    #: last slots at exactly that power comes up short by any dip
+    seen_share: float = 0.9
     fallbacks: int = 0  # steps in which there was no plan in time and the rule-based step stood
     solves: int = 0
     failed_solves: int = 0
@@ -71,8 +82,11 @@ class SitePlanStep:
     _planner: SitePlanner | None = field(default=None, repr=False)
     _plan: SitePlan | None = field(default=None, repr=False)
     _due: datetime | None = field(default=None, repr=False)
-    _ids: tuple[str, ...] = field(default=(), repr=False)
+    _ids: tuple[tuple[str, ...], tuple[str, ...]] = field(default=((), ()), repr=False)
+    #: per EV: when it was last seen, its energy charged then, the highest power it was seen to draw
+    _seen: dict[str, tuple[datetime, int, float]] = field(default_factory=dict, repr=False)
     _plan_ids: tuple[str, ...] = field(default=(), repr=False)  # the EVs of the plan's rows, in order
+    _plan_max_w: FloatArray = field(default_factory=lambda: np.zeros(0), repr=False)
 
     def observe(self, at: datetime, reading: BuildingPower) -> None:
         """Feed the forecasters with a meter reading taken at ``at``."""
@@ -80,8 +94,23 @@ class SitePlanStep:
         if self.pv is not None:
             self.pv.observe(at, reading.generation_w)
 
+    def _watch(self, step: StepInput) -> tuple[str, ...]:
+        """Update the power each EV was seen to draw, from its energy between steps; the ids of those seen."""
+        seen = {}
+        for s in step.sessions:
+            before = self._seen.get(s.id)
+            top_w = 0.0
+            if before is not None:
+                at, charged_wh, top_w = before
+                if step.now > at:
+                    drawn_w = (s.charged_wh - charged_wh) * SECONDS_PER_HOUR / (step.now - at).total_seconds()
+                    top_w = max(top_w, drawn_w)
+            seen[s.id] = (step.now, s.charged_wh, top_w)
+        self._seen = seen
+        return tuple(sorted(i for i, (_, _, w) in seen.items() if w >= SEEN_W))
+
     def __call__(self, step: StepInput, evs: DemandTable) -> SiteTarget | None:
-        ids = tuple(sorted(evs.ids))
+        ids = (tuple(sorted(evs.ids)), self._watch(step))
         if self._due is None or step.now >= self._due or ids != self._ids:
             self._plan = self._solve(step, evs)
             self._due = step.now + timedelta(seconds=self.slot_s)
@@ -92,12 +121,21 @@ class SitePlanStep:
             self.fallbacks += 1
             return None
         ess_w = None if step.ess_state is None else float(plan.ess_discharge_w[0] - plan.ess_charge_w[0])
-        return SiteTarget(dict(zip(self._plan_ids, plan.ev_w[:, 0].tolist(), strict=True)), ess_w)
+        # An EV planned at the most the plan counts on for it, or not seen to draw yet: its full wish (the
+        # plan counts on less than it was seen to draw, and one not seen yet shows what it can take).
+        first = np.where(plan.ev_w[:, 0] >= self._plan_max_w - _FULL_W, math.inf, plan.ev_w[:, 0])
+        ev_w = dict(zip(self._plan_ids, first.tolist(), strict=True))
+        for i in self._plan_ids:
+            if self._seen[i][2] < SEEN_W:
+                ev_w[i] = math.inf
+        return SiteTarget(ev_w, ess_w)
 
     def _solve(self, step: StepInput, evs: DemandTable) -> SitePlan | None:
         if self._planner is None:
             self._planner = SitePlanner(
-                peak_price_per_w=self.peak_price_per_kw / 1000, time_limit_s=self.time_limit_s
+                peak_price_per_w=self.peak_price_per_kw / 1000,
+                time_limit_s=self.time_limit_s,
+                need_early_per_wh=self.need_early_per_kwh_h / 1000 * self.slot_s / SECONDS_PER_HOUR,
             )
         n_t = max(1, round(self.horizon_s / self.slot_s))
         dt_h = self.slot_s / SECONDS_PER_HOUR
@@ -129,8 +167,10 @@ class SitePlanStep:
                 # A Wh left at the end saves the horizon's mean price later, less the losses to get it out.
                 end_value_per_wh=max(float(price.mean()), 0.0) * self.ess_efficiency / 1000,
             )
+        needs = self._needs(step, evs, n_t)
+        self._plan_max_w = needs.max_w
         plan = self._planner.solve(
-            self._needs(step, evs, n_t),
+            needs,
             forecast,
             dt_h,
             site.grid.max_import_w,
@@ -156,9 +196,19 @@ class SitePlanStep:
         wished = np.maximum(np.asarray([p.wished_wh for p in prefs], dtype=np.float64) - charged, 0.0)
         caps = [p.price_cap_wished_per_kwh for p in prefs]
         runs = (evs.max_a >= evs.min_a) & (evs.max_a > 0)
-        end = [min(max(math.ceil(t / self.slot_s), 1), n_t) for t in evs.time_left_s.tolist()]
+        # The last slot the EV is there for the whole of: a plan that counts on a slot it leaves in the middle
+        # of comes up short by the rest of that slot.
+        end = [min(max(math.floor(t / self.slot_s), 1), n_t) for t in evs.time_left_s.tolist()]
+        # What an EV can take is what it was seen to draw; one not seen yet is planned as if it charged on
+        # one phase: the station's maximum on all phases would plan it too late if it cannot.
+        seen_w = np.asarray([self._seen[i][2] for i in evs.ids], dtype=np.float64)
+        max_w = np.where(
+            seen_w >= SEEN_W,
+            np.minimum(seen_w * self.seen_share, evs.max_a * evs.w_per_a),
+            evs.max_a * step.site.voltage_v,
+        )
         return EvNeeds(
-            max_w=np.where(runs, evs.max_a * evs.w_per_a, 0.0),
+            max_w=np.where(runs, max_w, 0.0),
             needed_wh=needed,
             wished_wh=np.maximum(wished, needed),
             start_slot=np.zeros(len(evs), dtype=np.int64),

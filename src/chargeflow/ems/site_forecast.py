@@ -6,10 +6,10 @@ latitude, longitude and UTC time with Spencer's series for the declination and t
 (J. W. Spencer, "Fourier series representation of the position of the sun", Search 2(5), 1971), the clear-sky
 irradiance on a horizontal plane from Haurwitz's model, GHI = 1098·cos Z·exp(−0.057 / cos Z) W/m²
 (B. Haurwitz, J. Meteorology 2, 1945), normalised to 1 with the sun at the zenith. The forecast is
-``peak_w · shape · k``, where k is the measured PV over the clear-sky PV of the last ``window_s`` of daylight,
-clamped to [0, ``max_ratio``]: a cloudy morning forecasts a cloudy afternoon, a clear one a clear one, and the
-night keeps the evening's k for the next morning. The ratio also absorbs what the model leaves out (the array's
-tilt, soiling, the inverter): honest only as far as the recent past resembles the next hours.
+``peak_w · shape · k``, where k is the measured PV over the clear-sky PV of the last ``window_s`` of
+daylight, clamped to [0, ``max_ratio``]: a cloudy morning forecasts a cloudy afternoon, a clear one a clear
+one, and the night keeps the evening's k for the next morning. The ratio also absorbs what the model leaves
+out (the array's tilt, soiling, the inverter): honest only as far as the recent past resembles the next hours.
 
 Building: the mean of the same time-of-day slot over the last ``days`` days of the same kind — working day,
 Saturday, Sunday or holiday — that were measured; where there are none yet, the last reading (persistence).

@@ -177,8 +177,17 @@ class SitePlanner:
     """Plans the site over ``len(forecast.price_per_wh)`` slots of ``dt_h`` hours."""
 
     def __init__(
-        self, peak_price_per_w: float = 0.0, smooth_per_w: float = 1e-9, time_limit_s: float | None = None
+        self,
+        peak_price_per_w: float = 0.0,
+        smooth_per_w: float = 1e-9,
+        time_limit_s: float | None = None,
+        need_early_per_wh: float = 0.0,
     ) -> None:
+        """``need_early_per_wh``: what a Wh towards ΔE_min costs for each slot it comes later. Above the
+        largest price difference between two slots it charges ΔE_min as soon as it can (the EV's own
+        maximum, the grid and the ESS allow): a driver who leaves before the departure given still has
+        it; the plan then shifts only the energy beyond ΔE_min and the ESS."""
+        self._need_early = need_early_per_wh
         self._peak_price = peak_price_per_w
         self._smooth = smooth_per_w
         self._highs = highspy.Highs()  # type: ignore[no-untyped-call]
@@ -201,7 +210,8 @@ class SitePlanner:
         slots = np.arange(n_t)
         present = (slots[None, :] >= evs.start_slot[:, None]) & (slots[None, :] < evs.end_slot[:, None])
         ev_max = np.where(present, evs.max_w[:, None], 0.0)
-        x = lp.columns(n_ev * n_t, ev_max.ravel()).reshape(n_ev, n_t)
+        x_cost = np.broadcast_to(self._need_early * slots * dt_h, (n_ev, n_t))
+        x = lp.columns(n_ev * n_t, ev_max.ravel(), x_cost.ravel()).reshape(n_ev, n_t)
         wish_ok = present.copy()
         if evs.wish_cap_per_wh is not None:
             wish_ok &= forecast.price_per_wh[None, :] <= evs.wish_cap_per_wh[:, None] + 1e-12

@@ -107,6 +107,10 @@ class SimResult:
     steps: int = 0
     mpc_fallbacks: int = 0  # steps in which the mpc plan was late or broke a rule and the core split stood
     ms_per_step_mean: float = 0.0
+    #: needs met among the sessions that left before the end: a strategy that charges later is not judged
+    #: by the energy of EVs still plugged in when the run stops
+    needs_met_departed_pct: float = 0.0
+    sessions_at_end: int = 0
     site_plan_fallbacks: int = 0  # steps in which the site plan failed or was late and the rule stood
     site_plan_solves: int = 0
     #: per forecast ("pv", "building") and lead ("15min", "1h"): MAE and bias in kW, and in % of the PV
@@ -135,6 +139,8 @@ class SimResult:
             "steps": self.steps,
             "mpc_fallbacks": self.mpc_fallbacks,
             "ms_per_step_mean": round(self.ms_per_step_mean, 3),
+            "needs_met_departed_pct": round(self.needs_met_departed_pct, 2),
+            "sessions_at_end": self.sessions_at_end,
             "site_plan_fallbacks": self.site_plan_fallbacks,
             "site_plan_solves": self.site_plan_solves,
             "forecast_errors": self.forecast_errors,
@@ -284,8 +290,7 @@ def simulate(
         _site_planner(config, pv_peak) if config.site_plan and config.strategy != UNCONTROLLED else None
     )
     study = _ForecastStudy(site_planner, pv_peak) if site_planner is not None else None
-    met = 0
-    finished = 0
+    met = finished = met_left = finished_left = 0
     building_peak = site.building_peak_w or 0.0
     ess_state = (
         EssState(site.ess.capacity_wh * config.ess_initial_soc) if site.ess and site.ess.capacity_wh else None
@@ -297,10 +302,12 @@ def simulate(
     total = int((config.end - config.start) / step)
     hours = config.step_s / SECONDS_PER_HOUR
 
-    def finish(c: _Connected) -> None:
-        nonlocal met, finished
+    def finish(c: _Connected, left: bool = True) -> None:
+        nonlocal met, finished, met_left, finished_left
         finished += 1
         met += c.charged_wh >= c.preferences.needed_wh - 1.0
+        finished_left += left
+        met_left += left and c.charged_wh >= c.preferences.needed_wh - 1.0
         res.energy_delivered_kwh += c.charged_wh / 1000
 
     now = config.start
@@ -423,7 +430,7 @@ def simulate(
         now += step
 
     for c in connected.values():  # still connected at the end: counted with what they got so far
-        finish(c)
+        finish(c, left=False)
     res.steps = total
     res.mpc_fallbacks = planner.fallbacks if planner is not None else 0
     if site_planner is not None and study is not None:
@@ -431,6 +438,8 @@ def simulate(
         res.site_plan_solves = site_planner.solves
         res.forecast_errors = study.errors()
     res.needs_met_pct = 100.0 * met / finished if finished else 100.0
+    res.needs_met_departed_pct = 100.0 * met_left / finished_left if finished_left else 100.0
+    res.sessions_at_end = finished - finished_left
     res.pv_self_consumption_pct = 100.0 * (1 - pv_exported_wh / pv_generated_wh) if pv_generated_wh else 0.0
     res.ms_per_step_median = statistics.median(res.step_times_ms) if res.step_times_ms else 0.0
     res.ms_per_step_mean = statistics.fmean(res.step_times_ms) if res.step_times_ms else 0.0
