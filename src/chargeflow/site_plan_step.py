@@ -121,12 +121,15 @@ class SitePlanStep:
             self.fallbacks += 1
             return None
         ess_w = None if step.ess_state is None else float(plan.ess_discharge_w[0] - plan.ess_charge_w[0])
-        # An EV planned at the most the plan counts on for it, or not seen to draw yet: its full wish (the
-        # plan counts on less than it was seen to draw, and one not seen yet shows what it can take).
-        first = np.where(plan.ev_w[:, 0] >= self._plan_max_w - _FULL_W, math.inf, plan.ev_w[:, 0])
-        ev_w = dict(zip(self._plan_ids, first.tolist(), strict=True))
+        # Its full wish for an EV that the plan charges at the most it counts on for it (which is less than
+        # the EV was seen to draw), that has not been seen to draw yet (it shows what it can take) or that
+        # is still short of ΔE_min: the plan spreads the rest of ΔE_min over its slot, and a driver who
+        # leaves within that slot would miss the last of it.
+        full = plan.ev_w[:, 0] >= self._plan_max_w - _FULL_W
+        ev_w = dict(zip(self._plan_ids, np.where(full, math.inf, plan.ev_w[:, 0]).tolist(), strict=True))
+        short = {s.id for s in step.sessions if s.charged_wh < s.preferences.needed_wh}
         for i in self._plan_ids:
-            if self._seen[i][2] < SEEN_W:
+            if self._seen[i][2] < SEEN_W or i in short:
                 ev_w[i] = math.inf
         return SiteTarget(ev_w, ess_w)
 
