@@ -176,7 +176,8 @@ def _run(args: argparse.Namespace, out: TextIO) -> int:
     if args.plot:
         from chargeflow.sim.plot import plot_timeline
 
-        title = f"{site.id}: {config.strategy}, {config.start:%Y-%m-%d} – {config.end:%Y-%m-%d}"
+        name = f"{config.strategy}+site_plan" if config.site_plan else config.strategy
+        title = f"{site.id}: {name}, {config.start:%Y-%m-%d} – {config.end:%Y-%m-%d}"
         grid = site.grid
         plot_timeline(
             timeline.rows, grid.max_import_w, grid.max_export_w, Path(args.plot), title, site.timezone

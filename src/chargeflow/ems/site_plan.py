@@ -16,7 +16,9 @@ energy price per slot. Variables per slot t of ``dt_h`` hours, powers in W:
     y_it = 0 where price_t > the driver's cap for the energy beyond ΔE_min
 
     minimise  W_need·Σ short_i − W_wish·Σ y_it·dt                  (ΔE_min by departure first, then ΔE_max)
+              + early·Σ_it t·x_it·dt                               (optionally: ΔE_min as soon as it can be)
               + Σ_t (price_t·m_t − feed_in_t·e_t)·dt               (then the energy bill)
+              + wear·Σ_t (c_t + d_t)·dt − end_value·s_{T−1}        (the ESS's wear, what it holds at the end)
               + peak_price·p + smooth·Σ u_t                        (then the peak import, then smoothness)
 
 The weights make it lexicographic in effect: a Wh short of ΔE_min costs ``W_need`` (1,000 per Wh), a Wh
