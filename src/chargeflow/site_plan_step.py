@@ -45,16 +45,6 @@ _FULL_W = 1.0
 PriceOutlook = Callable[[datetime, datetime], Decimal | None]
 
 
-@dataclass(frozen=True, slots=True, eq=False)
-class PlanInputs:
-    """What the last plan was made with: its start, the forecasts per slot (W) and prices (per kWh)."""
-
-    start: datetime
-    pv_w: FloatArray
-    building_w: FloatArray
-    price_per_kwh: FloatArray
-
-
 @dataclass(slots=True)
 class SitePlanStep:
     building: BuildingForecaster
@@ -78,7 +68,6 @@ class SitePlanStep:
     fallbacks: int = 0  # steps in which there was no plan in time and the rule-based step stood
     solves: int = 0
     failed_solves: int = 0
-    last: PlanInputs | None = None
     _planner: SitePlanner | None = field(default=None, repr=False)
     _plan: SitePlan | None = field(default=None, repr=False)
     _due: datetime | None = field(default=None, repr=False)
@@ -87,6 +76,7 @@ class SitePlanStep:
     _seen: dict[str, tuple[datetime, int, float]] = field(default_factory=dict, repr=False)
     _plan_ids: tuple[str, ...] = field(default=(), repr=False)  # the EVs of the plan's rows, in order
     _plan_max_w: FloatArray = field(default_factory=lambda: np.zeros(0), repr=False)
+    _with_ess: bool = field(default=False, repr=False)  # the plan has the ESS (a known capacity and state)
 
     def observe(self, at: datetime, reading: BuildingPower) -> None:
         """Feed the forecasters with a meter reading taken at ``at``."""
@@ -120,7 +110,7 @@ class SitePlanStep:
         if plan is None:
             self.fallbacks += 1
             return None
-        ess_w = None if step.ess_state is None else float(plan.ess_discharge_w[0] - plan.ess_charge_w[0])
+        ess_w = float(plan.ess_discharge_w[0] - plan.ess_charge_w[0]) if self._with_ess else None
         # Its full wish for an EV that the plan charges at the most it counts on for it (which is less than
         # the EV was seen to draw), that has not been seen to draw yet (it shows what it can take) or that
         # is still short of ΔE_min: the plan spreads the rest of ΔE_min over its slot, and a driver who
@@ -148,7 +138,6 @@ class SitePlanStep:
         price = np.asarray([self._price(step, t) for t in starts], dtype=np.float64)
         pv = self.pv.forecast(middles) if self.pv is not None else np.zeros(n_t)
         building = self.building.forecast(middles)
-        self.last = PlanInputs(step.now, pv, building, price)
         forecast = SiteForecast(
             building_w=building,
             pv_w=pv,
@@ -172,6 +161,7 @@ class SitePlanStep:
             )
         needs = self._needs(step, evs, n_t)
         self._plan_max_w = needs.max_w
+        self._with_ess = storage is not None
         plan = self._planner.solve(
             needs,
             forecast,
