@@ -8,15 +8,17 @@ import json
 import os
 import sys
 from collections.abc import Callable
+from dataclasses import replace
 from datetime import date, datetime, time, timedelta
 from importlib import resources
 from pathlib import Path
-from typing import IO, Any
+from typing import IO, Any, TextIO
 from zoneinfo import ZoneInfo
 
 from rich.console import Console
 from rich.progress import BarColumn, Progress, TextColumn, TimeRemainingColumn
 
+from chargeflow.commands.native_output import native_stdout_to_stderr
 from chargeflow.sim.data import (
     DataError,
     Profile,
@@ -35,6 +37,10 @@ from chargeflow.site.model import Site
 BUILDING_FILE = "profiles/office_medium_los_angeles_hourly.csv"
 PV_FILE = "profiles/pv_jpl_220kwdc_30min.csv"
 PRICES_FILE = "prices/nl_day_ahead_2022-01_2023-09_hourly.csv"
+#: the sun the shared PV profile follows, for the site plan's clear-sky forecast: the profile is JPL's array
+#: (34.2° N, 118.2° W) in its local standard time, which the simulator plays on the site's wall clock. On
+#: Central European Summer Time (UTC+2) that is JPL's sun 10 hours early: 118.2° W + 10 · 15° = 31.8° E.
+PV_SUN = (34.2, 31.8)
 
 
 def default_site() -> Site:
@@ -90,6 +96,8 @@ def build_config(args: argparse.Namespace) -> tuple[SimConfig, list[SessionRecor
         need_share=args.need_share,
         planned_departure=args.departure,
         seed=args.seed,
+        site_plan=args.site_plan,
+        pv_location=args.pv_location,
     )
     used = [name for name in (BUILDING_FILE, PV_FILE, PRICES_FILE) if data and (data / name).is_file()]
     sources = f"data: {', '.join(used)}" if used else "generated building and PV profiles, no prices"
@@ -134,6 +142,11 @@ class Timeline:
 
 
 def run(args: argparse.Namespace) -> int:
+    with native_stdout_to_stderr() as out:  # HiGHS (mpc, the site plan) prints a banner on stdout
+        return _run(args, out)
+
+
+def _run(args: argparse.Namespace, out: TextIO) -> int:
     err = Console(stderr=True)
     try:
         config, records, sources = build_config(args)
@@ -145,6 +158,8 @@ def run(args: argparse.Namespace) -> int:
         f"simulating {site.id} ({len(site.charging_points)} stations) from {config.start:%Y-%m-%d} "
         f"to {config.end:%Y-%m-%d}, strategy {config.strategy}; {sources}"
     )
+    if args.compare:
+        return _compare(config, records, err, out)
     timeline = Timeline(site, args.timeline, keep=bool(args.plot))
     columns = (TextColumn("{task.description}"), BarColumn(), TextColumn("{task.percentage:>3.0f}%"))
     try:
@@ -161,13 +176,34 @@ def run(args: argparse.Namespace) -> int:
     if args.plot:
         from chargeflow.sim.plot import plot_timeline
 
-        title = f"{site.id}: {config.strategy}, {config.start:%Y-%m-%d} – {config.end:%Y-%m-%d}"
+        name = f"{config.strategy}+site_plan" if config.site_plan else config.strategy
+        title = f"{site.id}: {name}, {config.start:%Y-%m-%d} – {config.end:%Y-%m-%d}"
         grid = site.grid
         plot_timeline(
             timeline.rows, grid.max_import_w, grid.max_export_w, Path(args.plot), title, site.timezone
         )
-    print(json.dumps(result.as_json(), indent=2) if args.json else summary(result))
+    print(json.dumps(result.as_json(), indent=2) if args.json else summary(result), file=out)
     return 0
+
+
+def _compare(config: SimConfig, records: list[SessionRecord], err: Console, out: TextIO) -> int:
+    """The rule-based step and the same step with the site plan, on the same sessions, data and seed."""
+    results = {}
+    for name, with_plan in ((config.strategy, False), (f"{config.strategy}+site_plan", True)):
+        err.print(f"running {name}")
+        results[name] = simulate(replace(config, site_plan=with_plan), records).as_json()
+    print(json.dumps(results, indent=2), file=out)
+    return 0
+
+
+def _location(text: str) -> tuple[float, float]:
+    try:
+        lat, lon = (float(v) for v in text.split(","))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected LAT,LON in degrees, got {text!r}") from None
+    if not (-90 <= lat <= 90 and -180 <= lon <= 180):
+        raise argparse.ArgumentTypeError(f"latitude or longitude out of range: {text!r}")
+    return lat, lon
 
 
 def summary(r: SimResult) -> str:
@@ -182,7 +218,13 @@ def summary(r: SimResult) -> str:
             f"(worst {r.max_fuse_overshoot_a:.1f} A over)",
             f"PV self-consumption {r.pv_self_consumption_pct:.1f} %",
             f"energy cost         {r.energy_cost:.2f}",
-            f"control step        {r.ms_per_step_median:.3f} ms median over {r.steps} steps",
+            f"control step        {r.ms_per_step_median:.3f} ms median, {r.ms_per_step_mean:.3f} ms mean "
+            f"over {r.steps} steps",
+            *(
+                [f"site plan           {r.site_plan_solves} solves, {r.site_plan_fallbacks} fallback steps"]
+                if r.forecast_errors is not None
+                else []
+            ),
         ]
     )
 
@@ -213,6 +255,21 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
         help="departure the controller plans for: the driver's estimate (default) or the actual one",
     )
     p.add_argument("--seed", type=int, default=1)
+    p.add_argument(
+        "--site-plan",
+        action="store_true",
+        help="plan the site (EVs, ESS, PV, building) over the next day against prices, over the strategy",
+    )
+    p.add_argument(
+        "--pv-location",
+        type=_location,
+        default=PV_SUN,
+        metavar="LAT,LON",
+        help="the PV's sun for the site plan's clear-sky forecast (default: that of the shared PV profile)",
+    )
+    p.add_argument(
+        "--compare", action="store_true", help="run without and with the site plan; print both as JSON"
+    )
     p.add_argument("--json", action="store_true", help="print the metrics as JSON")
     p.add_argument("--timeline", metavar="OUT.csv", help="write one row per step")
     p.add_argument("--plot", metavar="OUT.png", help="plot power flows and the grid limit")

@@ -16,7 +16,9 @@ energy price per slot. Variables per slot t of ``dt_h`` hours, powers in W:
     y_it = 0 where price_t > the driver's cap for the energy beyond ΔE_min
 
     minimise  W_need·Σ short_i − W_wish·Σ y_it·dt                  (ΔE_min by departure first, then ΔE_max)
+              + early·Σ_it t·x_it·dt                               (optionally: ΔE_min as soon as it can be)
               + Σ_t (price_t·m_t − feed_in_t·e_t)·dt               (then the energy bill)
+              + wear·Σ_t (c_t + d_t)·dt − end_value·s_{T−1}        (the ESS's wear, what it holds at the end)
               + peak_price·p + smooth·Σ u_t                        (then the peak import, then smoothness)
 
 The weights make it lexicographic in effect: a Wh short of ΔE_min costs ``W_need`` (1,000 per Wh), a Wh
@@ -29,11 +31,18 @@ Pure: numbers in, plan out; HiGHS is the only state.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
+from enum import StrEnum
+from typing import Any
 
 import highspy
 import numpy as np
 import numpy.typing as npt
+
+from chargeflow.ems.balance import ess_charge_limit_w, ess_discharge_limit_w
+from chargeflow.site.measurement import BuildingPower, EssState
+from chargeflow.site.model import Ess, GridConnection
 
 FloatArray = npt.NDArray[np.float64]
 IntArray = npt.NDArray[np.int64]
@@ -41,6 +50,7 @@ BoolArray = npt.NDArray[np.bool_]
 
 W_NEED = 1000.0  # per Wh short of ΔE_min
 W_WISH = 1.0  # per Wh beyond ΔE_min, up to ΔE_max
+_TOL_W = 1e-6
 
 
 @dataclass(frozen=True, slots=True, eq=False)
@@ -66,6 +76,12 @@ class Storage:
     max_charge_w: float
     max_discharge_w: float
     efficiency: float = 0.95
+    #: what a Wh still stored at the horizon's end is worth: without it the plan would empty the ESS by
+    #: the end of every horizon, as if the world ended there
+    end_value_per_wh: float = 0.0
+    #: the wear of a Wh charged or discharged. Its default (0.001 per kWh) is small beside prices but above
+    #: the solver's tolerance: a lossless battery is otherwise free to charge and discharge in one slot
+    cycle_cost_per_wh: float = 1e-6
 
 
 @dataclass(frozen=True, slots=True, eq=False)
@@ -94,7 +110,7 @@ class SitePlan:
 
 
 class _Lp:
-    """Columns with bounds and costs, rows as triplets; the LP handed to HiGHS in one piece."""
+    """Columns with bounds and costs, rows in blocks of triplets; the LP handed to HiGHS in one piece."""
 
     def __init__(self) -> None:
         self.lower: list[FloatArray] = []
@@ -102,22 +118,35 @@ class _Lp:
         self.cost: list[FloatArray] = []
         self.n_cols = 0
         self.rows: list[tuple[IntArray, IntArray, FloatArray]] = []
-        self.row_lower: list[float] = []
-        self.row_upper: list[float] = []
+        self.row_lower: list[FloatArray] = []
+        self.row_upper: list[FloatArray] = []
+        self.n_rows = 0
 
-    def columns(self, n: int, upper: FloatArray | float, cost: FloatArray | float = 0.0) -> IntArray:
+    def columns(
+        self, n: int, upper: FloatArray | float, cost: FloatArray | float = 0.0, lower: float = 0.0
+    ) -> IntArray:
         first = self.n_cols
         self.n_cols += n
-        self.lower.append(np.zeros(n))
+        self.lower.append(np.full(n, lower))
         self.upper.append(np.broadcast_to(np.asarray(upper, dtype=np.float64), (n,)).copy())
         self.cost.append(np.broadcast_to(np.asarray(cost, dtype=np.float64), (n,)).copy())
         return np.arange(first, first + n, dtype=np.int64)
 
-    def row(self, cols: IntArray, vals: FloatArray | float, lower: float, upper: float) -> None:
-        vals = np.broadcast_to(np.asarray(vals, dtype=np.float64), cols.shape)
-        self.rows.append((np.full(cols.size, len(self.row_lower), dtype=np.int64), cols, vals))
-        self.row_lower.append(lower)
-        self.row_upper.append(upper)
+    def rows_of(
+        self,
+        n: int,
+        terms: Sequence[tuple[npt.NDArray[np.integer[Any]], IntArray, FloatArray | float]],
+        lower: FloatArray | float,
+        upper: FloatArray | float,
+    ) -> None:
+        """``n`` rows at once; each term is (row within the block, column, coefficient), arrays alike."""
+        for row, cols, vals in terms:
+            row_b, cols_b = np.broadcast_arrays(np.asarray(row, dtype=np.int64), cols)
+            vals_b = np.broadcast_to(np.asarray(vals, dtype=np.float64), cols_b.shape)
+            self.rows.append((row_b.ravel() + self.n_rows, cols_b.ravel(), vals_b.ravel()))
+        self.row_lower.append(np.broadcast_to(np.asarray(lower, dtype=np.float64), (n,)))
+        self.row_upper.append(np.broadcast_to(np.asarray(upper, dtype=np.float64), (n,)))
+        self.n_rows += n
 
     def solve(self, highs: highspy.Highs) -> tuple[bool, str, FloatArray]:
         rows = np.concatenate([r for r, _, _ in self.rows])
@@ -128,12 +157,12 @@ class _Lp:
         np.cumsum(np.bincount(cols, minlength=self.n_cols), out=starts[1:])
         lp = highspy.HighsLp()
         lp.num_col_ = self.n_cols
-        lp.num_row_ = len(self.row_lower)
+        lp.num_row_ = self.n_rows
         lp.col_cost_ = np.concatenate(self.cost)
         lp.col_lower_ = np.concatenate(self.lower)
         lp.col_upper_ = np.concatenate(self.upper)
-        lp.row_lower_ = np.asarray(self.row_lower)
-        lp.row_upper_ = np.asarray(self.row_upper)
+        lp.row_lower_ = np.concatenate(self.row_lower)
+        lp.row_upper_ = np.concatenate(self.row_upper)
         lp.a_matrix_.format_ = highspy.MatrixFormat.kColwise
         lp.a_matrix_.start_ = starts
         lp.a_matrix_.index_ = rows[order]
@@ -149,12 +178,24 @@ class _Lp:
 class SitePlanner:
     """Plans the site over ``len(forecast.price_per_wh)`` slots of ``dt_h`` hours."""
 
-    def __init__(self, peak_price_per_w: float = 0.0, smooth_per_w: float = 1e-9) -> None:
+    def __init__(
+        self,
+        peak_price_per_w: float = 0.0,
+        smooth_per_w: float = 1e-9,
+        time_limit_s: float | None = None,
+        need_early_per_wh: float = 0.0,
+    ) -> None:
+        """``need_early_per_wh``: what a Wh towards ΔE_min costs for each slot it comes later. Above the
+        largest price difference between two slots it charges ΔE_min as soon as it can (the EV's own
+        maximum, the grid and the ESS allow): a driver who leaves before the departure given still has
+        it; the plan then shifts only the energy beyond ΔE_min and the ESS."""
+        self._need_early = need_early_per_wh
         self._peak_price = peak_price_per_w
         self._smooth = smooth_per_w
         self._highs = highspy.Highs()  # type: ignore[no-untyped-call]
         self._highs.setOptionValue("output_flag", False)
         self._highs.setOptionValue("threads", 1)
+        self._time_limit_s = time_limit_s
 
     def solve(
         self,
@@ -171,7 +212,8 @@ class SitePlanner:
         slots = np.arange(n_t)
         present = (slots[None, :] >= evs.start_slot[:, None]) & (slots[None, :] < evs.end_slot[:, None])
         ev_max = np.where(present, evs.max_w[:, None], 0.0)
-        x = lp.columns(n_ev * n_t, ev_max.ravel()).reshape(n_ev, n_t)
+        x_cost = np.broadcast_to(self._need_early * slots * dt_h, (n_ev, n_t))
+        x = lp.columns(n_ev * n_t, ev_max.ravel(), x_cost.ravel()).reshape(n_ev, n_t)
         wish_ok = present.copy()
         if evs.wish_cap_per_wh is not None:
             wish_ok &= forecast.price_per_wh[None, :] <= evs.wish_cap_per_wh[:, None] + 1e-12
@@ -182,36 +224,53 @@ class SitePlanner:
         peak = lp.columns(1, np.inf, self._peak_price)
         smooth = lp.columns(n_t, np.inf, self._smooth)
         if ess is not None:
-            c = lp.columns(n_t, ess.max_charge_w)
-            d = lp.columns(n_t, ess.max_discharge_w)
-            s = lp.columns(n_t, ess.capacity_wh)
-        for i in range(n_ev):
-            lp.row(np.r_[x[i], short[i : i + 1]], np.r_[np.full(n_t, dt_h), 1.0], evs.needed_wh[i], np.inf)
-            lp.row(x[i], dt_h, -np.inf, float(evs.needed_wh[i]))
-            lp.row(y[i], dt_h, -np.inf, float(max(evs.wished_wh[i] - evs.needed_wh[i], 0.0)))
-            for k in np.flatnonzero(present[i]):
-                lp.row(np.array([x[i, k], y[i, k]]), 1.0, -np.inf, float(evs.max_w[i]))
+            wear = ess.cycle_cost_per_wh * dt_h
+            c = lp.columns(n_t, ess.max_charge_w, wear)
+            d = lp.columns(n_t, ess.max_discharge_w, wear)
+            end_value = np.zeros(n_t)
+            end_value[-1] = -ess.end_value_per_wh
+            s = lp.columns(n_t, ess.capacity_wh, end_value, lower=ess.min_wh)
+        each_ev = np.arange(n_ev)[:, None]
+        needed = evs.needed_wh.astype(np.float64)
+        # Σ_t x_it·dt + short_i ≥ ΔE_min,i;  Σ_t x_it·dt ≤ ΔE_min,i;  Σ_t y_it·dt ≤ ΔE_max,i − ΔE_min,i
+        lp.rows_of(n_ev, [(each_ev, x, dt_h), (np.arange(n_ev), short, 1.0)], needed, np.inf)
+        lp.rows_of(n_ev, [(each_ev, x, dt_h)], -np.inf, needed)
+        lp.rows_of(n_ev, [(each_ev, y, dt_h)], -np.inf, np.maximum(evs.wished_wh - needed, 0.0))
+        at = np.flatnonzero(present.ravel())  # x_it + y_it ≤ P_i while the EV is there
+        within = np.arange(at.size)
+        lp.rows_of(
+            at.size, [(within, x.ravel()[at], 1.0), (within, y.ravel()[at], 1.0)], -np.inf, ev_max.ravel()[at]
+        )
+        # m_t − e_t − Σ_i (x_it + y_it) − c_t + d_t = building_t − pv_t
         net = forecast.building_w - forecast.pv_w
-        for t in range(n_t):
-            cols = np.r_[imp[t], exp[t], x[:, t], y[:, t]]
-            vals = np.r_[1.0, -1.0, -np.ones(2 * n_ev)]
-            if ess is not None:
-                cols = np.r_[cols, c[t], d[t]]
-                vals = np.r_[vals, -1.0, 1.0]
-            lp.row(cols, vals, float(net[t]), float(net[t]))
-            lp.row(np.array([peak[0], imp[t]]), np.array([1.0, -1.0]), 0.0, np.inf)
-            if t > 0:
-                step = np.array([smooth[t], imp[t], imp[t - 1]])
-                lp.row(step, np.array([1.0, -1.0, 1.0]), 0.0, np.inf)
-                lp.row(step, np.array([1.0, 1.0, -1.0]), 0.0, np.inf)
-            if ess is not None:
-                eta = ess.efficiency
-                before = s[t - 1 : t] if t > 0 else np.zeros(0, dtype=np.int64)
-                cols_s = np.r_[s[t], before, c[t], d[t]]
-                vals_s = np.r_[1.0, -np.ones(before.size), -eta * dt_h, dt_h / eta]
-                rhs = ess.stored_wh if t == 0 else 0.0
-                lp.row(cols_s, vals_s, rhs, rhs)
-                lp.row(s[t : t + 1], 1.0, ess.min_wh, np.inf)
+        balance = [
+            (slots, imp, 1.0),
+            (slots, exp, -1.0),
+            (slots[None, :], x, -1.0),
+            (slots[None, :], y, -1.0),
+        ]
+        if ess is not None:
+            balance += [(slots, c, -1.0), (slots, d, 1.0)]
+        lp.rows_of(n_t, balance, net, net)
+        lp.rows_of(n_t, [(slots, peak[0], 1.0), (slots, imp, -1.0)], 0.0, np.inf)  # p ≥ m_t
+        later = slots[1:]  # u_t ≥ ±(m_t − m_{t−1})
+        for sign in (1.0, -1.0):
+            step = [(later - 1, smooth[1:], 1.0), (later - 1, imp[1:], -sign), (later - 1, imp[:-1], sign)]
+            lp.rows_of(n_t - 1, step, 0.0, np.inf)
+        if ess is not None:  # s_t − s_{t−1} − η·c_t·dt + d_t·dt/η = 0, s_{−1} the energy stored now
+            eta = ess.efficiency
+            dynamics = [
+                (slots, s, 1.0),
+                (later, s[:-1], -1.0),
+                (slots, c, -eta * dt_h),
+                (slots, d, dt_h / eta),
+            ]
+            rhs = np.zeros(n_t)
+            rhs[0] = ess.stored_wh
+            lp.rows_of(n_t, dynamics, rhs, rhs)
+        if self._time_limit_s is not None:
+            # HiGHS checks ``time_limit`` against its instance's run time summed over every solve.
+            self._highs.setOptionValue("time_limit", self._highs.getRunTime() + self._time_limit_s)
         ok, status, sol = lp.solve(self._highs)
         ev_w = sol[x] + sol[y]
         zeros = np.zeros(n_t)
@@ -230,3 +289,59 @@ class SitePlanner:
             status=status,
             ok=ok,
         )
+
+
+class PlanEssReason(StrEnum):
+    """Why the ESS set-point taken from the plan is what it is."""
+
+    PLANNED = "site_plan"  # as planned
+    IMPORT_LIMIT = "site_plan_import_limit"  # discharges more (or charges less) to hold the import limit
+    EXPORT_LIMIT = "site_plan_export_limit"  # discharges less (or charges more) to hold the export limit
+    ESS_LIMIT = "site_plan_ess_limit"  # the ESS's power or its energy bounds over the step
+    CIRCUIT_ROOM = "site_plan_circuit_room"  # the fuses on the ESS's circuit leave no more room to charge
+
+
+@dataclass(frozen=True, slots=True)
+class PlannedSetpoint:
+    discharge_w: float  # negative: charging
+    reason: PlanEssReason
+    grid_w: float
+
+
+def follow_plan(
+    planned_discharge_w: float,
+    building: BuildingPower,
+    ev_w: float,
+    grid: GridConnection,
+    ess: Ess | None,
+    ess_state: EssState | None,
+    step_s: float,
+    ess_charge_room_w: float = float("inf"),
+) -> PlannedSetpoint | None:
+    """The plan's ESS set-point for this step, within the rules ``ems.balance.settle`` keeps.
+
+    The plan was made with forecasts a slot ago; the step knows the measured building and the EVs' power
+    now. The set-point is clamped to what keeps the grid access within its import and export limits, the
+    ESS within its power and, by the step's end, its energy bounds (eq. 3.2.6.4), and its charging within
+    the room the fuses on its circuit leave. Where these rules contradict each other (the import limit
+    needs more discharge than the ESS has) there is no set-point to follow: None, and ``settle`` decides.
+    """
+    meter_w = building.net_w + ev_w
+    lowest = (
+        (meter_w - grid.max_import_w, PlanEssReason.IMPORT_LIMIT),
+        (-ess_charge_limit_w(ess, ess_state, step_s), PlanEssReason.ESS_LIMIT),
+        (-max(ess_charge_room_w, 0.0), PlanEssReason.CIRCUIT_ROOM),
+    )
+    highest = (
+        (meter_w + grid.max_export_w, PlanEssReason.EXPORT_LIMIT),
+        (ess_discharge_limit_w(ess, ess_state, step_s), PlanEssReason.ESS_LIMIT),
+    )
+    low, low_reason = max(lowest, key=lambda b: b[0])
+    high, high_reason = min(highest, key=lambda b: b[0])
+    if low > high + _TOL_W:
+        return None
+    if planned_discharge_w < low:
+        return PlannedSetpoint(low, low_reason, meter_w - low)
+    if planned_discharge_w > high:
+        return PlannedSetpoint(high, high_reason, meter_w - high)
+    return PlannedSetpoint(planned_discharge_w, PlanEssReason.PLANNED, meter_w - planned_discharge_w)

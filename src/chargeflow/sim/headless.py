@@ -13,6 +13,7 @@ No sockets and no clock: a month of a 50-station site runs in well under a minut
 
 from __future__ import annotations
 
+import math
 import random
 import statistics
 import time
@@ -20,19 +21,25 @@ from collections import deque
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
+from datetime import time as clock_time
 from decimal import Decimal
 from typing import Any
+from zoneinfo import ZoneInfo
+
+import numpy as np
 
 from chargeflow.allocate import StepInput, control_step
 from chargeflow.allocate_mpc import MpcPlanner
 from chargeflow.csm.demand import EvSession, Preferences
 from chargeflow.csm.evmax import EvMaxEstimate, learn_ev_max
 from chargeflow.csm.split import Strategy
+from chargeflow.ems.site_forecast import BuildingForecaster, ForecastScore, PvForecaster
 from chargeflow.sim.data import PriceSeries, Profile, SessionRecord
 from chargeflow.sim.ev import EvModel, draw
 from chargeflow.site.measurement import BuildingPower, EssState
 from chargeflow.site.model import ChargingPoint, Site, with_margin
 from chargeflow.site.tree import building_loads_a, check_site
+from chargeflow.site_plan_step import PriceOutlook, SitePlanStep
 from chargeflow.units import SECONDS_PER_HOUR
 
 UNCONTROLLED = "uncontrolled"
@@ -61,6 +68,10 @@ class SimConfig:
     need_share: float = 1.0  # ΔE_min as a share of the energy the EV really took (see ``preferences_of``)
     planned_departure: str = "estimated"  # what the controller is told: the driver's estimate, or "actual"
     seed: int = 1
+    #: plan the site over the next day (``site_plan_step``) on top of the strategy's rule-based step
+    site_plan: bool = False
+    #: (latitude, longitude) of the sun the PV forecast's clear-sky model follows; None: no PV forecast
+    pv_location: tuple[float, float] | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -95,6 +106,16 @@ class SimResult:
     ms_per_step_median: float = 0.0
     steps: int = 0
     mpc_fallbacks: int = 0  # steps in which the mpc plan was late or broke a rule and the core split stood
+    ms_per_step_mean: float = 0.0
+    #: needs met among the sessions that left before the end: a strategy that charges later is not judged
+    #: by the energy of EVs still plugged in when the run stops
+    needs_met_departed_pct: float = 0.0
+    sessions_at_end: int = 0
+    site_plan_fallbacks: int = 0  # steps in which the site plan failed or was late and the rule stood
+    site_plan_solves: int = 0
+    #: per forecast ("pv", "building") and lead ("15min", "1h"): MAE and bias in kW, and in % of the PV
+    #: peak or of the mean building load; None without the site plan
+    forecast_errors: dict[str, dict[str, dict[str, float]]] | None = None
     step_times_ms: list[float] = field(default_factory=list, repr=False)
 
     def as_json(self) -> dict[str, Any]:
@@ -117,6 +138,12 @@ class SimResult:
             "ms_per_step_median": round(self.ms_per_step_median, 3),
             "steps": self.steps,
             "mpc_fallbacks": self.mpc_fallbacks,
+            "ms_per_step_mean": round(self.ms_per_step_mean, 3),
+            "needs_met_departed_pct": round(self.needs_met_departed_pct, 2),
+            "sessions_at_end": self.sessions_at_end,
+            "site_plan_fallbacks": self.site_plan_fallbacks,
+            "site_plan_solves": self.site_plan_solves,
+            "forecast_errors": self.forecast_errors,
         }
 
 
@@ -169,6 +196,76 @@ def ev_for(record: SessionRecord, point: ChargingPoint, rng: random.Random) -> t
     return model, max(0.05, 0.85 - room / capacity)
 
 
+def day_ahead(prices: PriceSeries, timezone: str) -> PriceOutlook:
+    """Prices as a day-ahead market makes them known: the next day's from 13:00 local time on (the
+    auction closes at noon), before that only today's. Hours not known yet repeat the last known day."""
+    zone = ZoneInfo(timezone)
+
+    def outlook(now: datetime, at: datetime) -> Decimal:
+        local = now.astimezone(zone)
+        days = 2 if local.hour >= 13 else 1
+        known_until = datetime.combine(local.date() + timedelta(days=days), clock_time(0), zone)
+        if at >= known_until:
+            at -= timedelta(days=math.ceil((at - known_until) / timedelta(days=1) + 1e-9))
+        return prices.at(at)
+
+    return outlook
+
+
+@dataclass(slots=True)
+class _ForecastStudy:
+    """Each plan slot, the forecasts for the slot one slot and one hour ahead; scored against the meter."""
+
+    planner: SitePlanStep
+    pv_peak_w: float
+    scores: dict[tuple[str, str], ForecastScore] = field(default_factory=dict)
+    _slot: int | None = None
+
+    def __post_init__(self) -> None:
+        for what in ("pv", "building"):
+            for lead in ("15min", "1h"):
+                self.scores[what, lead] = ForecastScore(self.planner.slot_s)
+
+    def step(self, now: datetime, reading: BuildingPower) -> None:
+        slot_s = self.planner.slot_s
+        for (what, _), score in self.scores.items():
+            score.measure(now, reading.generation_w if what == "pv" else reading.consumption_w)
+        slot = math.floor(now.timestamp() / slot_s)
+        if slot == self._slot:
+            return
+        self._slot = slot
+        for lead, ahead in (("15min", 1), ("1h", round(SECONDS_PER_HOUR / slot_s))):
+            middle = np.array([(slot + ahead + 0.5) * slot_s])
+            pv = self.planner.pv.forecast(middle)[0] if self.planner.pv is not None else 0.0
+            self.scores["pv", lead].predict(slot + ahead, float(pv))
+            building = self.planner.building.forecast(middle)[0]
+            self.scores["building", lead].predict(slot + ahead, float(building))
+
+    def errors(self) -> dict[str, dict[str, dict[str, float]]]:
+        out: dict[str, dict[str, dict[str, float]]] = {}
+        for (what, lead), score in self.scores.items():
+            e = score.error()
+            base, unit = (self.pv_peak_w, "pct_of_peak") if what == "pv" else (e.mean_actual, "pct_of_mean")
+            pct = 100.0 / base if base > 0 else 0.0
+            out.setdefault(what, {})[lead] = {
+                "mae_kw": round(e.mae / 1000, 3),
+                "bias_kw": round(e.bias / 1000, 3),
+                f"mae_{unit}": round(e.mae * pct, 2),
+                f"bias_{unit}": round(e.bias * pct, 2),
+                "slots": e.n,
+            }
+        return out
+
+
+def _site_planner(config: SimConfig, pv_peak_w: float) -> SitePlanStep:
+    site = config.site
+    pv = None
+    if config.pv_location is not None and pv_peak_w > 0:
+        pv = PvForecaster(config.pv_location[0], config.pv_location[1], pv_peak_w)
+    prices = day_ahead(config.prices, site.timezone) if config.prices is not None else None
+    return SitePlanStep(BuildingForecaster(site.timezone), pv, prices)
+
+
 def simulate(
     config: SimConfig,
     records: Iterable[SessionRecord],
@@ -188,10 +285,13 @@ def simulate(
     res = SimResult()
     planner = MpcPlanner(step_s=max(config.step_s, MPC_SLOT_S)) if config.strategy == MPC else None
     core = Strategy.EDF if planner is not None else None
-    met = 0
-    finished = 0
-    building_peak = site.building_peak_w or 0.0
     pv_peak = sum(p.peak_w for p in site.pv)
+    site_planner = (
+        _site_planner(config, pv_peak) if config.site_plan and config.strategy != UNCONTROLLED else None
+    )
+    study = _ForecastStudy(site_planner, pv_peak) if site_planner is not None else None
+    met = finished = met_left = finished_left = 0
+    building_peak = site.building_peak_w or 0.0
     ess_state = (
         EssState(site.ess.capacity_wh * config.ess_initial_soc) if site.ess and site.ess.capacity_wh else None
     )
@@ -202,10 +302,12 @@ def simulate(
     total = int((config.end - config.start) / step)
     hours = config.step_s / SECONDS_PER_HOUR
 
-    def finish(c: _Connected) -> None:
-        nonlocal met, finished
+    def finish(c: _Connected, left: bool = True) -> None:
+        nonlocal met, finished, met_left, finished_left
         finished += 1
         met += c.charged_wh >= c.preferences.needed_wh - 1.0
+        finished_left += left
+        met_left += left and c.charged_wh >= c.preferences.needed_wh - 1.0
         res.energy_delivered_kwh += c.charged_wh / 1000
 
     now = config.start
@@ -224,7 +326,7 @@ def simulate(
             res.sessions += 1
             ev, soc = ev_for(record, point, rng)
             connected[point.id] = _Connected(
-                record, point, ev, preferences_of(record, config.need_share), soc
+                record, point, ev, preferences_of(record, config.need_share, config.planned_departure), soc
             )
 
         consumption = building_peak * (config.building.at(now) if config.building else 0.0)
@@ -235,6 +337,10 @@ def simulate(
         )
         measured = readings[0].with_margin(config.margin_pct)
         price = config.prices.at(now) if config.prices else None
+        if site_planner is not None and study is not None:
+            # The forecasters learn from what the controller sees: the reading a delay old, unmargined.
+            site_planner.observe(now - step * config.meter_delay_steps, readings[0])
+            study.step(now, readings[-1])
 
         t0 = time.perf_counter()
         if config.strategy == UNCONTROLLED:
@@ -263,6 +369,7 @@ def simulate(
                 ),
                 view_tree,
                 planner,
+                site_planner,
             )
             for lim in result.limits:
                 connected[lim.id].limit_a = lim.current_a
@@ -323,10 +430,17 @@ def simulate(
         now += step
 
     for c in connected.values():  # still connected at the end: counted with what they got so far
-        finish(c)
+        finish(c, left=False)
     res.steps = total
     res.mpc_fallbacks = planner.fallbacks if planner is not None else 0
+    if site_planner is not None and study is not None:
+        res.site_plan_fallbacks = site_planner.fallbacks
+        res.site_plan_solves = site_planner.solves
+        res.forecast_errors = study.errors()
     res.needs_met_pct = 100.0 * met / finished if finished else 100.0
+    res.needs_met_departed_pct = 100.0 * met_left / finished_left if finished_left else 100.0
+    res.sessions_at_end = finished - finished_left
     res.pv_self_consumption_pct = 100.0 * (1 - pv_exported_wh / pv_generated_wh) if pv_generated_wh else 0.0
     res.ms_per_step_median = statistics.median(res.step_times_ms) if res.step_times_ms else 0.0
+    res.ms_per_step_mean = statistics.fmean(res.step_times_ms) if res.step_times_ms else 0.0
     return res
