@@ -7,7 +7,7 @@ from datetime import UTC, datetime, timedelta
 import pytest
 
 from chargeflow.sim.data import SessionRecord, synthetic_building_profile, synthetic_pv_profile
-from chargeflow.sim.headless import SimConfig, StepRow, simulate
+from chargeflow.sim.headless import SimConfig, StepRow, departure_error, simulate
 from chargeflow.site.model import ChargingPoint, Circuit, Ess, GridConnection, Pv, Site
 
 DAY = datetime(2026, 3, 2, tzinfo=UTC)  # a Monday
@@ -107,3 +107,23 @@ def test_the_mpc_strategy_keeps_every_limit() -> None:
     assert mpc.energy_delivered_kwh >= 0.9 * edf.energy_delivered_kwh
     assert mpc.mpc_fallbacks < mpc.steps // 10
     assert edf.mpc_fallbacks == 0
+
+
+def test_the_departure_error_compares_what_the_controller_was_told_with_the_real_stay() -> None:
+    error = departure_error([7.0, 3.0, 5.5, 9.0], [8.0, 5.5, 5.0, 7.5])
+    # told − real: −1, −2.5, +0.5, +1.5 h
+    assert error == {
+        "mae_h": 1.38,
+        "bias_h": -0.38,
+        "mean_stay_h": 6.5,
+        "left_1h_before_pct": 25.0,
+        "left_1h_after_pct": 25.0,
+        "sessions": 4,
+    }
+    # The drivers here all say 7 h and stay 8 h, unless the controller is told the real departure.
+    told = simulate(config("edf"), sessions(6)).departure_error
+    assert told["bias_h"] == -1.0
+    assert told["left_1h_after_pct"] == 0.0  # exactly an hour late: not more than one
+    assert told["sessions"] == 6
+    actual = simulate(config("edf", planned_departure="actual"), sessions(6)).departure_error
+    assert actual["mae_h"] == 0.0

@@ -33,6 +33,7 @@ from chargeflow.allocate_mpc import MpcPlanner
 from chargeflow.csm.demand import EvSession, Preferences
 from chargeflow.csm.evmax import EvMaxEstimate, learn_ev_max
 from chargeflow.csm.split import Strategy
+from chargeflow.ems.forecast import forecast_error
 from chargeflow.ems.site_forecast import BuildingForecaster, ForecastScore, PvForecaster
 from chargeflow.sim.data import PriceSeries, Profile, SessionRecord
 from chargeflow.sim.ev import EvModel, draw
@@ -116,6 +117,8 @@ class SimResult:
     #: per forecast ("pv", "building") and lead ("15min", "1h"): MAE and bias in kW, and in % of the PV
     #: peak or of the mean building load; None without the site plan
     forecast_errors: dict[str, dict[str, dict[str, float]]] | None = None
+    #: the departure the controller was told against the real one, over the sessions placed
+    departure_error: dict[str, float] = field(default_factory=dict)
     step_times_ms: list[float] = field(default_factory=list, repr=False)
 
     def as_json(self) -> dict[str, Any]:
@@ -144,7 +147,26 @@ class SimResult:
             "site_plan_fallbacks": self.site_plan_fallbacks,
             "site_plan_solves": self.site_plan_solves,
             "forecast_errors": self.forecast_errors,
+            "departure_error": self.departure_error,
         }
+
+
+def departure_error(told_h: list[float], stayed_h: list[float]) -> dict[str, float]:
+    """How far the departure the controller plans with (the driver's estimate, at least 15 minutes after
+    arrival) was from the real one: MAE and bias in hours (positive: told later than the EV left), the
+    share of EVs that left more than an hour before it and more than an hour after it."""
+    e = forecast_error(told_h, stayed_h)
+    n = max(e.n, 1)
+    early = sum(t - a > 1.0 for t, a in zip(told_h, stayed_h, strict=True))
+    late = sum(a - t > 1.0 for t, a in zip(told_h, stayed_h, strict=True))
+    return {
+        "mae_h": round(e.mae, 2),
+        "bias_h": round(e.bias, 2),
+        "mean_stay_h": round(e.mean_actual, 2),
+        "left_1h_before_pct": round(100.0 * early / n, 1),
+        "left_1h_after_pct": round(100.0 * late / n, 1),
+        "sessions": e.n,
+    }
 
 
 @dataclass(slots=True)
@@ -302,6 +324,9 @@ def simulate(
     total = int((config.end - config.start) / step)
     hours = config.step_s / SECONDS_PER_HOUR
 
+    told_h: list[float] = []  # per session placed: the stay the controller was told, and the real one
+    stayed_h: list[float] = []
+
     def finish(c: _Connected, left: bool = True) -> None:
         nonlocal met, finished, met_left, finished_left
         finished += 1
@@ -325,9 +350,10 @@ def simulate(
                 continue
             res.sessions += 1
             ev, soc = ev_for(record, point, rng)
-            connected[point.id] = _Connected(
-                record, point, ev, preferences_of(record, config.need_share, config.planned_departure), soc
-            )
+            prefs = preferences_of(record, config.need_share, config.planned_departure)
+            connected[point.id] = _Connected(record, point, ev, prefs, soc)
+            told_h.append((prefs.departure - record.arrival).total_seconds() / SECONDS_PER_HOUR)
+            stayed_h.append((record.departure - record.arrival).total_seconds() / SECONDS_PER_HOUR)
 
         consumption = building_peak * (config.building.at(now) if config.building else 0.0)
         generation = pv_peak * (config.pv.at(now) if config.pv else 0.0)
@@ -437,6 +463,7 @@ def simulate(
         res.site_plan_fallbacks = site_planner.fallbacks
         res.site_plan_solves = site_planner.solves
         res.forecast_errors = study.errors()
+    res.departure_error = departure_error(told_h, stayed_h)
     res.needs_met_pct = 100.0 * met / finished if finished else 100.0
     res.needs_met_departed_pct = 100.0 * met_left / finished_left if finished_left else 100.0
     res.sessions_at_end = finished - finished_left
