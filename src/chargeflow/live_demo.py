@@ -43,6 +43,7 @@ from chargeflow.sim.stations import SimulatedStation
 from chargeflow.site.model import Site
 from chargeflow.site.prices import EnergyPrices
 from chargeflow.site_control import SiteControl, build_site_control
+from chargeflow.units import SECONDS_PER_HOUR
 from chargeflow.web.api import create_api
 from chargeflow.web.auth import OwnerAuth
 from chargeflow.web.live import ConnectorReading, FlowHistory, FlowSample
@@ -73,6 +74,28 @@ class LiveConfig:
 
 
 @dataclass(slots=True)
+class RunTotals:
+    """What the run so far came to, from the simulated site's true flows."""
+
+    ev_wh: float = 0.0
+    import_wh: float = 0.0
+    export_wh: float = 0.0
+    peak_import_w: float = 0.0
+    cost: float = 0.0  # import × the site's energy price at the step's start; export earns nothing
+    over_grid_steps: int = 0  # steps whose grid import was above the grid access limit
+
+    def add(self, truth: SiteTruth, step_s: float, price_per_kwh: float, max_import_w: float) -> None:
+        hours = step_s / SECONDS_PER_HOUR
+        grid_w = truth.grid_w
+        self.ev_wh += truth.ev_w * hours
+        self.import_wh += max(grid_w, 0.0) * hours
+        self.export_wh += max(-grid_w, 0.0) * hours
+        self.peak_import_w = max(self.peak_import_w, grid_w)
+        self.cost += max(grid_w, 0.0) * hours / 1000 * price_per_kwh
+        self.over_grid_steps += grid_w > max_import_w + 1e-6
+
+
+@dataclass(slots=True)
 class LiveState:
     """What the terminal view (and later the dashboard) shows after each step."""
 
@@ -85,6 +108,7 @@ class LiveState:
     turned_away: int = 0
     events: list[str] = field(default_factory=list)
     sources: tuple[SiteStep, dict[str, Shares]] | None = None  # the step's energy and who it went to
+    totals: RunTotals = field(default_factory=RunTotals)
 
 
 @dataclass(frozen=True, slots=True)
@@ -240,6 +264,8 @@ async def _loop(
         report = await runner.step(step_start, config.step_s)
         runner_power[0] = report.power_w
         truth = meter.advance(config.step_s)
+        price = float(config.prices.at(step_start)) if config.prices is not None else 0.0
+        state.totals.add(truth, config.step_s, price, config.site.grid.max_import_w)
         state.sources = await control.record_sources(config.step_s, truth.pv_w, truth.ess_w, truth.grid_w)
         decision = control.ems.last if control.ems is not None else None
         state.now, state.truth, state.charging = clock.now(), truth, control.charging.last

@@ -201,6 +201,17 @@ def view(state: LiveState, config: LiveConfig) -> Group:
     return Group(*parts)
 
 
+def summary(state: LiveState) -> str:
+    """The run's totals in one line (``--plain``)."""
+    t = state.totals
+    return (
+        f"totals: EV energy {t.ev_wh / 1000:.1f} kWh, grid import {t.import_wh / 1000:.1f} kWh, "
+        f"export {t.export_wh / 1000:.1f} kWh, peak import {t.peak_import_w / 1000:.1f} kW, "
+        f"energy cost {t.cost:.2f}, steps over the grid limit {t.over_grid_steps}, "
+        f"arrived {state.arrived}, turned away {state.turned_away}"
+    )
+
+
 def run(args: argparse.Namespace) -> int:
     console = Console()
     if args.one_step:
@@ -244,7 +255,9 @@ def run(args: argparse.Namespace) -> int:
             live.update(view(state, config))
 
     try:
-        asyncio.run(run_live(config, ready, step))
+        final = asyncio.run(run_live(config, ready, step))
+        if args.plain:
+            console.print(summary(final))
     except KeyboardInterrupt:
         console.print("stopped")
     except OSError as e:
