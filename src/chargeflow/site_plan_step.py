@@ -126,10 +126,8 @@ class SitePlanStep:
 
     def _solve(self, step: StepInput, evs: DemandTable) -> SitePlan | None:
         if self._planner is None:
-            self._planner = SitePlanner(
-                peak_price_per_w=self.peak_price_per_kw / 1000,
-                time_limit_s=self.time_limit_s,
-                need_early_per_wh=self.need_early_per_kwh_h / 1000 * self.slot_s / SECONDS_PER_HOUR,
+            self._planner = SitePlanner.in_slots(
+                self.slot_s, self.peak_price_per_kw, self.time_limit_s, self.need_early_per_kwh_h
             )
         n_t = max(1, round(self.horizon_s / self.slot_s))
         dt_h = self.slot_s / SECONDS_PER_HOUR

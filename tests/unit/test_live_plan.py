@@ -6,7 +6,7 @@ from __future__ import annotations
 import asyncio
 import time
 from dataclasses import dataclass, field, replace
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from decimal import Decimal
 
 import numpy as np
@@ -27,17 +27,8 @@ from chargeflow.ems.site_forecast import BuildingForecaster
 from chargeflow.ems.site_plan import EvFlexibility, PlannedSetpoint, SiteForecast, SitePlanner, Storage
 from chargeflow.exchange import DemandPoint, InMemoryExchange, PowerDemand, Validity
 from chargeflow.site.measurement import BuildingPower, EssState, SiteMeasurement
-from chargeflow.site.model import Circuit, Ess, GridConnection, Site
 from chargeflow.site.prices import EnergyPrices, TimeOfUse
-
-T0 = datetime(2026, 3, 2, 8, tzinfo=UTC)
-SITE = Site(
-    id="s",
-    grid=GridConnection(40_000, 20_000),
-    circuits=(Circuit("main", None, (80.0, 80.0, 80.0)),),
-    building_circuit="main",
-    ess=Ess("main", 50_000, 5_000, 10_000, 10_000),
-)
+from tests.unit.test_control_services import SITE, T0
 
 
 def h(hours: float) -> datetime:

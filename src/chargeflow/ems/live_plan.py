@@ -189,10 +189,8 @@ class LivePlanner:
     def solve(self, inputs: PlanInputs) -> LivePlan | None:
         """The plan (in a worker thread: one solve at a time); None where HiGHS found none in time."""
         if self._planner is None:
-            self._planner = SitePlanner(
-                peak_price_per_w=self.peak_price_per_kw / 1000,
-                time_limit_s=self.time_limit_s,
-                need_early_per_wh=self.need_early_per_kwh_h / 1000 * self.slot_s / SECONDS_PER_HOUR,
+            self._planner = SitePlanner.in_slots(
+                self.slot_s, self.peak_price_per_kw, self.time_limit_s, self.need_early_per_kwh_h
             )
         i = inputs
         plan = self._planner.solve_aggregate(

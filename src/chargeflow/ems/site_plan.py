@@ -43,6 +43,7 @@ import numpy.typing as npt
 from chargeflow.ems.balance import ess_charge_limit_w, ess_discharge_limit_w
 from chargeflow.site.measurement import BuildingPower, EssState
 from chargeflow.site.model import Ess, GridConnection
+from chargeflow.units import SECONDS_PER_HOUR
 
 FloatArray = npt.NDArray[np.float64]
 IntArray = npt.NDArray[np.int64]
@@ -215,6 +216,18 @@ class SitePlanner:
         self._highs.setOptionValue("output_flag", False)
         self._highs.setOptionValue("threads", 1)
         self._time_limit_s = time_limit_s
+
+    @classmethod
+    def in_slots(
+        cls, slot_s: float, peak_price_per_kw: float, time_limit_s: float, need_early_per_kwh_h: float
+    ) -> SitePlanner:
+        """A planner with its prices in the units people give them: per kW of peak, per kWh and hour of
+        delay for ΔE_min."""
+        return cls(
+            peak_price_per_w=peak_price_per_kw / 1000,
+            time_limit_s=time_limit_s,
+            need_early_per_wh=need_early_per_kwh_h / 1000 * slot_s / SECONDS_PER_HOUR,
+        )
 
     def solve(
         self,
