@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 from decimal import Decimal
@@ -27,6 +28,7 @@ from chargeflow.ems.site_forecast import BuildingForecaster
 from chargeflow.ems.site_plan import EvFlexibility, PlannedSetpoint, SiteForecast, SitePlanner, Storage
 from chargeflow.exchange import DemandPoint, InMemoryExchange, PowerDemand, Validity
 from chargeflow.site.measurement import BuildingPower, EssState, SiteMeasurement
+from chargeflow.site.model import Site
 from chargeflow.site.prices import EnergyPrices, TimeOfUse
 from tests.unit.test_control_services import SITE, T0
 
@@ -159,6 +161,13 @@ class FailingPlanner(LivePlanner):
         raise RuntimeError("no solver today")
 
 
+class NoInputsPlanner(LivePlanner):
+    def inputs(
+        self, now: datetime, points: Sequence[DemandPoint], site: Site, ess_state: EssState | None
+    ) -> PlanInputs:
+        raise ValueError("a price the plan cannot read")
+
+
 class SlowPlanner(LivePlanner):
     def solve(self, inputs: PlanInputs) -> LivePlan | None:
         time.sleep(0.3)
@@ -286,6 +295,15 @@ async def test_a_failing_planner_falls_back_to_the_rules_and_is_counted() -> Non
     assert rig.ems.plans_failed == 2  # asked again each step: no plan is in force
     assert rig.ems.plan_fallbacks == 2
     assert rig.battery.setpoints == without.battery.setpoints
+
+
+async def test_a_planner_that_cannot_gather_its_inputs_falls_back_too() -> None:
+    rig = Rig(NoInputsPlanner(BuildingForecaster("UTC"), prices=PRICES))
+    decision = await rig.step(demand_now(T0, 4_000, 25_000))
+    assert not decision.planned
+    assert decision.granted_w == rules(4_000, 25_000, 10_000).granted_w
+    assert rig.ems.plans_failed == 1
+    assert rig.ems.plan_fallbacks == 1
 
 
 async def test_a_late_planner_falls_back_to_the_rules_until_its_plan_comes() -> None:

@@ -136,9 +136,15 @@ class EmsService:
             self._plan = self._outcome(self._solving)  # a late plan that has come since
             self._solving = None
         if self._solving is None and (self._plan is None or planner.outdated(self._plan, now, demand.points)):
-            inputs = planner.inputs(now, demand.points, self._view, m.ess)
             self.plan_solves += 1
             self._plan = None
+            try:
+                inputs = planner.inputs(now, demand.points, self._view, m.ess)
+            except (ValueError, ArithmeticError) as err:  # a profile or a price the plan cannot use
+                log.warning("EMS: no site plan (%s); the rule-based step stands", err)
+                self.plans_failed += 1
+                self.plan_fallbacks += 1
+                return None
             self._solving = asyncio.ensure_future(asyncio.to_thread(planner.solve, inputs))
             self._solving.add_done_callback(_retrieve)
             done, _ = await asyncio.wait({self._solving}, timeout=self._config.plan_timeout_s)
