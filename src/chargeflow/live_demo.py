@@ -32,7 +32,9 @@ from chargeflow.csm.model import TransactionRecord
 from chargeflow.csm.service import CsmConfig
 from chargeflow.csm.smart_charging import ChargingStep, SmartChargingConfig
 from chargeflow.csm.split import Strategy
+from chargeflow.ems.live_plan import SITE_PLAN, LivePlanner
 from chargeflow.ems.service import EmsConfig
+from chargeflow.ems.site_forecast import BuildingForecaster, PvForecaster
 from chargeflow.exchange import InMemoryExchange
 from chargeflow.protocols.ocpp.server import OcppServerConfig
 from chargeflow.sim.data import Profile, SessionRecord
@@ -43,6 +45,7 @@ from chargeflow.sim.stations import SimulatedStation
 from chargeflow.site.model import Site
 from chargeflow.site.prices import EnergyPrices
 from chargeflow.site_control import SiteControl, build_site_control
+from chargeflow.units import SECONDS_PER_HOUR
 from chargeflow.web.api import create_api
 from chargeflow.web.auth import OwnerAuth
 from chargeflow.web.live import ConnectorReading, FlowHistory, FlowSample
@@ -62,6 +65,9 @@ class LiveConfig:
     strategy: Strategy = Strategy.EDF
     prices: EnergyPrices | None = None  # the site's energy prices, for drivers' price caps
     plan_ahead: bool = False  # the predictive optimiser on top of the strategy's split (``--strategy mpc``)
+    site_plan: bool = False  # the EMS plans the site over the next day from the CSM's demand profile
+    #: the sun the site plan's PV forecast follows (latitude, longitude); None: no PV forecast
+    pv_location: tuple[float, float] | None = None
     host: str = "127.0.0.1"
     ocpp_port: int = 9000
     http_port: int = 8000
@@ -70,6 +76,34 @@ class LiveConfig:
     owner_password: str = ""  # the site owner's dashboard login; without one no dashboard is served
     seed: int = 1
     billing: BillingRules = field(default_factory=BillingRules)  # the site's tariffs; none: free charging
+
+
+@dataclass(slots=True)
+class RunTotals:
+    """What the run so far came to, from the simulated site's true flows."""
+
+    ev_wh: float = 0.0
+    import_wh: float = 0.0
+    export_wh: float = 0.0
+    peak_import_w: float = 0.0
+    cost: float = 0.0  # import × the site's energy price at the step's start; export earns nothing
+    ess_discharged_wh: float = 0.0  # the ESS's net discharge: what the run took out of the battery
+    over_grid_steps: int = 0  # steps whose grid import was above the grid access limit
+    planned_steps: int = 0  # steps the EMS's site plan decided (grant and ESS)
+    plan_grant_steps: int = 0  # ... of which the plan held the grant below the rules' (reason site_plan)
+    plan_solves: int = 0
+    plan_fallbacks: int = 0  # steps with a site planner but no plan in force: the rule-based step stood
+
+    def add(self, truth: SiteTruth, step_s: float, price_per_kwh: float, max_import_w: float) -> None:
+        hours = step_s / SECONDS_PER_HOUR
+        grid_w = truth.grid_w
+        self.ev_wh += truth.ev_w * hours
+        self.ess_discharged_wh += truth.ess_w * hours
+        self.import_wh += max(grid_w, 0.0) * hours
+        self.export_wh += max(-grid_w, 0.0) * hours
+        self.peak_import_w = max(self.peak_import_w, grid_w)
+        self.cost += max(grid_w, 0.0) * hours / 1000 * price_per_kwh
+        self.over_grid_steps += grid_w > max_import_w + 1e-6
 
 
 @dataclass(slots=True)
@@ -85,6 +119,7 @@ class LiveState:
     turned_away: int = 0
     events: list[str] = field(default_factory=list)
     sources: tuple[SiteStep, dict[str, Shares]] | None = None  # the step's energy and who it went to
+    totals: RunTotals = field(default_factory=RunTotals)
 
 
 @dataclass(frozen=True, slots=True)
@@ -151,6 +186,7 @@ async def run_live(
             EmsConfig(step_s=config.step_s),
             ess=meter,
             billing=billing,
+            site_planner=site_planner(config) if config.site_plan else None,
         )
         history = FlowHistory()
         view = LiveSiteView(site, clock, control, history)
@@ -200,6 +236,16 @@ async def run_live(
         return state
 
 
+def site_planner(config: LiveConfig) -> LivePlanner:
+    """The EMS's site plan for the demo site: its prices, its PV (at ``pv_location``'s sun), its ESS."""
+    site = config.site
+    pv_peak_w = sum(p.peak_w for p in site.pv)
+    pv = None
+    if config.pv_location is not None and pv_peak_w > 0:
+        pv = PvForecaster(config.pv_location[0], config.pv_location[1], pv_peak_w)
+    return LivePlanner(BuildingForecaster(site.timezone), pv, config.prices)
+
+
 async def _loop(
     config: LiveConfig,
     clock: ManualClock,
@@ -240,10 +286,17 @@ async def _loop(
         report = await runner.step(step_start, config.step_s)
         runner_power[0] = report.power_w
         truth = meter.advance(config.step_s)
+        price = float(config.prices.at(step_start)) if config.prices is not None else 0.0
+        state.totals.add(truth, config.step_s, price, config.site.grid.max_import_w)
         state.sources = await control.record_sources(config.step_s, truth.pv_w, truth.ess_w, truth.grid_w)
         decision = control.ems.last if control.ems is not None else None
         state.now, state.truth, state.charging = clock.now(), truth, control.charging.last
         state.grant_reason = decision.reason if decision is not None else ""
+        if control.ems is not None and decision is not None and decision.at == step_start:
+            state.totals.planned_steps += decision.planned
+            state.totals.plan_grant_steps += decision.reason == SITE_PLAN
+            state.totals.plan_solves = control.ems.plan_solves
+            state.totals.plan_fallbacks = control.ems.plan_fallbacks
         state.events = control.charging.events[-5:]
         granted = state.charging.granted_w if state.charging is not None else None
         history.record(

@@ -19,6 +19,7 @@ from chargeflow.csm.live import LiveState
 from chargeflow.csm.ports import CsmRepository
 from chargeflow.csm.service import CsmConfig
 from chargeflow.csm.smart_charging import ObservedRepository, SmartCharging, SmartChargingConfig
+from chargeflow.ems.live_plan import LivePlanner
 from chargeflow.ems.service import EmsConfig, EmsService, EssControl
 from chargeflow.exchange import ExchangeBus
 from chargeflow.protocols.ocpp.control import OcppStationControl
@@ -84,6 +85,7 @@ def build_site_control(
     ess: EssControl | None = None,
     operation_timeout_s: float = 10.0,
     billing: BillingService | None = None,
+    site_planner: LivePlanner | None = None,
 ) -> SiteControl:
     live = LiveState()
     hooks = BillingHooks(billing) if billing is not None else None
@@ -97,5 +99,9 @@ def build_site_control(
     )
     control = OcppStationControl(node.operations, node.service.record_charging_profile)
     charging = SmartCharging(site, repository, csm_bus, control, clock, charging_config, meter, live)
-    ems = EmsService(site, meter, ems_bus, clock, ems_config, ess) if ems_bus is not None else None
+    ems = (
+        EmsService(site, meter, ems_bus, clock, ems_config, ess, site_planner)
+        if ems_bus is not None
+        else None
+    )
     return SiteControl(node, charging, ems, repository, billing)

@@ -32,8 +32,9 @@ import numpy as np
 
 from chargeflow.allocate import SiteTarget, StepInput
 from chargeflow.csm.demand import DemandTable
+from chargeflow.ems.live_plan import plan_storage, slot_forecast
 from chargeflow.ems.site_forecast import BuildingForecaster, FloatArray, PvForecaster
-from chargeflow.ems.site_plan import EvNeeds, SiteForecast, SitePlan, SitePlanner, Storage
+from chargeflow.ems.site_plan import EvNeeds, SitePlan, SitePlanner
 from chargeflow.site.measurement import BuildingPower
 from chargeflow.units import SECONDS_PER_HOUR
 
@@ -125,40 +126,18 @@ class SitePlanStep:
 
     def _solve(self, step: StepInput, evs: DemandTable) -> SitePlan | None:
         if self._planner is None:
-            self._planner = SitePlanner(
-                peak_price_per_w=self.peak_price_per_kw / 1000,
-                time_limit_s=self.time_limit_s,
-                need_early_per_wh=self.need_early_per_kwh_h / 1000 * self.slot_s / SECONDS_PER_HOUR,
+            self._planner = SitePlanner.in_slots(
+                self.slot_s, self.peak_price_per_kw, self.time_limit_s, self.need_early_per_kwh_h
             )
         n_t = max(1, round(self.horizon_s / self.slot_s))
         dt_h = self.slot_s / SECONDS_PER_HOUR
-        start_s = step.now.timestamp()
         starts = [step.now + timedelta(seconds=k * self.slot_s) for k in range(n_t)]
-        middles = start_s + (np.arange(n_t, dtype=np.float64) + 0.5) * self.slot_s
         price = np.asarray([self._price(step, t) for t in starts], dtype=np.float64)
-        pv = self.pv.forecast(middles) if self.pv is not None else np.zeros(n_t)
-        building = self.building.forecast(middles)
-        forecast = SiteForecast(
-            building_w=building,
-            pv_w=pv,
-            price_per_wh=price / 1000,
-            # Export never earns more than import costs: at a negative price it costs too, and the plan
-            # would otherwise import and export at once.
-            feed_in_per_wh=np.minimum(self.feed_in_per_kwh, price) / 1000,
+        forecast = slot_forecast(
+            step.now, n_t, self.slot_s, self.building, self.pv, price, self.feed_in_per_kwh
         )
         site = step.site
-        storage = None
-        if site.ess is not None and step.ess_state is not None and site.ess.capacity_wh is not None:
-            storage = Storage(
-                stored_wh=step.ess_state.stored_wh,
-                min_wh=site.ess.min_wh,
-                capacity_wh=site.ess.capacity_wh,
-                max_charge_w=site.ess.max_charge_w,
-                max_discharge_w=site.ess.max_discharge_w,
-                efficiency=self.ess_efficiency,
-                # A Wh left at the end saves the horizon's mean price later, less the losses to get it out.
-                end_value_per_wh=max(float(price.mean()), 0.0) * self.ess_efficiency / 1000,
-            )
+        storage = plan_storage(site.ess, step.ess_state, self.ess_efficiency, price)
         needs = self._needs(step, evs, n_t)
         self._plan_max_w = needs.max_w
         self._with_ess = storage is not None

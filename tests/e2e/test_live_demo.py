@@ -55,3 +55,37 @@ async def test_the_demo_site_charges_within_its_limits_and_answers_on_its_api(tm
     assert len(stations) == len(config.site.charging_points)
     versions = {s.get("ocpp_version") for s in stations}
     assert {"ocpp1.6", "ocpp2.0.1"} <= versions  # a mix of both generations, as the API names them
+
+
+async def test_the_demo_site_with_the_ems_s_site_plan_keeps_its_limits_and_follows_the_plan(
+    tmp_path: Path,
+) -> None:
+    """The EMS plans from the CSM's demand profile only (site_plan), over the in-memory exchange."""
+    import argparse
+
+    args = argparse.Namespace(
+        data=str(ROOT.parent / "shared" / "data"), hours=2.0, speed=0.0, step=10.0, strategy="edf",
+        host="127.0.0.1", ocpp_port=0, http_port=0, database=str(tmp_path / "demo.db"), site_plan=True,
+    )  # fmt: skip
+    config = live_config(args)
+    assert config.site_plan
+    grid = config.site.grid.max_import_w
+    seen: list[tuple[float, float, bool, str]] = []
+
+    def on_step(state: LiveState) -> None:
+        step = state.charging
+        seen.append((state.truth.grid_w, state.truth.ev_w, bool(step and step.fallback), state.grant_reason))
+
+    async with asyncio.timeout(240):
+        state = await run_live(config, lambda _: None, on_step)
+
+    totals = state.totals
+    assert len(seen) == int(timedelta(hours=2) / timedelta(seconds=10))
+    assert max(ev for _, ev, _, _ in seen) > 5_000  # EVs charged
+    assert max(g for g, _, _, _ in seen) <= grid  # within the grid limit, with the ESS following the plan
+    assert totals.over_grid_steps == 0
+    assert not any(fallback for _, _, fallback, _ in seen[5:])  # the EMS granted every step
+    assert totals.plan_solves >= 8  # at least one a quarter hour
+    assert totals.planned_steps > 0.9 * len(seen)  # the plan decided (nearly) every step
+    assert totals.plan_fallbacks == len(seen) - totals.planned_steps
+    assert any(reason == "site_plan" for _, _, _, reason in seen)  # and held the grant at times

@@ -28,7 +28,7 @@ from rich.table import Table
 from chargeflow.allocate import StepInput, StepResult, control_step
 from chargeflow.billing.setup import BillingRules, rules_from_config
 from chargeflow.commands.allocate import parse_step
-from chargeflow.commands.simulate import BUILDING_FILE, PV_FILE, default_site, find_data_dir
+from chargeflow.commands.simulate import BUILDING_FILE, PV_FILE, PV_SUN, default_site, find_data_dir
 from chargeflow.csm.split import Strategy
 from chargeflow.live_demo import (
     Endpoints,
@@ -118,6 +118,14 @@ def _summary(r: StepResult) -> str:
     )
 
 
+def pv_sun(start: datetime) -> tuple[float, float]:
+    """The sun of the shared PV profile on the site's clock at ``start`` (``PV_SUN`` is that of summer
+    time, UTC+2): JPL's sun, as many hours early as the site's UTC offset is ahead of JPL's standard time."""
+    offset = start.utcoffset()
+    hours = offset.total_seconds() / 3600 if offset is not None else 0.0
+    return PV_SUN[0], PV_SUN[1] + 15.0 * (hours - 2.0)
+
+
 def live_config(args: argparse.Namespace) -> LiveConfig:
     site = default_site()
     zone = ZoneInfo(site.timezone)
@@ -147,6 +155,8 @@ def live_config(args: argparse.Namespace) -> LiveConfig:
         step_s=args.step,
         strategy=Strategy.EDF if args.strategy == MPC else Strategy(args.strategy),
         plan_ahead=args.strategy == MPC,
+        site_plan=getattr(args, "site_plan", False),
+        pv_location=pv_sun(start),
         host=args.host,
         ocpp_port=args.ocpp_port,
         http_port=args.http_port,
@@ -201,6 +211,24 @@ def view(state: LiveState, config: LiveConfig) -> Group:
     return Group(*parts)
 
 
+def summary(state: LiveState) -> str:
+    """The run's totals in one line (``--plain``)."""
+    t = state.totals
+    return (
+        f"totals: EV energy {t.ev_wh / 1000:.1f} kWh, grid import {t.import_wh / 1000:.1f} kWh, "
+        f"export {t.export_wh / 1000:.1f} kWh, peak import {t.peak_import_w / 1000:.1f} kW, "
+        f"energy cost {t.cost:.2f}, battery net discharge {t.ess_discharged_wh / 1000:+.1f} kWh, "
+        f"steps over the grid limit {t.over_grid_steps}, "
+        f"arrived {state.arrived}, turned away {state.turned_away}"
+        + (
+            f"; site plan: {t.plan_solves} solves, {t.planned_steps} steps planned "
+            f"({t.plan_grant_steps} with the grant held by the plan), {t.plan_fallbacks} fallback steps"
+            if t.plan_solves
+            else ""
+        )
+    )
+
+
 def run(args: argparse.Namespace) -> int:
     console = Console()
     if args.one_step:
@@ -244,7 +272,9 @@ def run(args: argparse.Namespace) -> int:
             live.update(view(state, config))
 
     try:
-        asyncio.run(run_live(config, ready, step))
+        final = asyncio.run(run_live(config, ready, step))
+        if args.plain:
+            console.print(summary(final))
     except KeyboardInterrupt:
         console.print("stopped")
     except OSError as e:
@@ -268,6 +298,12 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
         default="edf",
         choices=[*(s.value for s in Strategy), MPC],
         help="how the grant is split; mpc: the predictive optimiser, with EDF as its fallback",
+    )
+    p.add_argument(
+        "--site-plan",
+        action="store_true",
+        help="the EMS plans the site (EVs as the CSM's demand profile, ESS, PV, building) over the next "
+        "day against the site's energy prices; the rule-based step is its fallback",
     )
     p.add_argument("--host", default="127.0.0.1")
     p.add_argument("--ocpp-port", type=int, default=9000)

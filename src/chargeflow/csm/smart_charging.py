@@ -29,6 +29,7 @@ from typing import Any, Protocol
 
 from chargeflow.clock import Clock
 from chargeflow.csm.demand import DemandTable, EvSession, Preferences, demand_table
+from chargeflow.csm.flexibility import demand_profile
 from chargeflow.csm.live import LiveState
 from chargeflow.csm.model import (
     EventOutcome,
@@ -38,7 +39,7 @@ from chargeflow.csm.model import (
 )
 from chargeflow.csm.ports import CsmRepository, TxUpdate
 from chargeflow.csm.split import SplitResult, Strategy, split
-from chargeflow.exchange import DemandPoint, ExchangeBus, PowerDemand, Validity, value_at
+from chargeflow.exchange import ExchangeBus, PowerDemand, Validity, value_at
 from chargeflow.site.measurement import BuildingPower, SiteMeter
 from chargeflow.site.model import ChargingPoint, Site, with_margin
 from chargeflow.site.prices import EnergyPrices
@@ -189,7 +190,8 @@ class SmartCharging:
     # --- one step ---
 
     async def publish_demand(self) -> DemandTable:
-        """P_needed and P_wished of the running sessions, published for the EMS."""
+        """P_needed and P_wished of the running sessions now, and their profile over the next day
+        (``csm.flexibility``), published for the EMS."""
         now = self._clock.now()
         running = await asyncio.wait_for(
             self._repository.list_transactions(active=True), self._config.timeout_s
@@ -214,7 +216,9 @@ class SmartCharging:
         valid_until = now + timedelta(seconds=self._config.validity_steps * self._config.step_s)
         await self._bus.publish_demand(
             PowerDemand(
-                self.site.id, Validity(now, valid_until), (DemandPoint(now, table.needed_w, table.wished_w),)
+                self.site.id,
+                Validity(now, valid_until),
+                demand_profile(evs, table, now, self._config.step_s),
             )
         )
         self._pending = _Pending(table, sessions, evs)

@@ -43,6 +43,7 @@ import numpy.typing as npt
 from chargeflow.ems.balance import ess_charge_limit_w, ess_discharge_limit_w
 from chargeflow.site.measurement import BuildingPower, EssState
 from chargeflow.site.model import Ess, GridConnection
+from chargeflow.units import SECONDS_PER_HOUR
 
 FloatArray = npt.NDArray[np.float64]
 IntArray = npt.NDArray[np.int64]
@@ -109,7 +110,26 @@ class SitePlan:
     ok: bool
 
 
-class _Lp:
+@dataclass(frozen=True, slots=True, eq=False)
+class EvFlexibility:
+    """The EVs as one aggregate, per slot: the cumulative energy they need by its end (at least), the
+    cumulative energy beyond that they can take by its end (at most), the most power they can take in it."""
+
+    need_wh: FloatArray
+    extra_wh: FloatArray
+    max_w: FloatArray
+
+
+@dataclass(frozen=True, slots=True, eq=False)
+class _SiteColumns:
+    imp: IntArray
+    exp: IntArray
+    peak: IntArray
+    smooth: IntArray
+    ess: tuple[IntArray, IntArray, IntArray] | None = None  # charge, discharge, stored
+
+
+class Lp:
     """Columns with bounds and costs, rows in blocks of triplets; the LP handed to HiGHS in one piece."""
 
     def __init__(self) -> None:
@@ -197,6 +217,18 @@ class SitePlanner:
         self._highs.setOptionValue("threads", 1)
         self._time_limit_s = time_limit_s
 
+    @classmethod
+    def in_slots(
+        cls, slot_s: float, peak_price_per_kw: float, time_limit_s: float, need_early_per_kwh_h: float
+    ) -> SitePlanner:
+        """A planner with its prices in the units people give them: per kW of peak, per kWh and hour of
+        delay for ΔE_min."""
+        return cls(
+            peak_price_per_w=peak_price_per_kw / 1000,
+            time_limit_s=time_limit_s,
+            need_early_per_wh=need_early_per_kwh_h / 1000 * slot_s / SECONDS_PER_HOUR,
+        )
+
     def solve(
         self,
         evs: EvNeeds,
@@ -208,7 +240,7 @@ class SitePlanner:
     ) -> SitePlan:
         n_t = forecast.price_per_wh.size
         n_ev = evs.max_w.size
-        lp = _Lp()
+        lp = Lp()
         slots = np.arange(n_t)
         present = (slots[None, :] >= evs.start_slot[:, None]) & (slots[None, :] < evs.end_slot[:, None])
         ev_max = np.where(present, evs.max_w[:, None], 0.0)
@@ -219,19 +251,9 @@ class SitePlanner:
             wish_ok &= forecast.price_per_wh[None, :] <= evs.wish_cap_per_wh[:, None] + 1e-12
         y = lp.columns(n_ev * n_t, np.where(wish_ok, ev_max, 0.0).ravel(), -W_WISH * dt_h).reshape(n_ev, n_t)
         short = lp.columns(n_ev, np.inf, W_NEED)
-        imp = lp.columns(n_t, max_import_w, forecast.price_per_wh * dt_h)
-        exp = lp.columns(n_t, max_export_w, -forecast.feed_in_per_wh * dt_h)
-        peak = lp.columns(1, np.inf, self._peak_price)
-        smooth = lp.columns(n_t, np.inf, self._smooth)
-        if ess is not None:
-            wear = ess.cycle_cost_per_wh * dt_h
-            c = lp.columns(n_t, ess.max_charge_w, wear)
-            d = lp.columns(n_t, ess.max_discharge_w, wear)
-            end_value = np.zeros(n_t)
-            end_value[-1] = -ess.end_value_per_wh
-            s = lp.columns(n_t, ess.capacity_wh, end_value, lower=ess.min_wh)
         each_ev = np.arange(n_ev)[:, None]
         needed = evs.needed_wh.astype(np.float64)
+        site = self._site_columns(lp, forecast, max_import_w, max_export_w, ess, dt_h)
         # Σ_t x_it·dt + short_i ≥ ΔE_min,i;  Σ_t x_it·dt ≤ ΔE_min,i;  Σ_t y_it·dt ≤ ΔE_max,i − ΔE_min,i
         lp.rows_of(n_ev, [(each_ev, x, dt_h), (np.arange(n_ev), short, 1.0)], needed, np.inf)
         lp.rows_of(n_ev, [(each_ev, x, dt_h)], -np.inf, needed)
@@ -241,23 +263,98 @@ class SitePlanner:
         lp.rows_of(
             at.size, [(within, x.ravel()[at], 1.0), (within, y.ravel()[at], 1.0)], -np.inf, ev_max.ravel()[at]
         )
+        return self._solve_site(lp, site, forecast, dt_h, ess, (x, y), short)
+
+    def solve_aggregate(
+        self,
+        flex: EvFlexibility,
+        forecast: SiteForecast,
+        dt_h: float,
+        max_import_w: float,
+        max_export_w: float,
+        ess: Storage | None = None,
+    ) -> SitePlan:
+        """The plan with the EVs as one aggregate (the live EMS, which sees only the CSM's demand profile,
+        ``csm.flexibility``): per slot t, power towards ΔE_min (n_t) and beyond it (w_t), with
+
+            Σ_{τ≤t} n_τ·dt + short_t ≥ need_t (the cumulative need by the slot's end),  Σ_t n_t·dt ≤ need_T
+            Σ_{τ≤t} w_τ·dt ≤ extra_t (the energy beyond ΔE_min no sooner than it can be),  n_t + w_t ≤ P_t
+
+        and the site's rows as in ``solve``. ``plan.ev_w`` has one row; ``plan.short_wh`` is what the plan
+        leaves short of the need at each slot's end."""
+        n_t = forecast.price_per_wh.size
+        lp = Lp()
+        slots = np.arange(n_t)
+        top = flex.max_w.astype(np.float64)
+        n = lp.columns(n_t, top, self._need_early * dt_h * slots.astype(np.float64))
+        w = lp.columns(n_t, top, -W_WISH * dt_h)
+        short = lp.columns(n_t, np.inf, W_NEED)  # a Wh short for k slots costs k·W_NEED: catch up soon
+        site = self._site_columns(lp, forecast, max_import_w, max_export_w, ess, dt_h)
+        upto = np.flatnonzero(np.tril(np.ones((n_t, n_t), dtype=bool)).ravel())
+        rows, cols = upto // n_t, upto % n_t  # row t holds the slots τ ≤ t
+        lp.rows_of(n_t, [(rows, n[cols], dt_h), (slots, short, 1.0)], flex.need_wh, np.inf)
+        lp.rows_of(1, [(np.zeros(n_t, dtype=np.int64), n, dt_h)], -np.inf, flex.need_wh[-1:])
+        lp.rows_of(n_t, [(rows, w[cols], dt_h)], -np.inf, flex.extra_wh)
+        lp.rows_of(n_t, [(slots, n, 1.0), (slots, w, 1.0)], -np.inf, top)
+        return self._solve_site(lp, site, forecast, dt_h, ess, (n[None, :], w[None, :]), short)
+
+    def _site_columns(
+        self,
+        lp: Lp,
+        forecast: SiteForecast,
+        max_import_w: float,
+        max_export_w: float,
+        ess: Storage | None,
+        dt_h: float,
+    ) -> _SiteColumns:
+        n_t = forecast.price_per_wh.size
+        imp = lp.columns(n_t, max_import_w, forecast.price_per_wh * dt_h)
+        exp = lp.columns(n_t, max_export_w, -forecast.feed_in_per_wh * dt_h)
+        peak = lp.columns(1, np.inf, self._peak_price)
+        smooth = lp.columns(n_t, np.inf, self._smooth)
+        if ess is None:
+            return _SiteColumns(imp, exp, peak, smooth)
+        wear = ess.cycle_cost_per_wh * dt_h
+        c = lp.columns(n_t, ess.max_charge_w, wear)
+        d = lp.columns(n_t, ess.max_discharge_w, wear)
+        end_value = np.zeros(n_t)
+        end_value[-1] = -ess.end_value_per_wh
+        s = lp.columns(n_t, ess.capacity_wh, end_value, lower=ess.min_wh)
+        return _SiteColumns(imp, exp, peak, smooth, (c, d, s))
+
+    def _solve_site(
+        self,
+        lp: Lp,
+        site: _SiteColumns,
+        forecast: SiteForecast,
+        dt_h: float,
+        ess: Storage | None,
+        ev: tuple[IntArray, IntArray],
+        short: IntArray,
+    ) -> SitePlan:
+        """The site's rows (the balance at the grid access, the peak, smoothness, the ESS), given the EVs'
+        columns ``ev`` (each: rows × slots), then HiGHS."""
+        n_t = forecast.price_per_wh.size
+        slots = np.arange(n_t)
+        imp, exp = site.imp, site.exp
         # m_t − e_t − Σ_i (x_it + y_it) − c_t + d_t = building_t − pv_t
         net = forecast.building_w - forecast.pv_w
-        balance = [
-            (slots, imp, 1.0),
-            (slots, exp, -1.0),
-            (slots[None, :], x, -1.0),
-            (slots[None, :], y, -1.0),
-        ]
-        if ess is not None:
-            balance += [(slots, c, -1.0), (slots, d, 1.0)]
+        balance = [(slots, imp, 1.0), (slots, exp, -1.0), *((slots[None, :], cols, -1.0) for cols in ev)]
+        if site.ess is not None:
+            balance += [(slots, site.ess[0], -1.0), (slots, site.ess[1], 1.0)]
         lp.rows_of(n_t, balance, net, net)
-        lp.rows_of(n_t, [(slots, peak[0], 1.0), (slots, imp, -1.0)], 0.0, np.inf)  # p ≥ m_t
+        lp.rows_of(n_t, [(slots, site.peak[0], 1.0), (slots, imp, -1.0)], 0.0, np.inf)  # p ≥ m_t
         later = slots[1:]  # u_t ≥ ±(m_t − m_{t−1})
         for sign in (1.0, -1.0):
-            step = [(later - 1, smooth[1:], 1.0), (later - 1, imp[1:], -sign), (later - 1, imp[:-1], sign)]
+            step = [
+                (later - 1, site.smooth[1:], 1.0),
+                (later - 1, imp[1:], -sign),
+                (later - 1, imp[:-1], sign),
+            ]
             lp.rows_of(n_t - 1, step, 0.0, np.inf)
-        if ess is not None:  # s_t − s_{t−1} − η·c_t·dt + d_t·dt/η = 0, s_{−1} the energy stored now
+        if ess is not None and site.ess is not None:
+            # s_t − s_{t−1} − η·c_t·dt + d_t·dt/η = 0, s_{−1} the energy stored now
+            c, d, s = site.ess
             eta = ess.efficiency
             dynamics = [
                 (slots, s, 1.0),
@@ -272,16 +369,17 @@ class SitePlanner:
             # HiGHS checks ``time_limit`` against its instance's run time summed over every solve.
             self._highs.setOptionValue("time_limit", self._highs.getRunTime() + self._time_limit_s)
         ok, status, sol = lp.solve(self._highs)
-        ev_w = sol[x] + sol[y]
+        ev_w = sum((sol[cols] for cols in ev), np.zeros(ev[0].shape))
         zeros = np.zeros(n_t)
+        stored = site.ess
         return SitePlan(
             ev_w=ev_w,
-            ess_charge_w=sol[c] if ess is not None else zeros,
-            ess_discharge_w=sol[d] if ess is not None else zeros,
-            stored_wh=sol[s] if ess is not None else zeros,
+            ess_charge_w=sol[stored[0]] if stored is not None else zeros,
+            ess_discharge_w=sol[stored[1]] if stored is not None else zeros,
+            stored_wh=sol[stored[2]] if stored is not None else zeros,
             import_w=sol[imp],
             export_w=sol[exp],
-            peak_import_w=float(sol[peak[0]]),
+            peak_import_w=float(sol[site.peak[0]]),
             cost=float(
                 ((sol[imp] * forecast.price_per_wh - sol[exp] * forecast.feed_in_per_wh) * dt_h).sum()
             ),
