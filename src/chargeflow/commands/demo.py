@@ -28,6 +28,7 @@ from rich.table import Table
 from chargeflow.allocate import StepInput, StepResult, control_step
 from chargeflow.billing.setup import BillingRules, rules_from_config
 from chargeflow.commands.allocate import parse_step
+from chargeflow.commands.native_output import solver_banner_to_stderr
 from chargeflow.commands.simulate import BUILDING_FILE, PV_FILE, PV_SUN, default_site, find_data_dir
 from chargeflow.csm.split import Strategy
 from chargeflow.live_demo import (
@@ -238,6 +239,8 @@ def run(args: argparse.Namespace) -> int:
     except (DataError, OSError) as e:
         console.print(f"chargeflow demo: {e}")
         return 2
+    if config.plan_ahead or config.site_plan:
+        solver_banner_to_stderr()
     live = Live(console=console, refresh_per_second=4, transient=False, auto_refresh=not args.plain)
 
     def ready(endpoints: Endpoints) -> None:

@@ -23,3 +23,12 @@ def native_stdout_to_stderr() -> Iterator[TextIO]:
         out.close()
         os.dup2(saved, 1)
         os.close(saved)
+
+
+def solver_banner_to_stderr() -> None:
+    """HiGHS prints its banner on stdout when a process makes its first solver: make that one now, with the
+    banner on stderr, so that a live view or a plain log on stdout does not get it mid-run."""
+    import highspy
+
+    with native_stdout_to_stderr():
+        highspy.Highs()  # type: ignore[no-untyped-call]
