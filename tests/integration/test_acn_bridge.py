@@ -174,3 +174,21 @@ def test_printed_records_parse_back_for_the_plot() -> None:
         11123,
         2,
     )
+
+
+@needs_data
+def test_the_forecast_enters_the_plan_at_its_weight(
+    first_days: list[object], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """``mpc_forecast`` plans for the expected arrivals at ``FORECAST_WEIGHT`` of the history's average:
+    at weight 0 it is plain ``mpc`` to the last digit; at the chosen weight it keeps every limit."""
+    from chargeflow.sim import acn_algorithms
+
+    mpc, weighted = acn_bench.bench_acn(first_days, [20.0], ("mpc", "mpc_forecast"))
+    assert weighted.violations == 0
+    assert weighted.fallbacks == 0
+    assert weighted.peak_kw <= 20.0 * 1.001
+    monkeypatch.setattr(acn_algorithms, "FORECAST_WEIGHT", 0.0)
+    (none,) = acn_bench.bench_acn(first_days, [20.0], ("mpc_forecast",))
+    assert none.energy_delivered_pct == mpc.energy_delivered_pct
+    assert none.demands_fully_met_pct == mpc.demands_fully_met_pct
