@@ -34,7 +34,7 @@ from chargeflow.allocate import SiteTarget, StepInput
 from chargeflow.csm.demand import DemandTable
 from chargeflow.ems.live_plan import plan_storage, slot_forecast
 from chargeflow.ems.site_forecast import BuildingForecaster, FloatArray, PvForecaster
-from chargeflow.ems.site_plan import EvNeeds, SitePlan, SitePlanner
+from chargeflow.ems.site_plan import EvNeeds, PlanSettings, SitePlan, SitePlanner
 from chargeflow.site.measurement import BuildingPower
 from chargeflow.units import SECONDS_PER_HOUR
 
@@ -51,18 +51,7 @@ class SitePlanStep:
     building: BuildingForecaster
     pv: PvForecaster | None = None
     prices: PriceOutlook | None = None
-    slot_s: float = 900.0
-    horizon_s: float = 24 * SECONDS_PER_HOUR
-    time_limit_s: float = 1.0
-    feed_in_per_kwh: float = 0.0
-    #: the price of the horizon's peak import, per kW (a demand charge spread over the plan's day)
-    peak_price_per_kw: float = 0.1
-    #: round-trip losses the plan counts with, per direction; a site file does not say them
-    ess_efficiency: float = 0.95
-    #: what a Wh towards ΔE_min costs per hour it comes later (``SitePlanner``): far above any difference
-    #: of prices, so that ΔE_min is charged as soon as it can be. Drivers leave hours before the departure
-    #: they gave as often as after it (ACN-Data); 0 lets the plan shift ΔE_min within the stay too
-    need_early_per_kwh_h: float = 5.0
+    settings: PlanSettings = field(default_factory=PlanSettings)
     #: the share of the highest power an EV was seen to draw that the plan counts on: a plan that fills the
     #: last slots at exactly that power comes up short by any dip
     seen_share: float = 0.9
@@ -104,7 +93,7 @@ class SitePlanStep:
         ids = (tuple(sorted(evs.ids)), self._watch(step))
         if self._due is None or step.now >= self._due or ids != self._ids:
             self._plan = self._solve(step, evs)
-            self._due = step.now + timedelta(seconds=self.slot_s)
+            self._due = step.now + timedelta(seconds=self.settings.slot_s)
             self._ids = ids
             self._plan_ids = evs.ids
         plan = self._plan
@@ -126,18 +115,16 @@ class SitePlanStep:
 
     def _solve(self, step: StepInput, evs: DemandTable) -> SitePlan | None:
         if self._planner is None:
-            self._planner = SitePlanner.in_slots(
-                self.slot_s, self.peak_price_per_kw, self.time_limit_s, self.need_early_per_kwh_h
-            )
-        n_t = max(1, round(self.horizon_s / self.slot_s))
-        dt_h = self.slot_s / SECONDS_PER_HOUR
-        starts = [step.now + timedelta(seconds=k * self.slot_s) for k in range(n_t)]
+            self._planner = self.settings.planner()
+        n_t = self.settings.slots
+        dt_h = self.settings.slot_s / SECONDS_PER_HOUR
+        starts = [step.now + timedelta(seconds=k * self.settings.slot_s) for k in range(n_t)]
         price = np.asarray([self._price(step, t) for t in starts], dtype=np.float64)
         forecast = slot_forecast(
-            step.now, n_t, self.slot_s, self.building, self.pv, price, self.feed_in_per_kwh
+            step.now, n_t, self.settings.slot_s, self.building, self.pv, price, self.settings.feed_in_per_kwh
         )
         site = step.site
-        storage = plan_storage(site.ess, step.ess_state, self.ess_efficiency, price)
+        storage = plan_storage(site.ess, step.ess_state, self.settings.ess_efficiency, price)
         needs = self._needs(step, evs, n_t)
         self._plan_max_w = needs.max_w
         self._with_ess = storage is not None
@@ -170,7 +157,7 @@ class SitePlanStep:
         runs = (evs.max_a >= evs.min_a) & (evs.max_a > 0)
         # The last slot the EV is there for the whole of: a plan that counts on a slot it leaves in the middle
         # of comes up short by the rest of that slot.
-        end = [min(max(math.floor(t / self.slot_s), 1), n_t) for t in evs.time_left_s.tolist()]
+        end = [min(max(math.floor(t / self.settings.slot_s), 1), n_t) for t in evs.time_left_s.tolist()]
         # What an EV can take is what it was seen to draw; one not seen yet is planned as if it charged on
         # one phase: the station's maximum on all phases would plan it too late if it cannot.
         seen_w = np.asarray([self._seen[i][2] for i in evs.ids], dtype=np.float64)

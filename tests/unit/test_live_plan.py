@@ -25,7 +25,14 @@ from chargeflow.ems.live_plan import (
 )
 from chargeflow.ems.service import EmsConfig, EmsDecision, EmsService
 from chargeflow.ems.site_forecast import BuildingForecaster
-from chargeflow.ems.site_plan import EvFlexibility, PlannedSetpoint, SiteForecast, SitePlanner, Storage
+from chargeflow.ems.site_plan import (
+    EvFlexibility,
+    PlannedSetpoint,
+    PlanSettings,
+    SiteForecast,
+    SitePlanner,
+    Storage,
+)
 from chargeflow.exchange import DemandPoint, InMemoryExchange, PowerDemand, Validity
 from chargeflow.site.measurement import BuildingPower, EssState, SiteMeasurement
 from chargeflow.site.model import Site
@@ -201,8 +208,11 @@ def demand_now(now: datetime, needed_w: float, wished_w: float) -> tuple[DemandP
     )
 
 
+SIX_HOURS = PlanSettings(horizon_s=6 * 3600)
+
+
 def planner() -> LivePlanner:
-    return LivePlanner(BuildingForecaster("UTC"), prices=PRICES, horizon_s=6 * 3600)
+    return LivePlanner(BuildingForecaster("UTC"), prices=PRICES, settings=SIX_HOURS)
 
 
 def rules(needed_w: float, wished_w: float, consumption_w: float) -> Grant:
@@ -261,7 +271,7 @@ async def test_a_plan_that_holds_the_grant_says_so() -> None:
     # P_needed (0 W now), held by the plan.
     dear = TimeOfUse(EVERY_DAY, h(-1).time(), h(1).time(), Decimal("0.40"))
     prices = EnergyPrices(Decimal("0.10"), (dear,), timezone="UTC")
-    rig = Rig(replace(planner(), prices=prices, need_early_per_kwh_h=0.0))
+    rig = Rig(replace(planner(), prices=prices, settings=replace(SIX_HOURS, need_early_per_kwh_h=0.0)))
     points = (
         DemandPoint(T0, 0.0, 11_000),
         DemandPoint(T0 + timedelta(seconds=10), 0.0, 11_000),
@@ -307,7 +317,7 @@ async def test_a_planner_that_cannot_gather_its_inputs_falls_back_too() -> None:
 
 
 async def test_a_late_planner_falls_back_to_the_rules_until_its_plan_comes() -> None:
-    rig = Rig(SlowPlanner(BuildingForecaster("UTC"), prices=PRICES, horizon_s=6 * 3600), plan_timeout_s=0.05)
+    rig = Rig(SlowPlanner(BuildingForecaster("UTC"), prices=PRICES, settings=SIX_HOURS), plan_timeout_s=0.05)
     late = await rig.step(demand_now(T0, 4_000, 25_000))
     assert not late.planned
     assert rig.ems.plans_late == 1

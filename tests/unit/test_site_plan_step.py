@@ -11,7 +11,7 @@ import pytest
 from chargeflow.allocate import SiteTarget, StepInput, control_step
 from chargeflow.csm.demand import DemandTable, EvSession, Preferences
 from chargeflow.ems.site_forecast import BuildingForecaster
-from chargeflow.ems.site_plan import PlanEssReason, follow_plan
+from chargeflow.ems.site_plan import PlanEssReason, PlanSettings, follow_plan
 from chargeflow.site.measurement import BuildingPower, EssState
 from chargeflow.site.model import ChargingPoint, Circuit, Ess, GridConnection, Site
 from chargeflow.site_plan_step import PriceOutlook, SitePlanStep
@@ -163,7 +163,9 @@ def test_the_site_plan_charges_the_ess_and_the_evs_in_the_cheap_hours() -> None:
 
 
 def test_a_late_plan_falls_back_and_is_counted() -> None:
-    planner = SitePlanStep(BuildingForecaster("UTC"), prices=prices(1.0), time_limit_s=0.0)
+    planner = SitePlanStep(
+        BuildingForecaster("UTC"), prices=prices(1.0), settings=PlanSettings(time_limit_s=0.0)
+    )
     a, b = site().charging_points
     sessions = (session(a, 6_000, 6_000, 1 / 3), session(b, 0, 20_000, 8.0))
     for minutes in (0, 5, 10):

@@ -28,7 +28,7 @@ import numpy as np
 
 from chargeflow.ems.balance import Grant
 from chargeflow.ems.site_forecast import BuildingForecaster, FloatArray, PvForecaster
-from chargeflow.ems.site_plan import EvFlexibility, SiteForecast, SitePlan, SitePlanner, Storage
+from chargeflow.ems.site_plan import EvFlexibility, PlanSettings, SiteForecast, SitePlan, SitePlanner, Storage
 from chargeflow.exchange import DemandPoint
 from chargeflow.site.measurement import BuildingPower, EssState
 from chargeflow.site.model import Ess, Site
@@ -143,16 +143,7 @@ class LivePlanner:
     building: BuildingForecaster
     pv: PvForecaster | None = None
     prices: EnergyPrices | None = None
-    slot_s: float = 900.0
-    horizon_s: float = 24 * SECONDS_PER_HOUR
-    time_limit_s: float = 1.0  # HiGHS's own limit; the service waits for the thread a little longer
-    feed_in_per_kwh: float = 0.0
-    #: the price of the horizon's peak import, per kW (a demand charge spread over the plan's day)
-    peak_price_per_kw: float = 0.1
-    ess_efficiency: float = 0.95
-    #: as ``site_plan_step.SitePlanStep``: ΔE_min as soon as it can be, as drivers leave early as often as
-    #: late (ACN-Data); the plan then shifts the energy beyond ΔE_min and the ESS
-    need_early_per_kwh_h: float = 5.0
+    settings: PlanSettings = field(default_factory=PlanSettings)
     #: plan again before the slot is over when the profile changes a lot (``outdated``)
     replan_share: float = 0.1
     replan_min_wh: float = 2000.0
@@ -167,31 +158,31 @@ class LivePlanner:
 
     @property
     def slots(self) -> int:
-        return max(1, round(self.horizon_s / self.slot_s))
+        return self.settings.slots
 
     def inputs(
         self, now: datetime, points: Sequence[DemandPoint], site: Site, ess_state: EssState | None
     ) -> PlanInputs:
         n = self.slots
-        slot = timedelta(seconds=self.slot_s)
+        slot = timedelta(seconds=self.settings.slot_s)
         known = self.prices.ahead(now, slot, n) if self.prices is not None else [0] * n
         price = np.asarray([float(p) for p in known], dtype=np.float64)
         return PlanInputs(
             start=now,
-            flex=flexibility(points, now, self.slot_s, n),
-            forecast=slot_forecast(now, n, self.slot_s, self.building, self.pv, price, self.feed_in_per_kwh),
-            dt_h=self.slot_s / SECONDS_PER_HOUR,
+            flex=flexibility(points, now, self.settings.slot_s, n),
+            forecast=slot_forecast(
+                now, n, self.settings.slot_s, self.building, self.pv, price, self.settings.feed_in_per_kwh
+            ),
+            dt_h=self.settings.slot_s / SECONDS_PER_HOUR,
             max_import_w=site.grid.max_import_w,
             max_export_w=site.grid.max_export_w,
-            storage=plan_storage(site.ess, ess_state, self.ess_efficiency, price),
+            storage=plan_storage(site.ess, ess_state, self.settings.ess_efficiency, price),
         )
 
     def solve(self, inputs: PlanInputs) -> LivePlan | None:
         """The plan (in a worker thread: one solve at a time); None where HiGHS found none in time."""
         if self._planner is None:
-            self._planner = SitePlanner.in_slots(
-                self.slot_s, self.peak_price_per_kw, self.time_limit_s, self.need_early_per_kwh_h
-            )
+            self._planner = self.settings.planner()
         i = inputs
         plan = self._planner.solve_aggregate(
             i.flex, i.forecast, i.dt_h, i.max_import_w, i.max_export_w, i.storage
@@ -202,7 +193,7 @@ class LivePlanner:
         need_wh, wish_wh = _energy(i.flex)
         return LivePlan(
             i.start,
-            i.start + timedelta(seconds=self.slot_s),
+            i.start + timedelta(seconds=self.settings.slot_s),
             float(plan.ev_w[0, 0]),
             ess_w,
             need_wh,
@@ -217,7 +208,7 @@ class LivePlanner:
         more than ``replan_share`` (and ``replan_min_wh``). Charging only makes the energy shrink."""
         if now >= plan.until or now < plan.start:
             return True
-        flex = flexibility(points, now, self.slot_s, self.slots)
+        flex = flexibility(points, now, self.settings.slot_s, self.slots)
         need_wh, wish_wh = _energy(flex)
         if abs(float(flex.max_w[0]) - plan.max_w) > self.replan_w:
             return True

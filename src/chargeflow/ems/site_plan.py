@@ -195,6 +195,34 @@ class Lp:
         return ok, highs.modelStatusToString(highs.getModelStatus()), x
 
 
+@dataclass(frozen=True, slots=True)
+class PlanSettings:
+    """How a site plan is made, for the simulator's step (``site_plan_step``) and the live EMS
+    (``ems.live_plan``) alike: its slots and horizon, HiGHS's time limit and the objective's prices."""
+
+    slot_s: float = 900.0
+    horizon_s: float = 24 * SECONDS_PER_HOUR
+    time_limit_s: float = 1.0  # HiGHS's own limit; the live EMS waits for its thread a little longer
+    feed_in_per_kwh: float = 0.0
+    #: the price of the horizon's peak import, per kW (a demand charge spread over the plan's day)
+    peak_price_per_kw: float = 0.1
+    #: round-trip losses the plan counts with, per direction; a site file does not say them
+    ess_efficiency: float = 0.95
+    #: what a Wh towards ΔE_min costs per hour it comes later (``SitePlanner``): far above any difference
+    #: of prices, so that ΔE_min is charged as soon as it can be. Drivers leave hours before the departure
+    #: they gave as often as after it (ACN-Data); 0 lets the plan shift ΔE_min within the stay too
+    need_early_per_kwh_h: float = 5.0
+
+    @property
+    def slots(self) -> int:
+        return max(1, round(self.horizon_s / self.slot_s))
+
+    def planner(self) -> SitePlanner:
+        return SitePlanner.in_slots(
+            self.slot_s, self.peak_price_per_kw, self.time_limit_s, self.need_early_per_kwh_h
+        )
+
+
 class SitePlanner:
     """Plans the site over ``len(forecast.price_per_wh)`` slots of ``dt_h`` hours."""
 

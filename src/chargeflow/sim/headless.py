@@ -246,10 +246,10 @@ class _ForecastStudy:
     def __post_init__(self) -> None:
         for what in ("pv", "building"):
             for lead in ("15min", "1h"):
-                self.scores[what, lead] = ForecastScore(self.planner.slot_s)
+                self.scores[what, lead] = ForecastScore(self.planner.settings.slot_s)
 
     def step(self, now: datetime, reading: BuildingPower) -> None:
-        slot_s = self.planner.slot_s
+        slot_s = self.planner.settings.slot_s
         for (what, _), score in self.scores.items():
             score.measure(now, reading.generation_w if what == "pv" else reading.consumption_w)
         slot = math.floor(now.timestamp() / slot_s)
