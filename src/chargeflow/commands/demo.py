@@ -17,7 +17,6 @@ from dataclasses import replace
 from datetime import UTC, datetime, time, timedelta
 from importlib import resources
 from pathlib import Path
-from typing import Any
 from zoneinfo import ZoneInfo
 
 from rich.console import Console, Group
@@ -29,7 +28,15 @@ from chargeflow.allocate import StepInput, StepResult, control_step
 from chargeflow.billing.setup import BillingRules, rules_from_config
 from chargeflow.commands.allocate import parse_step
 from chargeflow.commands.native_output import solver_banner_to_stderr
-from chargeflow.commands.simulate import BUILDING_FILE, PV_FILE, PV_SUN, default_site, find_data_dir
+from chargeflow.commands.simulate import (
+    BUILDING_FILE,
+    DEFAULT_SITE_FILE,
+    PV_FILE,
+    PV_SUN,
+    default_site,
+    default_site_data,
+    find_data_dir,
+)
 from chargeflow.csm.split import Strategy
 from chargeflow.live_demo import (
     Endpoints,
@@ -53,27 +60,18 @@ from chargeflow.site.prices import EnergyPrices
 SESSIONS_FILE = "acn/caltech_2019-05_2019-08.csv.gz"
 
 
-def _default_site_file() -> Any:
-    import yaml
-
-    text = resources.files("chargeflow").joinpath("data/workplace_site.yaml").read_text(encoding="utf-8")
-    return yaml.safe_load(text)
-
-
 def default_billing() -> BillingRules:
     """The demo site's tariffs (the ``billing:`` section of the same file as ``default_site``)."""
     from chargeflow.site.config import parse_billing
 
-    return rules_from_config(
-        parse_billing(_default_site_file(), "workplace_site.yaml"), "workplace_site.yaml"
-    )
+    return rules_from_config(parse_billing(default_site_data(), DEFAULT_SITE_FILE), DEFAULT_SITE_FILE)
 
 
 def default_prices() -> EnergyPrices | None:
     """The demo site's energy prices (its ``energy_prices:`` section)."""
     from chargeflow.site.config import parse_energy_prices
 
-    return parse_energy_prices(_default_site_file(), "workplace_site.yaml")
+    return parse_energy_prices(default_site_data(), DEFAULT_SITE_FILE)
 
 
 def load_demo_step() -> StepInput:

@@ -43,11 +43,19 @@ PRICES_FILE = "prices/nl_day_ahead_2022-01_2023-09_hourly.csv"
 PV_SUN = (34.2, 31.8)
 
 
-def default_site() -> Site:
+DEFAULT_SITE_FILE = "workplace_site.yaml"
+
+
+def default_site_data() -> Any:
+    """The demo's workplace site file, as read from its YAML: the site, its tariffs and energy prices."""
     import yaml
 
-    text = resources.files("chargeflow").joinpath("data/workplace_site.yaml").read_text(encoding="utf-8")
-    return parse_site(yaml.safe_load(text), "workplace_site.yaml")
+    text = resources.files("chargeflow").joinpath(f"data/{DEFAULT_SITE_FILE}").read_text(encoding="utf-8")
+    return yaml.safe_load(text)
+
+
+def default_site() -> Site:
+    return parse_site(default_site_data(), DEFAULT_SITE_FILE)
 
 
 def find_data_dir(given: str | None) -> Path | None:
