@@ -50,6 +50,12 @@ class MpcPlanner:
     _planner: Planner | None = field(default=None, repr=False)
     _keys: dict[str, int] = field(default_factory=dict, repr=False)
 
+    @classmethod
+    def for_step(cls, step_s: float) -> MpcPlanner:
+        """The planner for a control step of ``step_s``: plan slots of that step, or of ``PLAN_SLOT_S``
+        where the step is shorter (a live site steps every 10 s)."""
+        return cls(step_s=max(step_s, PLAN_SLOT_S))
+
     @property
     def warm_starts(self) -> int:
         return 0 if self._planner is None else self._planner.warm_starts

@@ -21,7 +21,7 @@ from zoneinfo import ZoneInfo
 
 import uvicorn
 
-from chargeflow.allocate_mpc import PLAN_SLOT_S, MpcPlanner
+from chargeflow.allocate_mpc import MpcPlanner
 from chargeflow.app import HttpServer, http_port, open_stores, request_ids
 from chargeflow.billing.attribution import Shares, SiteStep
 from chargeflow.billing.service import BillingService
@@ -180,7 +180,7 @@ async def run_live(
             SmartChargingConfig(
                 strategy=config.strategy,
                 step_s=config.step_s,
-                planner=MpcPlanner(step_s=max(config.step_s, PLAN_SLOT_S)) if config.plan_ahead else None,
+                planner=MpcPlanner.for_step(config.step_s) if config.plan_ahead else None,
                 prices=config.prices,
             ),
             EmsConfig(step_s=config.step_s),

@@ -47,7 +47,6 @@ UNCONTROLLED = "uncontrolled"
 #: the predictive optimiser (``allocate_mpc``), planning in slots of at least 5 minutes, with EDF as the
 #: core split it falls back to
 MPC = "mpc"
-MPC_SLOT_S = 300.0
 STRATEGIES = (UNCONTROLLED, *(s.value for s in Strategy), MPC)
 
 
@@ -305,7 +304,7 @@ def simulate(
     points = {cp.id: cp for cp in site.charging_points}
     connected: dict[str, _Connected] = {}
     res = SimResult()
-    planner = MpcPlanner(step_s=max(config.step_s, MPC_SLOT_S)) if config.strategy == MPC else None
+    planner = MpcPlanner.for_step(config.step_s) if config.strategy == MPC else None
     core = Strategy.EDF if planner is not None else None
     pv_peak = sum(p.peak_w for p in site.pv)
     site_planner = (
