@@ -192,3 +192,22 @@ def test_the_forecast_enters_the_plan_at_its_weight(
     (none,) = acn_bench.bench_acn(first_days, [20.0], ("mpc_forecast",))
     assert none.energy_delivered_pct == mpc.energy_delivered_pct
     assert none.demands_fully_met_pct == mpc.demands_fully_met_pct
+
+
+@needs_data
+def test_the_named_hedges_keep_every_limit_and_the_size_tie_break_completes_more_sessions(
+    first_days: list[object], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """``mpc_phase`` (``ems.phase_hedge``) and ``mpc_complete`` (the size tie-break) keep every limit in
+    acnportal's check; the size tie-break ends more sessions complete than plain ``mpc`` on these two
+    days; and at strength 0 the phase hedge is plain ``mpc`` to the last digit."""
+    mpc, phase, complete = acn_bench.bench_acn(first_days, [20.0], ("mpc", "mpc_phase", "mpc_complete"))
+    for r in (phase, complete):
+        assert r.violations == 0, r
+        assert r.fallbacks == 0, r
+        assert r.peak_kw <= 20.0 * 1.001
+    assert complete.demands_fully_met_pct > mpc.demands_fully_met_pct
+    monkeypatch.setattr(acn_bench, "PHASE_HEDGE", 0.0)
+    (none,) = acn_bench.bench_acn(first_days, [20.0], ("mpc_phase",))
+    assert none.energy_delivered_pct == mpc.energy_delivered_pct
+    assert none.demands_fully_met_pct == mpc.demands_fully_met_pct

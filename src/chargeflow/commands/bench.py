@@ -184,7 +184,19 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
         "--algorithms",
         default="all",
         help="comma-separated (default all), from: "
-        + ", ".join(("mpc", "offline", "uncontrolled", "edf", "llf", "round_robin", "mpc_forecast")),
+        + ", ".join(
+            (
+                "mpc",
+                "offline",
+                "uncontrolled",
+                "edf",
+                "llf",
+                "round_robin",
+                "mpc_forecast",
+                "mpc_phase",
+                "mpc_complete",
+            )
+        ),
     )
     a.add_argument(
         "--json",

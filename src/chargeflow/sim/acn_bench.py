@@ -31,7 +31,7 @@ from zoneinfo import ZoneInfo
 import numpy as np
 
 from chargeflow.ems.forecast import ArrivalHistory, ForecastError, Seen, forecast_error
-from chargeflow.sim.acn_algorithms import MpcAlgorithm, OfflineAlgorithm
+from chargeflow.sim.acn_algorithms import PHASE_HEDGE, SIZE_ORDER, MpcAlgorithm, OfflineAlgorithm
 
 PERIOD_MIN = 5
 VOLTAGE_V = 208.0
@@ -43,8 +43,9 @@ JPL_SHARE = (45.0 / 195.0, 150.0 / 195.0)  # of the capacity, for JPL's two tran
 OURS = ("mpc", "offline")
 THEIRS = ("uncontrolled", "edf", "llf", "round_robin")
 ALGORITHMS = (*OURS, *THEIRS)
-#: run only when named: the MPC with expected arrivals from the site's history (``ems.forecast``)
-EXTRA = ("mpc_forecast",)
+#: run only when named: the MPC with expected arrivals from the site's history (``ems.forecast``), with
+#: the phase hedge (``ems.phase_hedge``), with the size tie-break (more sessions complete)
+EXTRA = ("mpc_forecast", "mpc_phase", "mpc_complete")
 
 
 @dataclass(frozen=True, slots=True)
@@ -134,6 +135,8 @@ def _algorithm(name: str, evs: Sequence[Any]) -> Any:
     makers: dict[str, Callable[[], Any]] = {
         "mpc": MpcAlgorithm,
         "mpc_forecast": lambda: MpcAlgorithm(forecast=True),
+        "mpc_phase": lambda: MpcAlgorithm(phase_hedge=PHASE_HEDGE),
+        "mpc_complete": lambda: MpcAlgorithm(size_order=SIZE_ORDER),
         "offline": lambda: OfflineAlgorithm(list(evs)),
         "uncontrolled": alg.UncontrolledCharging,
         "edf": lambda: alg.SortedSchedulingAlgo(alg.earliest_deadline_first),

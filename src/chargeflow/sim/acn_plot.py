@@ -17,6 +17,8 @@ STYLE = {
     "offline": ("black", "--"),
     "mpc": ("tab:red", "-"),
     "mpc_forecast": ("tab:pink", "-"),
+    "mpc_phase": ("tab:purple", "-."),
+    "mpc_complete": ("tab:brown", "-."),
     "edf": ("tab:blue", "-"),
     "llf": ("tab:green", "-"),
     "round_robin": ("tab:orange", "-"),
