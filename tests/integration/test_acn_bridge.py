@@ -211,3 +211,15 @@ def test_the_named_hedges_keep_every_limit_and_the_size_tie_break_completes_more
     (none,) = acn_bench.bench_acn(first_days, [20.0], ("mpc_phase",))
     assert none.energy_delivered_pct == mpc.energy_delivered_pct
     assert none.demands_fully_met_pct == mpc.demands_fully_met_pct
+
+
+@needs_data
+def test_the_oracle_knows_every_session_and_lies_between_mpc_and_the_offline_bound(
+    first_days: list[object],
+) -> None:
+    """``mpc_oracle`` (a diagnostic: every session known in advance, re-planned every period as ``mpc``)
+    keeps every limit and delivers no less than ``mpc`` and no more than the offline optimum."""
+    mpc, oracle, offline = acn_bench.bench_acn(first_days, [20.0], ("mpc", "mpc_oracle", "offline"))
+    assert oracle.violations == 0
+    assert oracle.fallbacks == 0
+    assert mpc.energy_delivered_pct <= oracle.energy_delivered_pct <= offline.energy_delivered_pct + 0.01

@@ -195,6 +195,7 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
                 "mpc_forecast",
                 "mpc_phase",
                 "mpc_complete",
+                "mpc_oracle",
             )
         ),
     )

@@ -17,6 +17,7 @@ window: the perfect-foresight upper bound of the benchmark.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from datetime import timedelta
 from typing import Any
 
@@ -100,6 +101,7 @@ class MpcAlgorithm(BaseAlgorithm):  # type: ignore[misc]
         forecast: bool = False,
         phase_hedge: float = 0.0,
         size_order: float = 0.0,
+        oracle: Sequence[Any] | None = None,
     ) -> None:
         super().__init__()
         self.max_recompute = 1
@@ -107,6 +109,9 @@ class MpcAlgorithm(BaseAlgorithm):  # type: ignore[misc]
         self._forecast = forecast
         self._phase_hedge = phase_hedge
         self._size_order = size_order
+        #: the diagnostic ``mpc_oracle``: every session's true arrival, departure, energy and maximum, so
+        #: that what ``mpc`` lacks against ``offline`` can be told apart into information and method
+        self._oracle = list(oracle) if oracle is not None else None
         self._asked_kwh: dict[float, float] = {}  # energy asked for per phase angle, of sessions seen
         self._seen: set[str] = set()
         self._history: ArrivalHistory | None = None
@@ -181,13 +186,25 @@ class MpcAlgorithm(BaseAlgorithm):  # type: ignore[misc]
         n_slots = min(max(end), horizon)
         n = len(stations)
         start = [0] * n
-        for j, e, a, d, m in history.expected(now, n_slots) if self._forecast else []:
+        weight = FORECAST_WEIGHT
+        if self._oracle is not None:
+            expected, weight = self._known(now, n_slots, period), 1.0
+        elif self._forecast:
+            expected = history.expected(now, n_slots)
+        else:
+            expected = []
+        for j, e, a, d, m in expected:
             if 0 < a < n_slots:
                 stations.append(j)
-                energy.append(e * FORECAST_WEIGHT)
+                energy.append(e * weight)
                 start.append(a)
                 end.append(d)
-                max_a.append(m * FORECAST_WEIGHT)
+                max_a.append(m * weight)
+        if self._oracle is not None:
+            # The known EVs that arrive while present ones are here may stay past the last present one's
+            # departure: plan to their ends (at most two days), or their stays would be cut short and
+            # their energy pushed early, against the present EVs.
+            n_slots = min(max(end), 2 * horizon)
         request = ChargeRequest(
             station=np.asarray(stations, dtype=np.int64),
             energy_a_slots=np.asarray(energy),
@@ -225,6 +242,23 @@ class MpcAlgorithm(BaseAlgorithm):  # type: ignore[misc]
             self._carry[sid] = max(float(carry[k] + target[k] - rates[k]), 0.0)
             schedule[site.station_ids[stations[k]]] = [float(rates[k])]
         return schedule
+
+    def _known(self, now: int, n_slots: int, period: float) -> list[tuple[int, float, int, int, float]]:
+        """The true sessions arriving after ``now`` within ``n_slots``, as ``ArrivalHistory.expected``
+        gives its forecast: (station, energy in ampere-slots, start, end, maximum current)."""
+        site = self._site
+        assert site is not None
+        assert self._oracle is not None
+        out = []
+        for ev in self._oracle:
+            a = int(ev.arrival) - now
+            if 0 < a < n_slots:
+                j = site.index[ev.station_id]
+                most = min(float(site.max_pilot[j]), ev.maximum_charging_power * 1000.0 / site.voltages[j])
+                out.append(
+                    (j, site.a_slots(float(ev.requested_energy), j, period), a, int(ev.departure) - now, most)
+                )
+        return out
 
     def _fallback(self, now: int, ids: list[str]) -> FloatArray:
         """The previous plan's rates for this slot: feasible, as it was planned against the same limits."""

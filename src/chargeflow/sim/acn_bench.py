@@ -44,8 +44,9 @@ OURS = ("mpc", "offline")
 THEIRS = ("uncontrolled", "edf", "llf", "round_robin")
 ALGORITHMS = (*OURS, *THEIRS)
 #: run only when named: the MPC with expected arrivals from the site's history (``ems.forecast``), with
-#: the phase hedge (``ems.phase_hedge``), with the size tie-break (more sessions complete)
-EXTRA = ("mpc_forecast", "mpc_phase", "mpc_complete")
+#: the phase hedge (``ems.phase_hedge``), with the size tie-break (more sessions complete), and the
+#: diagnostic oracle that knows every session in advance (not a method: what information is worth)
+EXTRA = ("mpc_forecast", "mpc_phase", "mpc_complete", "mpc_oracle")
 
 
 @dataclass(frozen=True, slots=True)
@@ -137,6 +138,7 @@ def _algorithm(name: str, evs: Sequence[Any]) -> Any:
         "mpc_forecast": lambda: MpcAlgorithm(forecast=True),
         "mpc_phase": lambda: MpcAlgorithm(phase_hedge=PHASE_HEDGE),
         "mpc_complete": lambda: MpcAlgorithm(size_order=SIZE_ORDER),
+        "mpc_oracle": lambda: MpcAlgorithm(oracle=list(evs)),
         "offline": lambda: OfflineAlgorithm(list(evs)),
         "uncontrolled": alg.UncontrolledCharging,
         "edf": lambda: alg.SortedSchedulingAlgo(alg.earliest_deadline_first),

@@ -19,6 +19,7 @@ STYLE = {
     "mpc_forecast": ("tab:pink", "-"),
     "mpc_phase": ("tab:purple", "-."),
     "mpc_complete": ("tab:brown", "-."),
+    "mpc_oracle": ("tab:olive", ":"),
     "edf": ("tab:blue", "-"),
     "llf": ("tab:green", "-"),
     "round_robin": ("tab:orange", "-"),
