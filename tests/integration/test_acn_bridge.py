@@ -176,6 +176,26 @@ def test_printed_records_parse_back_for_the_plot() -> None:
     )
 
 
+def test_the_plot_adds_the_distance_to_offline_panel_only_where_offline_ran(tmp_path: Path) -> None:
+    import matplotlib.image
+
+    from chargeflow.sim.acn_plot import parse_records, plot_energy
+
+    text = """  20.0 kW  mpc          energy  77.86 %  demands met  59.43 %  peak  20.01 kW  median    3.15 ms  p95   15.05 ms  violations 0  fallbacks 0
+  20.0 kW  offline      energy  78.45 %  demands met  75.79 %  peak  20.01 kW  median    0.06 ms  p95    0.17 ms  violations 0  fallbacks 0
+  20.0 kW  uncontrolled energy  99.88 %  demands met  96.96 %  peak  99.00 kW  median    0.01 ms  p95    0.05 ms  violations 11123  fallbacks 0
+  30.0 kW  mpc          energy  92.53 %  demands met  80.29 %  peak  30.02 kW  median    3.06 ms  p95   15.01 ms  violations 0  fallbacks 0
+  30.0 kW  offline      energy  92.91 %  demands met  90.57 %  peak  30.02 kW  median    0.07 ms  p95    0.30 ms  violations 0  fallbacks 0
+"""  # noqa: E501
+    records = parse_records(text)
+    with_bound, without = tmp_path / "with.png", tmp_path / "without.png"
+    plot_energy(records, with_bound, "with offline")
+    plot_energy([r for r in records if r.algorithm != "offline"], without, "without")
+    # 6.5 in against 4.5 in at 120 dpi: the second panel is there only with the bound
+    assert matplotlib.image.imread(with_bound).shape[0] == 780
+    assert matplotlib.image.imread(without).shape[0] == 540
+
+
 @needs_data
 def test_the_forecast_enters_the_plan_at_its_weight(
     first_days: list[object], monkeypatch: pytest.MonkeyPatch
