@@ -101,6 +101,20 @@ def test_the_command_prints_the_documented_records_as_json_and_draws_the_plot(tm
     assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 
 
+@needs_data
+def test_each_run_reports_the_periods_it_has_simulated(first_days: list[object]) -> None:
+    """``bench acn``'s progress bar is fed once a simulated day and at the end of each run."""
+    seen: list[tuple[float, str, int, int]] = []
+    acn_bench.bench_acn(first_days, [20.0, 30.0], ("uncontrolled",), steps=lambda *a: seen.append(a))
+    for capacity in (20.0, 30.0):
+        calls = [(done, total) for c, name, done, total in seen if c == capacity and name == "uncontrolled"]
+        total = calls[-1][1]
+        assert total == max(ev.departure for ev in first_days)  # type: ignore[attr-defined]
+        assert calls[-1] == (total, total)
+        assert [done for done, _ in calls] == sorted(done for done, _ in calls)
+        assert any(0 < done < total for done, _ in calls)  # the bar moves during the run, not only at its end
+
+
 @pytest.mark.skipif(not SESSIONS.exists(), reason=f"shared ACN sessions not found at {DATA}")
 def test_sessions_convert_to_events_at_caltech_stations() -> None:
     from chargeflow.sim.acn_sessions import evs_from_sessions

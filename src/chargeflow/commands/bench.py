@@ -8,12 +8,15 @@ import sys
 from dataclasses import asdict
 from datetime import date, datetime, time
 from pathlib import Path
-from typing import TextIO
+from typing import TYPE_CHECKING, TextIO
 
-from chargeflow.commands.native_output import native_stdout_to_stderr
+from chargeflow.commands.native_output import native_stdout_to_stderr, solver_banner_to_stderr
 from chargeflow.csm.split import Strategy
 from chargeflow.sim.bench_allocate import bench_allocate, bench_steps
 from chargeflow.sim.bench_mpc import bench_mpc
+
+if TYPE_CHECKING:
+    from rich.progress import TaskID
 
 
 def _run_allocate_mpc(args: argparse.Namespace) -> int:
@@ -114,17 +117,45 @@ def run_acn(args: argparse.Namespace) -> int:
             + ("" if args.site == "caltech" else f", site {args.site}"),
             flush=True,
         )
-    with native_stdout_to_stderr() as out:
-        records = acn_bench.bench_acn(
-            evs,
-            capacities,
-            algorithms,
-            taper=args.battery == "taper",
-            discrete=args.steps == "discrete",
-            start=start,
-            progress=lambda r: show(r, out),
-            site=args.site,
-        )
+    # The runs take minutes each (a month is ~9,000 periods): a bar on stderr for the run under way, made
+    # when it starts and erased when it ends, before its record is printed; drawn on a terminal only (rich
+    # draws nothing live elsewhere), so logs and --json stay clean. The solver's banner goes out first.
+    from rich.console import Console
+    from rich.progress import BarColumn, Progress, TextColumn, TimeRemainingColumn
+
+    if any(a.startswith("mpc") or a == "offline" for a in algorithms):
+        solver_banner_to_stderr()
+    columns = (TextColumn("{task.description}"), BarColumn(), TextColumn("{task.percentage:>3.0f}%"))
+    console = Console(stderr=True)
+    live: list[tuple[Progress, TaskID]] = []
+
+    def step(capacity_kw: float, name: str, done: int, total: int) -> None:
+        if not live:
+            bar = Progress(*columns, TimeRemainingColumn(), console=console, transient=True)
+            bar.start()
+            live.append((bar, bar.add_task(f"{capacity_kw:g} kW {name}", total=total)))
+        bar, task = live[0]
+        bar.update(task, completed=done)
+        if done >= total:
+            bar.stop()
+            live.clear()
+
+    try:
+        with native_stdout_to_stderr() as out:
+            records = acn_bench.bench_acn(
+                evs,
+                capacities,
+                algorithms,
+                taper=args.battery == "taper",
+                discrete=args.steps == "discrete",
+                start=start,
+                progress=lambda r: show(r, out),
+                site=args.site,
+                steps=step,
+            )
+    finally:
+        for bar, _ in live:
+            bar.stop()
     if "mpc_forecast" in algorithms and not args.json:
         err = acn_bench.arrival_forecast_errors(evs, start)
         print(

@@ -184,7 +184,10 @@ def run_one(
     discrete: bool,
     start: datetime = MARCH_2019,
     site: str = "caltech",
+    steps: Callable[[int, int], None] | None = None,
 ) -> AcnRecord:
+    """One algorithm at one capacity; ``steps(done, total)`` is told the periods simulated, once a
+    simulated day and at the end."""
     from acnportal import acnsim
     from acnportal.acnsim import analysis
 
@@ -192,11 +195,22 @@ def run_one(
     own = [copy.deepcopy(ev) for ev in evs]
     algorithm = _algorithm(name, own)
     sim = acnsim.Simulator(network, algorithm, queue_of(own), start, period=PERIOD_MIN, verbose=False)
+    if steps is not None:
+        total = max((int(ev.departure) for ev in own), default=0)
+        schedule = algorithm.run
+
+        def run_and_count() -> Any:
+            done = int(sim.iteration)
+            if done % (24 * 60 // PERIOD_MIN) == 0:
+                steps(done, total)
+            return schedule()
+
+        algorithm.run = run_and_count
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # acnportal warns on every infeasible schedule; counted below instead
         sim.run()
     times = sorted(1000.0 * s["solve_time"] for s in algorithm.solve_stats) or [0.0]
-    return AcnRecord(
+    record = AcnRecord(
         capacity_kw=capacity_kw,
         algorithm=name,
         energy_delivered_pct=round(100.0 * float(analysis.proportion_of_energy_delivered(sim)), 2),
@@ -208,6 +222,9 @@ def run_one(
         steps=len(algorithm.solve_stats),
         fallbacks=int(getattr(algorithm, "fallbacks", 0)),
     )
+    if steps is not None:
+        steps(total, total)
+    return record
 
 
 def start_slot(day: datetime, origin: datetime = MARCH_2019) -> int:
@@ -223,16 +240,26 @@ def bench_acn(
     start: datetime = MARCH_2019,
     progress: Callable[[AcnRecord], None] | None = None,
     site: str = "caltech",
+    steps: Callable[[float, str, int, int], None] | None = None,
 ) -> list[AcnRecord]:
+    """Every algorithm at every capacity; ``progress`` gets each record as it is done, ``steps(capacity,
+    algorithm, done, total)`` the periods simulated of the run under way (``run_one``)."""
     evs = tapered(evs) if taper else list(evs)
     records = []
     for cap in capacities_kw:
         for name in algorithms:
-            record = run_one(name, evs, cap, discrete, start, site)
+            counted = None if steps is None else _steps_of(steps, cap, name)
+            record = run_one(name, evs, cap, discrete, start, site, counted)
             records.append(record)
             if progress is not None:
                 progress(record)
     return records
+
+
+def _steps_of(
+    steps: Callable[[float, str, int, int], None], capacity_kw: float, name: str
+) -> Callable[[int, int], None]:
+    return lambda done, total: steps(capacity_kw, name, done, total)
 
 
 @dataclass(frozen=True, slots=True)
