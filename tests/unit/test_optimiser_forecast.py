@@ -10,9 +10,9 @@ DAY = 288  # 5-minute slots
 def test_a_working_day_expects_the_average_of_the_last_working_days() -> None:
     # Slot 0 is a Monday. Monday and Tuesday each saw one EV at station 3 at 08:00 (slot 96).
     h = ArrivalHistory(DAY, first_weekday=0)
-    h.record("mon", Seen(3, 96, 100, 300.0, 32.0))
-    h.record("tue", Seen(3, DAY + 96, 100, 100.0, 32.0))
-    h.record("tue", Seen(3, DAY + 96, 100, 999.0, 32.0))  # seen again: recorded once
+    assert h.record("mon", Seen(3, 96, 100, 300.0, 32.0))
+    assert h.record("tue", Seen(3, DAY + 96, 100, 100.0, 32.0))
+    assert not h.record("tue", Seen(3, DAY + 96, 100, 999.0, 32.0))  # seen again: recorded once
     now = 2 * DAY + 60  # Wednesday 05:00
     expected = h.expected(now, DAY)
     assert sorted(expected) == [(3, 50.0, 36, 136, 16.0), (3, 150.0, 36, 136, 16.0)]

@@ -35,12 +35,13 @@ class ArrivalHistory:
     def weekend(self, day: int) -> bool:
         return (self.first_weekday + day) % 7 >= 5
 
-    def record(self, session_id: str, seen: Seen) -> None:
-        """Record a session once, when it is first seen."""
+    def record(self, session_id: str, seen: Seen) -> bool:
+        """Record a session once, when it is first seen; True when this was that first time."""
         if session_id in self._ids:
-            return
+            return False
         self._ids.add(session_id)
         self._by_day.setdefault(seen.arrival_slot // self.slots_per_day, []).append(seen)
+        return True
 
     def expected(self, now: int, horizon: int) -> list[tuple[int, float, int, int, float]]:
         """Expected arrivals after ``now`` within ``horizon`` slots, as (station, energy, start, end, max_a)

@@ -114,7 +114,6 @@ class MpcAlgorithm(BaseAlgorithm):  # type: ignore[misc]
         #: that what ``mpc`` lacks against ``offline`` can be told apart into information and method
         self._oracle = list(oracle) if oracle is not None else None
         self._asked_kwh: dict[float, float] = {}  # energy asked for per phase angle, of sessions seen
-        self._seen: set[str] = set()
         self._history: ArrivalHistory | None = None
         self._site: _Site | None = None
         self._planner: Planner | None = None
@@ -170,11 +169,9 @@ class MpcAlgorithm(BaseAlgorithm):  # type: ignore[misc]
             learned = self._evmax.get(s.session_id)
             stay = int(s.estimated_departure) - int(s.arrival)
             wanted = site.a_slots(float(s.requested_energy), j, period)
-            if s.session_id not in self._seen:
-                self._seen.add(s.session_id)
+            if history.record(s.session_id, Seen(j, int(s.arrival), stay, wanted, float(site.max_pilot[j]))):
                 phase = float(site.phases_deg[j])
                 self._asked_kwh[phase] = self._asked_kwh.get(phase, 0.0) + float(s.requested_energy)
-            history.record(s.session_id, Seen(j, int(s.arrival), stay, wanted, float(site.max_pilot[j])))
             sessions.append(s)
             stations.append(j)
             energy.append(e)
