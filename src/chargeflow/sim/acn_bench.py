@@ -17,6 +17,7 @@ algorithm, measured in the same run for all of them.
 from __future__ import annotations
 
 import copy
+import functools
 import gzip
 import json
 import statistics
@@ -248,18 +249,12 @@ def bench_acn(
     records = []
     for cap in capacities_kw:
         for name in algorithms:
-            counted = None if steps is None else _steps_of(steps, cap, name)
+            counted = None if steps is None else functools.partial(steps, cap, name)
             record = run_one(name, evs, cap, discrete, start, site, counted)
             records.append(record)
             if progress is not None:
                 progress(record)
     return records
-
-
-def _steps_of(
-    steps: Callable[[float, str, int, int], None], capacity_kw: float, name: str
-) -> Callable[[int, int], None]:
-    return lambda done, total: steps(capacity_kw, name, done, total)
 
 
 @dataclass(frozen=True, slots=True)
