@@ -11,14 +11,13 @@ from collections.abc import AsyncIterator, Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
-from zoneinfo import ZoneInfo
 
 import uvicorn
 
 from chargeflow.billing.schema import BillingInputError
 from chargeflow.billing.service import BillingService
 from chargeflow.billing.setup import BillingRules, rules_from_config
-from chargeflow.clock import Clock, SystemClock
+from chargeflow.clock import Clock
 from chargeflow.csm.model import TransactionRecord
 from chargeflow.csm.ports import CsmRepository, SessionHooks
 from chargeflow.csm.service import CsmConfig, CsmService
@@ -27,12 +26,11 @@ from chargeflow.protocols.ocpp.handlers2 import V2Handlers
 from chargeflow.protocols.ocpp.handlers16 import V16Handlers
 from chargeflow.protocols.ocpp.operations import StationOperations
 from chargeflow.protocols.ocpp.server import OcppServer, OcppServerConfig, StationPolicy, TlsSettings
-from chargeflow.site.config import ConfigError, load_billing, load_site
+from chargeflow.site.config import ConfigError, load_billing
 from chargeflow.store.billing import SqlBillingStore, session_start
 from chargeflow.store.database import DEFAULT_URL, make_engine, migrate
 from chargeflow.store.sql import SqlRepository
 from chargeflow.store.writer import GroupWriter
-from chargeflow.web.api import create_api
 
 
 def message_ids(prefix: str) -> Callable[[], str]:
@@ -123,6 +121,10 @@ class ServeSettings:
     default_policy: StationPolicy = field(default_factory=StationPolicy)
     station_policies: Mapping[str, StationPolicy] = field(default_factory=dict)
     tls: TlsSettings | None = None  # wss://: security profile 2, or 3 with a client CA
+    step_s: float = 10.0  # the site's control step (with a site file)
+    owner_password: str = ""  # the dashboard's login (with a site file); none: no dashboard
+    public_url: str | None = None  # the address drivers reach the web pages at (QR codes, links)
+    link_key: bytes | None = None  # the key of drivers' session links; None: new at every start
 
 
 def request_ids(clock: Clock) -> Callable[[], int]:
@@ -131,64 +133,6 @@ def request_ids(clock: Clock) -> Callable[[], int]:
     start = int(clock.now().timestamp()) - 1_577_836_800
     counter = itertools.count(start)
     return lambda: next(counter)
-
-
-async def _register_site_stations(service: CsmService, site_file: Path) -> None:
-    """The site's charging points are the stations this CSM knows from the start."""
-    site = load_site(site_file)
-    for point in site.charging_points:
-        if await service.repository.get_station(point.id) is None:
-            await service.register_station(point.id, None)
-
-
-async def serve(settings: ServeSettings, ready: Callable[[CsmNode, int, int], None] | None = None) -> None:
-    """Run the OCPP endpoint and the REST API until cancelled."""
-    clock = SystemClock()
-    rules = billing_rules(settings.site_file)
-    zone = (
-        ZoneInfo(load_site(settings.site_file).timezone)
-        if settings.site_file is not None
-        else ZoneInfo("UTC")
-    )
-    async with contextlib.AsyncExitStack() as stack:
-        stores = await stack.enter_async_context(open_stores(settings.database_url))
-        billing = BillingService(stores.billing, rules, zone)
-        node = build_csm(
-            stores.repository,
-            clock,
-            CsmConfig(
-                heartbeat_interval_s=settings.heartbeat_interval_s, auto_register=settings.auto_register
-            ),
-            OcppServerConfig(
-                host=settings.host,
-                port=settings.ocpp_port,
-                call_timeout_s=settings.operation_timeout_s,
-                default_policy=settings.default_policy,
-                stations=settings.station_policies,
-                tls=settings.tls,
-            ),
-            operation_timeout_s=settings.operation_timeout_s,
-            hooks=BillingHooks(billing),
-        )
-        await billing.catch_up()  # sessions that ended while no CDR could be built (a crash, a restart)
-        if settings.site_file is not None:
-            await _register_site_stations(node.service, settings.site_file)
-        api = create_api(
-            node.service, node.operations, settings.admin_token, request_ids(clock), billing=billing
-        )
-        http = HttpServer(
-            uvicorn.Config(
-                api, host=settings.host, port=settings.http_port, log_level="warning", lifespan="off"
-            )
-        )
-        async with asyncio.TaskGroup() as group:
-            group.create_task(node.ocpp.serve(), name="ocpp")
-            group.create_task(http.serve(), name="http")
-            await node.ocpp.started.wait()
-            await asyncio.wait_for(http.listening.wait(), 30)
-            if ready is not None:
-                assert node.ocpp.port is not None
-                ready(node, node.ocpp.port, http_port(http))
 
 
 class HttpServer(uvicorn.Server):

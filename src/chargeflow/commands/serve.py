@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import hashlib
 import logging
 import os
 import secrets
@@ -10,10 +11,11 @@ import sys
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from chargeflow.app import CsmNode, ServeSettings, serve
+from chargeflow.app import CsmNode, ServeSettings
 from chargeflow.commands import event_loop
 from chargeflow.commands.serve_config import OcppSection, TlsSection, load_serve_file, tls_settings
 from chargeflow.protocols.ocpp.server import TlsSettings
+from chargeflow.runtime.serve import serve
 from chargeflow.site.config import ConfigError
 from chargeflow.store.database import DEFAULT_URL
 
@@ -26,15 +28,32 @@ def register(sub: Subparsers) -> None:
         "serve",
         help="run the CSM: OCPP websocket endpoint and REST API",
         description=(
-            "Run the Charging Station Manager. Database: CHARGEFLOW_DATABASE_URL (default: SQLite file "
-            "chargeflow.db here). API token: CHARGEFLOW_ADMIN_TOKEN (default: generated and printed)."
+            "Run the Charging Station Manager; with --site, the whole site: smart charging within its fuses "
+            "and grid limit, the EMS, billing, the dashboard and the drivers' pages. Database: "
+            "CHARGEFLOW_DATABASE_URL (default: SQLite file chargeflow.db here). API token: "
+            "CHARGEFLOW_ADMIN_TOKEN; dashboard password: CHARGEFLOW_OWNER_PASSWORD (each generated and "
+            "printed when unset); key of the drivers' session links: CHARGEFLOW_LINK_KEY (default: from "
+            "the owner password)."
         ),
     )
     parser.add_argument("--host", default="127.0.0.1", help="address for both listeners (default 127.0.0.1)")
     parser.add_argument("--ocpp-port", type=int, default=9000, help="OCPP websocket port (default 9000)")
     parser.add_argument("--http-port", type=int, default=8000, help="REST API port (default 8000)")
     parser.add_argument(
-        "--site", type=Path, default=None, metavar="FILE", help="site file; its stations are known"
+        "--site",
+        type=Path,
+        default=None,
+        metavar="FILE",
+        help="site file: its stations, fuses, grid limit, meters and tariffs; runs the whole site",
+    )
+    parser.add_argument(
+        "--step", type=float, default=10.0, metavar="S", help="control step with --site, s (default 10)"
+    )
+    parser.add_argument(
+        "--public-url",
+        default=None,
+        metavar="URL",
+        help="the address drivers reach the web pages at, for QR codes (default: as requested)",
     )
     parser.add_argument(
         "--auto-register",
@@ -81,6 +100,15 @@ def settings_from(args: argparse.Namespace, environ: dict[str, str]) -> tuple[Se
     generated = not token
     ocpp = load_serve_file(args.config).ocpp if args.config is not None else OcppSection()
     tls = tls_from(args, ocpp.tls, args.config)
+    if not 1.0 <= args.step <= 300.0:
+        raise ConfigError(f"--step must be between 1 and 300 s, not {args.step}")
+    password = environ.get("CHARGEFLOW_OWNER_PASSWORD", "")
+    if args.site is not None and not password:
+        password = secrets.token_urlsafe(12)
+        print(f"owner password (set CHARGEFLOW_OWNER_PASSWORD to choose one): {password}", flush=True)
+    link_key = environ.get("CHARGEFLOW_LINK_KEY", "") or (
+        password if "CHARGEFLOW_OWNER_PASSWORD" in environ else ""
+    )
     settings = ServeSettings(
         host=args.host,
         ocpp_port=args.ocpp_port,
@@ -94,6 +122,10 @@ def settings_from(args: argparse.Namespace, environ: dict[str, str]) -> tuple[Se
         default_policy=ocpp.default_policy(),
         station_policies=ocpp.policies(),
         tls=tls,
+        step_s=args.step,
+        owner_password=password,
+        public_url=args.public_url,
+        link_key=hashlib.sha256(b"chargeflow-links:" + link_key.encode()).digest() if link_key else None,
     )
     return settings, generated
 
@@ -114,6 +146,14 @@ def run(args: argparse.Namespace) -> int:
             flush=True,
         )
         print(f"API    http://{settings.host}:{http_port}/api   OpenAPI: /openapi.json", flush=True)
+        if settings.site_file is None:
+            print("site   none: a plain CSM, no smart charging (give --site FILE to run a site)", flush=True)
+        else:
+            print(
+                f"site   {settings.site_file}: control every {settings.step_s:g} s; "
+                f"dashboard http://{settings.host}:{http_port}/dashboard",
+                flush=True,
+            )
         if generated:
             print(
                 f"admin token (set CHARGEFLOW_ADMIN_TOKEN to choose one): {settings.admin_token}", flush=True

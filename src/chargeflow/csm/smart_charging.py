@@ -38,6 +38,7 @@ from chargeflow.csm.model import (
     TransactionRecord,
 )
 from chargeflow.csm.ports import CsmRepository, TxUpdate
+from chargeflow.csm.safe import safe_currents
 from chargeflow.csm.split import SplitResult, Strategy, split
 from chargeflow.exchange import ExchangeBus, PowerDemand, Validity, value_at
 from chargeflow.site.measurement import BuildingPower, SiteMeter
@@ -94,7 +95,9 @@ class SmartChargingConfig:
     step_s: float = 10.0
     validity_steps: int = 3
     stale_after_steps: int = 3
-    safe_current_a: float = 6.0  # choose it so that all stations at once fit the fuses at peak load
+    #: the most a station gets with no valid grant: capped by its share of the fuses and the grid with all
+    #: stations drawing at once and the building at its peak (``csm.safe``); None: that share alone
+    safe_current_a: float | None = 6.0
     margin_pct: float = 3.0
     default_wished_wh: int = 30_000  # a session without preferences: this much, …
     default_stay_s: float = 8 * 3600.0  # … by this long after it started
@@ -153,6 +156,13 @@ class SmartCharging:
         self.site = site
         self._view = with_margin(site, config.margin_pct)
         self._tree = check_site(self._view)
+        shares = safe_currents(self._view, self._tree, site.building_peak_w or 0.0)
+        cap = config.safe_current_a
+        #: each station's safe limit: the TxDefault it holds from its first connection, and the fallback
+        self.safe_a = {k: v if cap is None else min(v, cap) for k, v in shares.items()}
+        self._fallback: str | None = None  # the last step's fallback, to tell when it changes
+        #: what the running sessions' stations last said they draw, in W, as of the last demand
+        self.ev_power_w = 0.0
         self._points = {cp.id: cp for cp in site.charging_points}
         self._repository = repository
         self._bus = bus
@@ -198,7 +208,10 @@ class SmartCharging:
         )
         sessions: list[tuple[TransactionRecord, ChargingPoint]] = []
         evs = []
+        ev_w = 0.0
         for tx in running:
+            drawn = self.live.get(tx.station_id, tx.evse_id)
+            ev_w += drawn.power_w if drawn.power_w is not None else sum(drawn.current_a) * self.site.voltage_v
             point = self._points.get(tx.station_id)
             if point is None:
                 continue  # a station the site file does not know carries its TxDefault only
@@ -222,6 +235,7 @@ class SmartCharging:
             )
         )
         self._pending = _Pending(table, sessions, evs)
+        self.ev_power_w = ev_w
         return table
 
     async def apply(self) -> ChargingStep:
@@ -249,11 +263,19 @@ class SmartCharging:
                 result = await self._plan(now, pending.evs, table, loads, granted) or result
             targets = [(lim.current_a, lim.reason) for lim in result.limits]
         else:
-            targets = [
-                (min(self._config.safe_current_a, p.max_current_a), fallback or "") for _, p in sessions
-            ]
+            targets = [(self.safe_a.get(p.id, 0.0), fallback or "") for _, p in sessions]
 
         events = self._overdraw(now, sessions)
+        if fallback != self._fallback:
+            event = (
+                f"{now.isoformat()} all stations to their safe limit: {fallback}"
+                if fallback is not None
+                else f"{now.isoformat()} the grant is back in force ({self._fallback} ended)"
+            )
+            (log.warning if fallback is not None else log.info)(event)
+            events.append(event)
+            self.events.append(event)
+            self._fallback = fallback
         limits = []
         for (tx, point), (current, reason) in zip(sessions, targets, strict=True):
             if tx.id in self._suspended:
@@ -319,7 +341,8 @@ class SmartCharging:
             return None
         try:
             m = await asyncio.wait_for(self._meter.read(), self._config.timeout_s)
-        except (TimeoutError, OSError):
+        except Exception as err:  # any failure of a meter is a missing reading: fall back, never stop
+            log.warning("smart charging: no site measurement (%s: %s)", type(err).__name__, err)
             return None
         if now - m.at > timedelta(seconds=self._config.stale_after_steps * self._config.step_s):
             return None
@@ -377,6 +400,11 @@ class SmartCharging:
             self._sent[key] = current
         return StationLimit(tx.station_id, tx.evse_id, tx.id, current, reason, True, accepted)
 
+    async def send_safe_defaults(self) -> None:
+        """Give every newly connected station its safe limit as its TxDefault profile; cheap to call
+        often (between steps), so that a station holds it before its first transaction."""
+        await self._tx_defaults()
+
     async def _tx_defaults(self) -> None:
         for station_id in self._points:
             connected = self._control.is_connected(station_id)
@@ -384,7 +412,7 @@ class SmartCharging:
                 self._defaults.discard(station_id)
             elif station_id not in self._defaults:
                 try:
-                    safe = self._config.safe_current_a
+                    safe = self.safe_a.get(station_id, 0.0)
                     power = safe * self._points[station_id].phases * self.site.voltage_v
                     if await self._control.set_limit(station_id, 0, safe, TX_DEFAULT, power_w=power):
                         self._defaults.add(station_id)

@@ -91,8 +91,8 @@ class EmsService:
         cfg = self._config
         try:
             m = await asyncio.wait_for(self._meter.read(), cfg.timeout_s)
-        except (TimeoutError, OSError) as err:
-            log.warning("EMS: no measurement (%s); publishing no grant", err)
+        except Exception as err:  # any failure of a meter: no grant, so the CSM falls back; never stop
+            log.warning("EMS: no measurement (%s: %s); publishing no grant", type(err).__name__, err)
             return self._done(EmsDecision(now, False, "measurements_missing"))
         if now - m.at > timedelta(seconds=cfg.stale_after_steps * cfg.step_s):
             log.warning("EMS: measurements are %s old; publishing no grant", now - m.at)

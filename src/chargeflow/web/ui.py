@@ -60,6 +60,7 @@ class UiSettings:
     push_interval_s: float = 1.0  # at most one server-sent event per second and page
     now: Callable[[], datetime] = wall_clock  # for login sessions: real time, not the simulated clock
     billing: BillingService | None = None  # the site's tariffs, CDRs and reports
+    public_url: str | None = None  # where drivers reach these pages (QR codes); None: as this request came
 
     def __post_init__(self) -> None:
         self.tariff = energy_tariff(self.price_per_kwh, self.currency)
@@ -312,6 +313,9 @@ def owner_router(
         if await repository.get_station(station_id) is None:
             raise HTTPException(status.HTTP_404_NOT_FOUND, f"no station {station_id}")
         url = str(request.url_for("station_page", station_id=station_id))
+        if settings.public_url is not None:  # behind a proxy or a public name: the address drivers use
+            path = request.app.url_path_for("station_page", station_id=station_id)
+            url = settings.public_url.rstrip("/") + path
         out = io.BytesIO()
         segno.make(url, error="m").save(out, kind="svg", scale=6, title=f"Charge at {station_id}: {url}")
         return Response(out.getvalue(), media_type="image/svg+xml")

@@ -1,0 +1,1 @@
+"""The composition root: builds a site's system from its file for `serve` and `demo`."""

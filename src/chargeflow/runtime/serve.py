@@ -1,0 +1,162 @@
+"""``serve``'s runtime: the CSM alone, or with a site file the whole site on the real clock.
+
+The same actors as the demo (``site_control.build_site_control``) and the same loop (``runtime.site``); the
+devices are the site's own: its meters as the site file names them, or, where it names none, the stations'
+meters with the building at its declared peak.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import Callable
+from zoneinfo import ZoneInfo
+
+import uvicorn
+
+from chargeflow.app import (
+    BillingHooks,
+    CsmNode,
+    HttpServer,
+    ServeSettings,
+    Stores,
+    billing_rules,
+    build_csm,
+    http_port,
+    open_stores,
+    request_ids,
+)
+from chargeflow.billing.service import BillingService
+from chargeflow.clock import Clock, SystemClock
+from chargeflow.csm.service import CsmConfig, CsmService
+from chargeflow.csm.smart_charging import SmartChargingConfig
+from chargeflow.ems.service import EmsConfig
+from chargeflow.exchange import InMemoryExchange
+from chargeflow.protocols.ocpp.server import OcppServerConfig
+from chargeflow.runtime.site import RunningSiteView, SiteLoop, StationsMeter
+from chargeflow.site.config import load_energy_prices, load_site
+from chargeflow.site.model import Site
+from chargeflow.site_control import build_site_control
+from chargeflow.web.api import create_api
+from chargeflow.web.auth import DriverLinks, OwnerAuth
+from chargeflow.web.live import FlowHistory
+from chargeflow.web.ui import UiSettings
+
+
+async def _register_site_stations(service: CsmService, site: Site) -> None:
+    """The site's charging points are the stations this CSM knows from the start."""
+    for point in site.charging_points:
+        if await service.repository.get_station(point.id) is None:
+            await service.register_station(point.id, None)
+
+
+async def serve(settings: ServeSettings, ready: Callable[[CsmNode, int, int], None] | None = None) -> None:
+    """Run the OCPP endpoint and the REST API until cancelled; with a site file, the whole site: its
+    control loop (demand → grant → split → charging profiles), its EMS, billing and the web pages."""
+    clock = SystemClock()
+    rules = billing_rules(settings.site_file)
+    site = load_site(settings.site_file) if settings.site_file is not None else None
+    zone = ZoneInfo(site.timezone) if site is not None else ZoneInfo("UTC")
+    ocpp_config = OcppServerConfig(
+        host=settings.host,
+        port=settings.ocpp_port,
+        call_timeout_s=settings.operation_timeout_s,
+        default_policy=settings.default_policy,
+        stations=settings.station_policies,
+        tls=settings.tls,
+    )
+    csm_config = CsmConfig(
+        heartbeat_interval_s=settings.heartbeat_interval_s, auto_register=settings.auto_register
+    )
+    async with contextlib.AsyncExitStack() as stack:
+        stores = await stack.enter_async_context(open_stores(settings.database_url))
+        billing = BillingService(stores.billing, rules, zone)
+        loop: SiteLoop | None = None
+        ui: UiSettings | None = None
+        if site is None:
+            node = build_csm(
+                stores.repository,
+                clock,
+                csm_config,
+                ocpp_config,
+                operation_timeout_s=settings.operation_timeout_s,
+                hooks=BillingHooks(billing),
+            )
+        else:
+            loop, ui = await _site_runtime(settings, site, stores, billing, clock, csm_config, ocpp_config)
+            node = loop.control.node
+        await billing.catch_up()  # sessions that ended while no CDR could be built (a crash, a restart)
+        if site is not None:
+            await _register_site_stations(node.service, site)
+        api = create_api(
+            node.service, node.operations, settings.admin_token, request_ids(clock), ui, billing=billing
+        )
+        http = HttpServer(
+            uvicorn.Config(
+                api,
+                host=settings.host,
+                port=settings.http_port,
+                log_level="warning",
+                lifespan="off",
+                timeout_graceful_shutdown=2,  # the dashboard's event streams never end by themselves
+            )
+        )
+        async with asyncio.TaskGroup() as group:
+            group.create_task(node.ocpp.serve(), name="ocpp")
+            group.create_task(http.serve(), name="http")
+            await node.ocpp.started.wait()
+            await asyncio.wait_for(http.listening.wait(), 30)
+            if loop is not None:
+                group.create_task(loop.run(), name="site-control")
+            if ready is not None:
+                assert node.ocpp.port is not None
+                ready(node, node.ocpp.port, http_port(http))
+
+
+async def _site_runtime(
+    settings: ServeSettings,
+    site: Site,
+    stores: Stores,
+    billing: BillingService,
+    clock: Clock,
+    csm_config: CsmConfig,
+    ocpp_config: OcppServerConfig,
+) -> tuple[SiteLoop, UiSettings | None]:
+    """The site's control loop and web pages over the CSM's store."""
+    assert settings.site_file is not None
+    ev_power = [lambda: 0.0]
+    meter = StationsMeter(site, clock, lambda: ev_power[0]())
+    bus = InMemoryExchange()
+    control = build_site_control(
+        site,
+        stores.repository,
+        clock,
+        bus,
+        bus,
+        meter,
+        csm_config,
+        ocpp_config,
+        SmartChargingConfig(
+            step_s=settings.step_s,
+            safe_current_a=None,
+            prices=load_energy_prices(settings.site_file),
+        ),
+        EmsConfig(step_s=settings.step_s),
+        operation_timeout_s=settings.operation_timeout_s,
+        billing=billing,
+    )
+    charging = control.charging
+    ev_power[0] = lambda: charging.ev_power_w
+    history = FlowHistory()
+    loop = SiteLoop(control, meter, clock, history, settings.step_s, metered=False)
+    ui = None
+    if settings.owner_password:
+        view = RunningSiteView(site, clock, control, history)
+        ui = UiSettings(
+            view,
+            OwnerAuth(settings.owner_password),
+            links=DriverLinks(settings.link_key),
+            billing=billing,
+            public_url=settings.public_url,
+        )
+    return loop, ui

@@ -1,0 +1,231 @@
+"""Stations whose EVs draw what their profiles allow, on the ``ocpp`` library's charge points, for the
+tests and the benchmark of ``chargeflow serve --site``."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import time
+from collections.abc import AsyncIterator
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+from ocpp.routing import on
+from ocpp.v16 import ChargePoint as Cp16
+from ocpp.v16 import call as call16
+from ocpp.v16 import call_result as result16
+from ocpp.v201 import ChargePoint as Cp201
+from ocpp.v201 import call as call201
+from ocpp.v201 import call_result as result201
+from websockets.asyncio.client import connect
+
+VOLTAGE_V = 230.0
+
+
+def now_iso() -> str:
+    return datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+
+
+@dataclass(slots=True)
+class Received:
+    """A profile as the station got it: when (monotonic), its purpose, its limit in A, its transaction."""
+
+    at: float
+    purpose: str
+    limit_a: float
+    transaction: str | None
+
+
+@dataclass(slots=True)
+class Ev:
+    """The car: it draws up to ``max_a`` per phase on three phases, whatever the station allows less."""
+
+    max_a: float = 16.0
+    phases: int = 3
+
+
+@dataclass(slots=True)
+class DrawingState:
+    profiles: list[Received] = field(default_factory=list)
+    transaction: str | None = None
+    started_at: float | None = None
+    register_wh: float = 0.0
+    drawn_a: float = 0.0
+    #: reject Tx profiles (a station that takes none): the CSM must fall back to TxDefault
+    reject_tx_profiles: bool = False
+
+    def allowed_a(self) -> float:
+        """The limit in force: the newest TxProfile of the running transaction, else the newest
+        TxDefault, else the station's own maximum (none: 32 A)."""
+        for purpose in ("TxProfile", "TxDefaultProfile"):
+            for p in reversed(self.profiles):
+                if p.purpose == purpose and (purpose != "TxProfile" or p.transaction == self.transaction):
+                    return p.limit_a
+        return 32.0
+
+    def received(self, purpose: str, schedule: dict[str, Any], transaction: Any) -> None:
+        periods = schedule["charging_schedule_period"]
+        limit = float(periods[0]["limit"])
+        if schedule["charging_rate_unit"] == "W":
+            limit /= VOLTAGE_V * float(periods[0].get("number_phases") or 3)
+        tx = None if transaction is None else str(transaction)
+        self.profiles.append(Received(time.monotonic(), purpose, limit, tx))
+
+
+class DrawingStation16(Cp16):
+    def __init__(self, station_id: str, connection: Any) -> None:
+        super().__init__(station_id, connection, response_timeout=10)
+        self.state = DrawingState()
+
+    @on("SetChargingProfile")
+    def on_set_profile(self, connector_id: int, cs_charging_profiles: dict[str, Any]) -> Any:
+        purpose = cs_charging_profiles["charging_profile_purpose"]
+        if purpose == "TxProfile" and self.state.reject_tx_profiles:
+            return result16.SetChargingProfile(status="Rejected")
+        self.state.received(
+            purpose, cs_charging_profiles["charging_schedule"], cs_charging_profiles.get("transaction_id")
+        )
+        return result16.SetChargingProfile(status="Accepted")
+
+    @on("ClearChargingProfile")
+    def on_clear(self, **_: Any) -> Any:
+        return result16.ClearChargingProfile(status="Accepted")
+
+    async def boot(self) -> None:
+        await self.call(call16.BootNotification(charge_point_model="M", charge_point_vendor="V"))
+        await self.call(call16.StatusNotification(connector_id=1, error_code="NoError", status="Available"))
+
+    async def start_session(self, id_tag: str) -> None:
+        answer = await self.call(
+            call16.StartTransaction(connector_id=1, id_tag=id_tag, meter_start=0, timestamp=now_iso())
+        )
+        self.state.transaction = str(answer.transaction_id)
+        self.state.started_at = time.monotonic()
+
+    async def report(self, ev: Ev, dt_s: float) -> None:
+        s = self.state
+        s.drawn_a = min(ev.max_a, s.allowed_a())
+        power = s.drawn_a * ev.phases * VOLTAGE_V
+        s.register_wh += power * dt_s / 3600
+        samples = [
+            {"measurand": "Power.Active.Import", "unit": "W", "value": f"{power:.1f}"},
+            {"measurand": "Energy.Active.Import.Register", "unit": "Wh", "value": f"{s.register_wh:.0f}"},
+        ] + [
+            {"measurand": "Current.Import", "unit": "A", "phase": f"L{i}", "value": f"{s.drawn_a:.2f}"}
+            for i in range(1, ev.phases + 1)
+        ]
+        assert s.transaction is not None
+        await self.call(
+            call16.MeterValues(
+                connector_id=1,
+                transaction_id=int(s.transaction),
+                meter_value=[{"timestamp": now_iso(), "sampled_value": samples}],
+            )
+        )
+
+
+class DrawingStation201(Cp201):
+    def __init__(self, station_id: str, connection: Any) -> None:
+        super().__init__(station_id, connection, response_timeout=10)
+        self.state = DrawingState()
+        self._seq = 0
+
+    @on("SetChargingProfile")
+    def on_set_profile(self, evse_id: int, charging_profile: dict[str, Any]) -> Any:
+        purpose = charging_profile["charging_profile_purpose"]
+        if purpose == "TxProfile" and self.state.reject_tx_profiles:
+            return result201.SetChargingProfile(status="Rejected")
+        schedule = charging_profile["charging_schedule"][0]
+        self.state.received(purpose, schedule, charging_profile.get("transaction_id"))
+        return result201.SetChargingProfile(status="Accepted")
+
+    @on("ClearChargingProfile")
+    def on_clear(self, **_: Any) -> Any:
+        return result201.ClearChargingProfile(status="Accepted")
+
+    async def boot(self) -> None:
+        await self.call(
+            call201.BootNotification(
+                charging_station={"model": "M", "vendor_name": "V"}, reason="PowerUp"
+            )
+        )
+        await self.call(
+            call201.StatusNotification(
+                timestamp=now_iso(), connector_status="Available", evse_id=1, connector_id=1
+            )
+        )
+
+    def _next(self) -> int:
+        self._seq += 1
+        return self._seq
+
+    async def start_session(self, id_tag: str) -> None:
+        tx = f"{self.id}-tx1"
+        await self.call(
+            call201.TransactionEvent(
+                event_type="Started",
+                timestamp=now_iso(),
+                trigger_reason="Authorized",
+                seq_no=self._next(),
+                transaction_info={"transaction_id": tx, "charging_state": "Charging"},
+                evse={"id": 1, "connector_id": 1},
+                id_token={"id_token": id_tag, "type": "ISO14443"},
+                meter_value=[
+                    {
+                        "timestamp": now_iso(),
+                        "sampled_value": [{"value": 0, "measurand": "Energy.Active.Import.Register"}],
+                    }
+                ],
+            )
+        )
+        self.state.transaction = tx
+        self.state.started_at = time.monotonic()
+
+    async def report(self, ev: Ev, dt_s: float) -> None:
+        s = self.state
+        s.drawn_a = min(ev.max_a, s.allowed_a())
+        power = s.drawn_a * ev.phases * VOLTAGE_V
+        s.register_wh += power * dt_s / 3600
+        samples: list[dict[str, Any]] = [
+            {"value": round(power, 1), "measurand": "Power.Active.Import"},
+            {"value": round(s.register_wh), "measurand": "Energy.Active.Import.Register"},
+        ] + [
+            {"value": round(s.drawn_a, 2), "measurand": "Current.Import", "phase": f"L{i}"}
+            for i in range(1, ev.phases + 1)
+        ]
+        await self.call(
+            call201.TransactionEvent(
+                event_type="Updated",
+                timestamp=now_iso(),
+                trigger_reason="MeterValuePeriodic",
+                seq_no=self._next(),
+                transaction_info={"transaction_id": s.transaction, "charging_state": "Charging"},
+                evse={"id": 1, "connector_id": 1},
+                meter_value=[{"timestamp": now_iso(), "sampled_value": samples}],
+            )
+        )
+
+
+DrawingStation = DrawingStation16 | DrawingStation201
+
+
+@contextlib.asynccontextmanager
+async def connected(port: int, station_id: str, version: str) -> AsyncIterator[DrawingStation]:
+    """A drawing station of ``version`` (``1.6`` or ``2.0.1``) connected and booted, its loop running."""
+    subprotocol = "ocpp1.6" if version == "1.6" else "ocpp2.0.1"
+    async with connect(
+        f"ws://127.0.0.1:{port}/{station_id}",
+        subprotocols=[subprotocol],  # type: ignore[list-item]
+        open_timeout=10,
+    ) as ws:
+        station: DrawingStation = (
+            DrawingStation16(station_id, ws) if version == "1.6" else DrawingStation201(station_id, ws)
+        )
+        task = asyncio.create_task(station.start())
+        try:
+            await station.boot()
+            yield station
+        finally:
+            task.cancel()
+            await asyncio.gather(task, return_exceptions=True)
