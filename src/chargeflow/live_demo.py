@@ -27,8 +27,6 @@ from chargeflow.billing.attribution import Shares, SiteStep
 from chargeflow.billing.service import BillingService
 from chargeflow.billing.setup import BillingRules
 from chargeflow.clock import ManualClock
-from chargeflow.csm.demand import Preferences
-from chargeflow.csm.model import TransactionRecord
 from chargeflow.csm.service import CsmConfig
 from chargeflow.csm.smart_charging import ChargingStep, SmartChargingConfig
 from chargeflow.csm.split import Strategy
@@ -37,6 +35,7 @@ from chargeflow.ems.service import EmsConfig
 from chargeflow.ems.site_forecast import BuildingForecaster, PvForecaster
 from chargeflow.exchange import InMemoryExchange
 from chargeflow.protocols.ocpp.server import OcppServerConfig
+from chargeflow.runtime.site import RunningSiteView
 from chargeflow.sim.data import Profile, SessionRecord
 from chargeflow.sim.headless import ev_for, preferences_of
 from chargeflow.sim.meter import SimulatedSite, SiteTruth
@@ -48,7 +47,7 @@ from chargeflow.site_control import SiteControl, build_site_control
 from chargeflow.units import SECONDS_PER_HOUR
 from chargeflow.web.api import create_api
 from chargeflow.web.auth import OwnerAuth
-from chargeflow.web.live import ConnectorReading, FlowHistory, FlowSample
+from chargeflow.web.live import FlowHistory, FlowSample
 from chargeflow.web.ui import UiSettings
 
 
@@ -189,7 +188,7 @@ async def run_live(
             site_planner=site_planner(config) if config.site_plan else None,
         )
         history = FlowHistory()
-        view = LiveSiteView(site, clock, control, history)
+        view = RunningSiteView(site, clock, control, history)
         ui = (
             UiSettings(view, OwnerAuth(config.owner_password), billing=billing)
             if config.owner_password
@@ -309,45 +308,6 @@ async def _loop(
             due = started_real + (clock.now() - started_sim).total_seconds() / config.speed
             await asyncio.sleep(max(due - loop.time(), 0.0))
     return state
-
-
-class LiveSiteView:
-    """The running site as the web UI sees it (``web.live.SiteView``)."""
-
-    def __init__(self, site: Site, clock: ManualClock, control: SiteControl, history: FlowHistory) -> None:
-        self._site = site
-        self._clock = clock
-        self._control = control
-        self._history = history
-
-    @property
-    def site(self) -> Site:
-        return self._site
-
-    def now(self) -> datetime:
-        return self._clock.now()
-
-    def history(self) -> Sequence[FlowSample]:
-        return self._history.samples()
-
-    def charging(self) -> ChargingStep | None:
-        return self._control.charging.last
-
-    def reading(self, station_id: str, evse_id: int) -> ConnectorReading | None:
-        live = self._control.charging.live.get(station_id, evse_id)
-        if live.at is None:
-            return None
-        a = live.current_a
-        return ConnectorReading(live.power_w, (a[0], a[1], a[2]), live.soc_pct)
-
-    def preferences_of(self, tx: TransactionRecord) -> Preferences:
-        return self._control.charging.preferences_of(tx)
-
-    def set_preferences(self, transaction_id: int, preferences: Preferences) -> None:
-        self._control.charging.set_preferences(transaction_id, preferences)
-
-    async def wait_newer(self, version: int, timeout_s: float) -> int:
-        return await self._history.wait_newer(version, timeout_s)
 
 
 async def _arrive(

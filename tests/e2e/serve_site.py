@@ -146,9 +146,7 @@ class DrawingStation201(Cp201):
 
     async def boot(self) -> None:
         await self.call(
-            call201.BootNotification(
-                charging_station={"model": "M", "vendor_name": "V"}, reason="PowerUp"
-            )
+            call201.BootNotification(charging_station={"model": "M", "vendor_name": "V"}, reason="PowerUp")
         )
         await self.call(
             call201.StatusNotification(

@@ -1,12 +1,14 @@
 """``chargeflow serve --site`` as its own process runs the site: six stations of the ``ocpp`` library (1.6
 and 2.0.1) whose EVs draw what their profiles allow hold their safe limit before their first transaction,
-and after the first control step the site's import stays within its grid limit."""
+and after the first control step the site's import stays within its grid limit; a station that rejects
+TxProfile gets its session's limit as its TxDefault."""
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -47,10 +49,19 @@ def _total_w(stations: list[DrawingStation], ev: Ev) -> float:
     return sum(s.state.drawn_a * ev.phases * VOLTAGE_V for s in stations)
 
 
-async def _wait_for(predicate: object, timeout_s: float) -> None:
-    async with asyncio.timeout(timeout_s):
-        while not predicate():  # type: ignore[operator]
-            await asyncio.sleep(0.1)
+async def _wait_for(predicate: Callable[[], bool], timeout_s: float) -> None:
+    """Poll: the stations' state changes in the library's receive loop, which sets no event."""
+    deadline = time.monotonic() + timeout_s
+    while not predicate():
+        assert time.monotonic() < deadline, "timed out"
+        await asyncio.sleep(0.1)
+
+
+def _has_session_limit(s: DrawingStation) -> bool:
+    """A TxProfile for its session, or (a station that rejects them) a TxDefault after the safe one."""
+    if s.state.reject_tx_profiles:
+        return sum(p.purpose == "TxDefaultProfile" for p in s.state.profiles) >= 2
+    return any(p.purpose == "TxProfile" and p.transaction == s.state.transaction for p in s.state.profiles)
 
 
 async def test_serve_site_keeps_the_grid_limit_and_safe_profiles(tmp_path: Path) -> None:
@@ -72,6 +83,7 @@ async def test_serve_site_keeps_the_grid_limit_and_safe_profiles(tmp_path: Path)
             first = s.state.profiles[0]
             assert first.purpose == "TxDefaultProfile", s.id
             assert first.limit_a == pytest.approx(SAFE_A, abs=0.05), s.id
+        stations[-1].state.reject_tx_profiles = True  # it gets its session's limit as its TxDefault
         for i, s in enumerate(stations):
             await s.start_session(f"tag{i}")
         started = time.monotonic()
@@ -81,17 +93,17 @@ async def test_serve_site_keeps_the_grid_limit_and_safe_profiles(tmp_path: Path)
         while time.monotonic() - started < 16:
             await asyncio.gather(*(s.report(ev, 1.0) for s in stations))
             if not stepped:  # the first control step after the starts has sent every session its limit
-                stepped = all(
-                    any(p.purpose == "TxProfile" and p.transaction == s.state.transaction for p in s.state.profiles)
-                    for s in stations
-                )
+                stepped = all(_has_session_limit(s) for s in stations)
             else:
                 total = _total_w(stations, ev) + BUILDING_W
                 totals.append(total)
                 if total > GRID_W:
                     over.append(total)
             await asyncio.sleep(1.0)
-        assert stepped, "no station got a TxProfile for its session"
+        assert stepped, "not every station got its session's limit"
+        rejecting = stations[-1].state
+        assert all(p.purpose == "TxDefaultProfile" for p in rejecting.profiles)
+        assert rejecting.profiles[-1].limit_a != pytest.approx(SAFE_A, abs=0.05)
         assert len(totals) >= 8
         assert not over, f"grid import above {GRID_W} W: {over}"
         # the grant is used: the site runs close to its limit (less the controller's 3 % margin)
