@@ -25,7 +25,8 @@ def test_the_grid_share_binds_where_it_is_smallest() -> None:
 def test_the_building_reserve_comes_off_the_fuses_on_its_path_and_the_grid() -> None:
     points = (ChargingPoint("a", "main", max_current_a=16.0), ChargingPoint("b", "yard", max_current_a=16.0))
     site = _site(20_000.0, points)
-    # building 13.8 kW on main: 20 A a phase; main leaves 43 A / 2 = 21.5; grid (20 - 13.8) kW / 6 / 230 = 4.49 A
+    # building 13.8 kW on main: 20 A a phase; main leaves 43 A / 2 = 21.5 A;
+    # the grid (20 - 13.8) kW / 6 / 230 V = 4.49 A
     assert safe_currents(site, check_site(site), 13_800.0) == {"a": 0.0, "b": 0.0}  # below 6 A: 0
     # building 6.9 kW: grid (13.1 kW) / 1380 = 9.49 A, rounded down to 9.4
     assert safe_currents(site, check_site(site), 6_900.0) == {"a": 9.4, "b": 9.4}
