@@ -125,6 +125,7 @@ class ServeSettings:
     owner_password: str = ""  # the dashboard's login (with a site file); none: no dashboard
     public_url: str | None = None  # the address drivers reach the web pages at (QR codes, links)
     link_key: bytes | None = None  # the key of drivers' session links; None: new at every start
+    ems_url: str | None = None  # mqtt://…: the EMS runs apart and is reached over MQTT; None: in-process
 
 
 def request_ids(clock: Clock) -> Callable[[], int]:

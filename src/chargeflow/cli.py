@@ -18,7 +18,8 @@ Register = Callable[["argparse._SubParsersAction[argparse.ArgumentParser]"], Non
 COMMANDS: dict[str, tuple[tuple[str, ...], str]] = {
     "allocate": (("allocate",), "one control step: read a site state (JSON), print the limits"),
     "demo": (("demo",), "the whole system on a simulated workplace site (dashboard in a browser)"),
-    "serve": (("serve",), "run the CSM: OCPP websocket endpoint and REST API"),
+    "serve": (("serve",), "run the CSM, or with --site the whole site: OCPP, smart charging, EMS, web"),
+    "ems": (("ems",), "run a site's EMS alone, reached over MQTT by serve --ems"),
     "simulate": (("simulate",), "a site over days of real sessions, headless; metrics, timeline, plot"),
     "tariff": (("tariff",), "price a charge detail record under an OCPI tariff"),
     "bench": (("bench", "bench_ocpp"), "reproducible benchmarks"),

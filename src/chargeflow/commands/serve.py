@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING
 from chargeflow.app import CsmNode, ServeSettings
 from chargeflow.commands import event_loop
 from chargeflow.commands.serve_config import OcppSection, TlsSection, load_serve_file, tls_settings
+from chargeflow.protocols.mqtt.exchange import settings_from_url
 from chargeflow.protocols.ocpp.server import TlsSettings
 from chargeflow.runtime.serve import serve
 from chargeflow.site.config import ConfigError
@@ -48,6 +49,12 @@ def register(sub: Subparsers) -> None:
     )
     parser.add_argument(
         "--step", type=float, default=10.0, metavar="S", help="control step with --site, s (default 10)"
+    )
+    parser.add_argument(
+        "--ems",
+        default=None,
+        metavar="URL",
+        help="mqtt://HOST[:PORT][/PREFIX]: use the EMS running apart (chargeflow ems) instead of our own",
     )
     parser.add_argument(
         "--public-url",
@@ -123,11 +130,24 @@ def settings_from(args: argparse.Namespace, environ: dict[str, str]) -> tuple[Se
         station_policies=ocpp.policies(),
         tls=tls,
         step_s=args.step,
+        ems_url=_ems_url(args.ems, args.site),
         owner_password=password,
         public_url=args.public_url,
         link_key=hashlib.sha256(b"chargeflow-links:" + link_key.encode()).digest() if link_key else None,
     )
     return settings, generated
+
+
+def _ems_url(url: str | None, site: Path | None) -> str | None:
+    if url is None:
+        return None
+    if site is None:
+        raise ConfigError("--ems needs --site: without a site there is no smart charging to grant for")
+    try:
+        settings_from_url(url)
+    except ValueError as err:
+        raise ConfigError(f"--ems: {err}") from None
+    return url
 
 
 def run(args: argparse.Namespace) -> int:
@@ -150,7 +170,8 @@ def run(args: argparse.Namespace) -> int:
             print("site   none: a plain CSM, no smart charging (give --site FILE to run a site)", flush=True)
         else:
             print(
-                f"site   {settings.site_file}: control every {settings.step_s:g} s; "
+                f"site   {settings.site_file}: control every {settings.step_s:g} s, "
+                f"EMS {settings.ems_url or 'in this process'}; "
                 f"dashboard http://{settings.host}:{http_port}/dashboard",
                 flush=True,
             )

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 from collections.abc import Callable
 from zoneinfo import ZoneInfo
 
@@ -31,9 +32,11 @@ from chargeflow.clock import Clock, SystemClock
 from chargeflow.csm.service import CsmConfig, CsmService
 from chargeflow.csm.smart_charging import SmartChargingConfig
 from chargeflow.ems.service import EmsConfig
-from chargeflow.exchange import InMemoryExchange
+from chargeflow.exchange import ExchangeBus, InMemoryExchange
+from chargeflow.protocols.mqtt.exchange import MqttExchange, settings_from_url
 from chargeflow.protocols.ocpp.server import OcppServerConfig
-from chargeflow.runtime.site import RunningSiteView, SiteLoop, StationsMeter
+from chargeflow.runtime.devices import site_meter
+from chargeflow.runtime.site import RunningSiteView, SiteLoop
 from chargeflow.site.config import load_energy_prices, load_site
 from chargeflow.site.model import Site
 from chargeflow.site_control import build_site_control
@@ -41,6 +44,8 @@ from chargeflow.web.api import create_api
 from chargeflow.web.auth import DriverLinks, OwnerAuth
 from chargeflow.web.live import FlowHistory
 from chargeflow.web.ui import UiSettings
+
+log = logging.getLogger(__name__)
 
 
 async def _register_site_stations(service: CsmService, site: Site) -> None:
@@ -83,7 +88,9 @@ async def serve(settings: ServeSettings, ready: Callable[[CsmNode, int, int], No
                 hooks=BillingHooks(billing),
             )
         else:
-            loop, ui = await _site_runtime(settings, site, stores, billing, clock, csm_config, ocpp_config)
+            loop, ui = await _site_runtime(
+                stack, settings, site, stores, billing, clock, csm_config, ocpp_config
+            )
             node = loop.control.node
         await billing.catch_up()  # sessions that ended while no CDR could be built (a crash, a restart)
         if site is not None:
@@ -114,6 +121,7 @@ async def serve(settings: ServeSettings, ready: Callable[[CsmNode, int, int], No
 
 
 async def _site_runtime(
+    stack: contextlib.AsyncExitStack,
     settings: ServeSettings,
     site: Site,
     stores: Stores,
@@ -125,15 +133,25 @@ async def _site_runtime(
     """The site's control loop and web pages over the CSM's store."""
     assert settings.site_file is not None
     ev_power = [lambda: 0.0]
-    meter = StationsMeter(site, clock, lambda: ev_power[0]())
-    bus = InMemoryExchange()
+    setup = await stack.enter_async_context(
+        site_meter(settings.site_file, site, clock, lambda: ev_power[0]())
+    )
+    log.info("site %s: %s", site.id, setup.description)
+    csm_bus: ExchangeBus
+    ems_bus: ExchangeBus | None
+    if settings.ems_url is None:
+        csm_bus = ems_bus = InMemoryExchange()
+    else:  # another process (ours: ``chargeflow ems``, or another vendor's) takes the EMS role
+        mqtt = settings_from_url(settings.ems_url)
+        csm_bus, ems_bus = await stack.enter_async_context(MqttExchange.connect(mqtt, site.id)), None
+        log.info("site %s: the EMS is reached over %s", site.id, settings.ems_url)
     control = build_site_control(
         site,
         stores.repository,
         clock,
-        bus,
-        bus,
-        meter,
+        csm_bus,
+        ems_bus,
+        setup.meter,
         csm_config,
         ocpp_config,
         SmartChargingConfig(
@@ -148,7 +166,7 @@ async def _site_runtime(
     charging = control.charging
     ev_power[0] = lambda: charging.ev_power_w
     history = FlowHistory()
-    loop = SiteLoop(control, meter, clock, history, settings.step_s, metered=False)
+    loop = SiteLoop(control, setup.meter, clock, history, settings.step_s, metered=setup.metered)
     ui = None
     if settings.owner_password:
         view = RunningSiteView(site, clock, control, history)

@@ -12,6 +12,7 @@ import asyncio
 import contextlib
 import json
 import logging
+import urllib.parse
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 
@@ -36,6 +37,19 @@ class MqttSettings:
     port: int = 1883
     prefix: str = "chargeflow"
     timeout_s: float = 10.0
+
+
+def settings_from_url(url: str) -> MqttSettings:
+    """``mqtt://HOST[:PORT][/PREFIX]`` as settings; ValueError naming what is wrong."""
+    parts = urllib.parse.urlsplit(url)
+    if parts.scheme != "mqtt" or not parts.hostname:
+        raise ValueError(f"an MQTT broker is given as mqtt://HOST[:PORT][/PREFIX], not {url!r}")
+    try:
+        port = parts.port or 1883
+    except ValueError:
+        raise ValueError(f"the port of {url!r} is not a number from 1 to 65535") from None
+    prefix = parts.path.strip("/") or MqttSettings().prefix
+    return MqttSettings(host=parts.hostname, port=port, prefix=prefix)
 
 
 class MqttExchange:
