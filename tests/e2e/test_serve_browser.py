@@ -18,6 +18,7 @@ from tests.e2e.serve_site import DrawingStation, Ev, connected
 from tests.e2e.test_serve_site import SITE, VERSIONS
 from tests.e2e.test_web_browser import ARGS, CHROMIUM
 
+ROOT = Path(__file__).parents[2]
 PASSWORD = "owner-secret-for-serve-tests"
 TOKEN = "browser-token-0123456789abcdef"
 
@@ -67,7 +68,7 @@ async def test_the_owner_and_a_driver_see_the_serve_site(
         try:
             page = await (await browser.new_context(viewport={"width": 1400, "height": 1100})).new_page()
             errors: list[Any] = []
-            page.on("pageerror", errors.append)
+            page.on("pageerror", lambda e: errors.append(e))
             await page.goto(f"{base}/dashboard")
             assert page.url.endswith("/login")
             await page.get_by_label("Password").fill(PASSWORD)
@@ -84,7 +85,7 @@ async def test_the_owner_and_a_driver_see_the_serve_site(
             assert "cp1" in text
             assert "cp6" in text
             await page.wait_for_timeout(4_000)  # a few steps of history for the picture
-            await page.screenshot(path=str(tmp_path / "serve-dashboard.png"), full_page=True)
+            await page.screenshot(path=str(ROOT / "docs" / "serve-dashboard.png"), full_page=True)
 
             headers = {"Authorization": f"Bearer {TOKEN}"}
             async with httpx.AsyncClient(base_url=base, headers=headers, timeout=10) as api:
@@ -93,7 +94,7 @@ async def test_the_owner_and_a_driver_see_the_serve_site(
             link = await page.get_attribute(f'a[aria-label="driver page of session {session["id"]}"]', "href")
             assert link is not None
             driver = await (await browser.new_context(viewport={"width": 390, "height": 844})).new_page()
-            driver.on("pageerror", errors.append)
+            driver.on("pageerror", lambda e: errors.append(e))
             await driver.goto(base + link)
             assert "Station cp1" in (await driver.text_content("h1") or "")
             await driver.wait_for_function(
