@@ -11,6 +11,7 @@ smart charging's own fallbacks (no valid grant, stale meter) put the stations at
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 from collections.abc import Callable, Sequence
 from datetime import datetime
@@ -63,15 +64,23 @@ class SiteLoop:
         self._poll_s = poll_s
         self.steps = 0
         self.failures = 0
+        self.early_steps = 0  # steps run before their time, woken by a jump in a meter's reading
 
-    async def run(self) -> None:
-        """Step until cancelled."""
+    async def run(self, wake: asyncio.Event | None = None) -> None:
+        """Step until cancelled; early where ``wake`` is set (a meter saw the site's load jump), so that
+        a step in the load reaches the stations' limits within a fraction of the step."""
         loop = asyncio.get_running_loop()
+        wake = wake or asyncio.Event()
         while True:
             due = loop.time() + self._step_s
+            wake.clear()
             await self.step()
             while (left := due - loop.time()) > 0:
-                await asyncio.sleep(min(left, self._poll_s))
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(wake.wait(), min(left, self._poll_s))
+                if wake.is_set():
+                    self.early_steps += 1
+                    break
                 try:
                     await self.control.charging.send_safe_defaults()
                 except Exception:  # a station that answers nonsense must not stop the loop
