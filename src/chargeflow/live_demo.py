@@ -75,6 +75,8 @@ class LiveConfig:
     owner_password: str = ""  # the site owner's dashboard login; without one no dashboard is served
     seed: int = 1
     billing: BillingRules = field(default_factory=BillingRules)  # the site's tariffs; none: free charging
+    #: where the sessions and profiles came from, one line each, for the start-up lines
+    data_sources: tuple[str, ...] = ()
 
 
 @dataclass(slots=True)

@@ -24,7 +24,9 @@ DATA = Path(__file__).parents[2].parent / "shared" / "data" / "acn"
 EVENTS = DATA / "caltech_2019-03_events_acnsim.json.gz"
 SESSIONS = DATA / "caltech_2019-05_2019-08.csv.gz"
 
-needs_data = pytest.mark.skipif(not EVENTS.exists(), reason=f"shared ACN data not found at {DATA}")
+needs_data = pytest.mark.skipif(
+    not EVENTS.exists(), reason=f"shared ACN data not here: missing ../shared/data/acn/{EVENTS.name}"
+)
 
 
 @pytest.fixture(scope="module")
@@ -115,7 +117,9 @@ def test_each_run_reports_the_periods_it_has_simulated(first_days: list[object])
         assert any(0 < done < total for done, _ in calls)  # the bar moves during the run, not only at its end
 
 
-@pytest.mark.skipif(not SESSIONS.exists(), reason=f"shared ACN sessions not found at {DATA}")
+@pytest.mark.skipif(
+    not SESSIONS.exists(), reason=f"shared ACN sessions not here: missing ../shared/data/acn/{SESSIONS.name}"
+)
 def test_sessions_convert_to_events_at_caltech_stations() -> None:
     from chargeflow.sim.acn_sessions import evs_from_sessions
 
@@ -132,7 +136,9 @@ def test_sessions_convert_to_events_at_caltech_stations() -> None:
 JPL = DATA / "jpl_2019-05_2019-08.csv.gz"
 
 
-@pytest.mark.skipif(not JPL.exists(), reason=f"shared ACN sessions not found at {DATA}")
+@pytest.mark.skipif(
+    not JPL.exists(), reason=f"shared ACN sessions not here: missing ../shared/data/acn/{JPL.name}"
+)
 def test_jpl_sessions_on_jpl_stations_and_its_two_transformers_are_kept() -> None:
     from chargeflow.sim.acn_sessions import evs_from_sessions
 

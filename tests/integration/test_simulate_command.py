@@ -25,7 +25,8 @@ ONE_DAY = (
     "1",
 )
 needs_data = pytest.mark.skipif(
-    not SESSIONS.is_file(), reason="the shared ACN data (../shared/data) is not here"
+    not SESSIONS.is_file(),
+    reason=f"the shared ACN data is not here: missing ../shared/data/acn/{SESSIONS.name}",
 )
 
 FIELDS = (

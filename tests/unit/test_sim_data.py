@@ -17,7 +17,16 @@ from chargeflow.sim.data import (
 )
 
 DATA = Path(__file__).parents[3] / "shared" / "data"
-needs_data = pytest.mark.skipif(not DATA.is_dir(), reason="the shared data (../shared/data) is not here")
+SHARED_FILES = (
+    "acn/caltech_2019-05_2019-08.csv.gz",
+    "profiles/office_medium_los_angeles_hourly.csv",
+    "profiles/pv_jpl_220kwdc_30min.csv",
+    "prices/nl_day_ahead_2022-01_2023-09_hourly.csv",
+)
+MISSING = [name for name in SHARED_FILES if not (DATA / name).is_file()]
+needs_data = pytest.mark.skipif(
+    bool(MISSING), reason=f"the shared data (../shared/data) is not here: missing {', '.join(MISSING)}"
+)
 
 
 def test_profile_interpolates_and_wraps_around_the_year() -> None:

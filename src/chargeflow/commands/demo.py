@@ -14,7 +14,7 @@ import json
 import os
 import secrets
 from dataclasses import replace
-from datetime import UTC, datetime, time, timedelta
+from datetime import UTC, date, datetime, time, timedelta
 from importlib import resources
 from pathlib import Path
 from zoneinfo import ZoneInfo
@@ -44,10 +44,11 @@ from chargeflow.live_demo import (
     LiveState,
     demo_day_sessions,
     run_live,
-    synthetic_sessions,
+    shift_sessions,
 )
 from chargeflow.sim.data import (
     DataError,
+    SessionRecord,
     load_building_profile,
     load_pv_profile,
     load_sessions,
@@ -55,9 +56,31 @@ from chargeflow.sim.data import (
     synthetic_pv_profile,
 )
 from chargeflow.sim.headless import MPC
+from chargeflow.site.model import Site
 from chargeflow.site.prices import EnergyPrices
 
 SESSIONS_FILE = "acn/caltech_2019-05_2019-08.csv.gz"
+#: the demo's working day of the shared sessions (``demo_day_sessions``), shipped in the package for a
+#: clone without the shared data (see data/ACN-LICENSE.md)
+SHIPPED_DAY = date(2019, 5, 14)
+SHIPPED_SESSIONS = f"data/acn_caltech_{SHIPPED_DAY.isoformat()}.csv.gz"
+ACN_TZ = "America/Los_Angeles"
+
+
+def shipped_sessions() -> list[SessionRecord]:
+    """The one real ACN day shipped in the package: the Caltech sessions that arrived on ``SHIPPED_DAY``."""
+    with resources.as_file(resources.files("chargeflow").joinpath(SHIPPED_SESSIONS)) as path:
+        return load_sessions(path)
+
+
+def demo_sessions(data: Path | None, site: Site, day: date) -> tuple[list[SessionRecord], str]:
+    """The demo day's sessions on ``day`` and where they came from: the shared ACN file when ``data`` has
+    it, else the day shipped in the package (the same day of the same file)."""
+    if data is not None and (data / SESSIONS_FILE).is_file():
+        sessions = demo_day_sessions(load_sessions(data / SESSIONS_FILE), site, day)
+        return sessions, f"real ACN sessions of {SHIPPED_DAY} from {data / SESSIONS_FILE}"
+    sessions = shift_sessions(shipped_sessions(), SHIPPED_DAY, ACN_TZ, day, site.timezone)
+    return sessions, f"real ACN sessions of {SHIPPED_DAY} shipped with chargeflow (no shared data folder)"
 
 
 def default_billing() -> BillingRules:
@@ -133,14 +156,17 @@ def live_config(args: argparse.Namespace) -> LiveConfig:
     data = find_data_dir(args.data)
     tz = site.timezone
     building, pv = synthetic_building_profile(tz), synthetic_pv_profile(tz)
-    sessions = synthetic_sessions(site, today, 24)
+    sessions, sessions_source = demo_sessions(data, site, today)
+    profiles_source = "building and PV: generated profiles (no shared data folder)"
     if data is not None:
         building = (
             load_building_profile(data / BUILDING_FILE, tz) if (data / BUILDING_FILE).is_file() else building
         )
         pv = load_pv_profile(data / PV_FILE, tz) if (data / PV_FILE).is_file() else pv
-        if (data / SESSIONS_FILE).is_file():
-            sessions = demo_day_sessions(load_sessions(data / SESSIONS_FILE), site, today)
+        profiles_source = (
+            f"building: {'shared' if (data / BUILDING_FILE).is_file() else 'generated'} profile, "
+            f"PV: {'shared' if (data / PV_FILE).is_file() else 'generated'} profile, from {data}"
+        )
     token = os.environ.get("CHARGEFLOW_ADMIN_TOKEN") or secrets.token_urlsafe(24)
     password = os.environ.get("CHARGEFLOW_OWNER_PASSWORD") or secrets.token_urlsafe(12)
     return LiveConfig(
@@ -164,6 +190,7 @@ def live_config(args: argparse.Namespace) -> LiveConfig:
         owner_password=password,
         billing=default_billing(),
         prices=default_prices(),
+        data_sources=(sessions_source, profiles_source),
     )
 
 
@@ -251,7 +278,8 @@ def run(args: argparse.Namespace) -> int:
             f"  REST API   {endpoints.http_url}/api/stations   (docs {endpoints.http_url}/docs)\n"
             f"  Billing    {endpoints.http_url}/api/cdrs   /api/reports?period=day&format=csv  /api/tariffs\n"
             f"  OCPP       {endpoints.ocpp_url}/{{station_id}}\n"
-            f"  admin token {endpoints.admin_token}   (Authorization: Bearer …)\n"
+            + "".join(f"  Data       {line}\n" for line in config.data_sources)
+            + f"  admin token {endpoints.admin_token}   (Authorization: Bearer …)\n"
             "  Ctrl-C stops."
         )
         if not args.plain:
