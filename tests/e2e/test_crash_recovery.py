@@ -13,7 +13,7 @@ from pathlib import Path
 import httpx
 from websockets.asyncio.client import connect
 
-from chargeflow.sim.ocpp_load import serve_process
+from chargeflow.bench.ocpp_load import serve_process
 
 TOKEN = "crash-test-token"
 

@@ -13,7 +13,7 @@ from typing import Any
 import httpx
 import pytest
 
-from chargeflow.sim.ocpp_load import serve_process
+from chargeflow.bench.ocpp_load import serve_process
 from tests.e2e.serve_site import DrawingStation, Ev, connected
 from tests.e2e.test_serve_site import SITE, VERSIONS
 from tests.e2e.test_web_browser import ARGS, CHROMIUM

@@ -17,7 +17,7 @@ from pathlib import Path
 
 import pytest
 
-from chargeflow.sim.ocpp_load import serve_process
+from chargeflow.bench.ocpp_load import serve_process
 from tests.e2e.serve_site import DrawingStation, Ev, connected
 
 SITE = """

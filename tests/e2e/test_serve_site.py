@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from chargeflow.sim.ocpp_load import serve_process
+from chargeflow.bench.ocpp_load import serve_process
 from tests.e2e.serve_site import VOLTAGE_V, DrawingStation, Ev, connected
 
 GRID_W = 40_000.0

@@ -18,7 +18,7 @@ pytest.importorskip(
     "acnportal", reason="acnportal (the 'bench' extra) is not installed: pip install -e '.[bench]'"
 )
 
-from chargeflow.sim import acn_bench
+from chargeflow.bench import acn_bench
 
 DATA = Path(__file__).parents[2].parent / "shared" / "data" / "acn"
 EVENTS = DATA / "caltech_2019-03_events_acnsim.json.gz"
@@ -121,7 +121,7 @@ def test_each_run_reports_the_periods_it_has_simulated(first_days: list[object])
     not SESSIONS.exists(), reason=f"shared ACN sessions not here: missing ../shared/data/acn/{SESSIONS.name}"
 )
 def test_sessions_convert_to_events_at_caltech_stations() -> None:
-    from chargeflow.sim.acn_sessions import evs_from_sessions
+    from chargeflow.bench.acn_sessions import evs_from_sessions
 
     evs, origin = evs_from_sessions(SESSIONS)
     assert origin.isoformat() == "2019-05-01T00:00:00-07:00"
@@ -140,7 +140,7 @@ JPL = DATA / "jpl_2019-05_2019-08.csv.gz"
     not JPL.exists(), reason=f"shared ACN sessions not here: missing ../shared/data/acn/{JPL.name}"
 )
 def test_jpl_sessions_on_jpl_stations_and_its_two_transformers_are_kept() -> None:
-    from chargeflow.sim.acn_sessions import evs_from_sessions
+    from chargeflow.bench.acn_sessions import evs_from_sessions
 
     evs, origin = evs_from_sessions(JPL, "jpl")
     stations = set(acn_bench.network_of("jpl").station_ids)
@@ -176,7 +176,7 @@ def test_the_arrivals_forecast_error_is_zero_for_a_repeated_day_and_counts_a_mis
 
 
 def test_printed_records_parse_back_for_the_plot() -> None:
-    from chargeflow.sim.acn_plot import parse_records
+    from chargeflow.bench.acn_plot import parse_records
 
     text = """bench acn: 954 sessions from 2019-03-01, battery ideal, steps continuous
   20.0 kW  mpc          energy  77.38 %  demands met  62.47 %  peak  20.01 kW  median   11.32 ms  p95  216.62 ms  violations 0  fallbacks 0
@@ -199,7 +199,7 @@ def test_printed_records_parse_back_for_the_plot() -> None:
 def test_the_plot_adds_the_distance_to_offline_panel_only_where_offline_ran(tmp_path: Path) -> None:
     import matplotlib.image
 
-    from chargeflow.sim.acn_plot import parse_records, plot_energy
+    from chargeflow.bench.acn_plot import parse_records, plot_energy
 
     text = """  20.0 kW  mpc          energy  77.86 %  demands met  59.43 %  peak  20.01 kW  median    3.15 ms  p95   15.05 ms  violations 0  fallbacks 0
   20.0 kW  offline      energy  78.45 %  demands met  75.79 %  peak  20.01 kW  median    0.06 ms  p95    0.17 ms  violations 0  fallbacks 0
@@ -222,7 +222,7 @@ def test_the_forecast_enters_the_plan_at_its_weight(
 ) -> None:
     """``mpc_forecast`` plans for the expected arrivals at ``FORECAST_WEIGHT`` of the history's average:
     at weight 0 it is plain ``mpc`` to the last digit; at the chosen weight it keeps every limit."""
-    from chargeflow.sim import acn_algorithms
+    from chargeflow.bench import acn_algorithms
 
     mpc, weighted = acn_bench.bench_acn(first_days, [20.0], ("mpc", "mpc_forecast"))
     assert weighted.violations == 0

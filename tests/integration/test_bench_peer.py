@@ -2,14 +2,14 @@
 
 import pytest
 
+from chargeflow.bench.allocate import bench_steps
 from chargeflow.csm.split import Strategy
-from chargeflow.sim.bench_allocate import bench_steps
 
 acnportal = pytest.importorskip("acnportal", reason="acnportal is the bench extra")
 
 
 def test_the_peer_solves_the_same_problem_within_the_same_limits() -> None:
-    from chargeflow.sim.bench_peer import compare_with_acnportal
+    from chargeflow.bench.peer import compare_with_acnportal
 
     result = compare_with_acnportal(bench_steps(60, Strategy.EDF, 2, seed=3))
     assert result.steps == 2

@@ -6,8 +6,8 @@ import json
 
 import pytest
 
+from chargeflow.bench.ocpp import compare
 from chargeflow.cli import main
-from chargeflow.sim.ocpp_bench import compare
 
 
 async def test_both_paths_answer_every_frame_without_error() -> None:

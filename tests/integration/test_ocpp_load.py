@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from chargeflow.sim.ocpp_load import run_load
+from chargeflow.bench.ocpp_load import run_load
 
 
 async def test_fifty_stations_connected_at_once_are_all_answered() -> None:

@@ -10,10 +10,10 @@ from datetime import date, datetime, time
 from pathlib import Path
 from typing import TYPE_CHECKING, TextIO
 
+from chargeflow.bench.allocate import bench_allocate, bench_steps
+from chargeflow.bench.mpc import bench_mpc
 from chargeflow.commands.native_output import native_stdout_to_stderr, solver_banner_to_stderr
 from chargeflow.csm.split import Strategy
-from chargeflow.sim.bench_allocate import bench_allocate, bench_steps
-from chargeflow.sim.bench_mpc import bench_mpc
 
 if TYPE_CHECKING:
     from rich.progress import TaskID
@@ -45,7 +45,7 @@ def run_allocate(args: argparse.Namespace) -> int:
     peer = None
     if args.peer:
         try:
-            from chargeflow.sim.bench_peer import compare_with_acnportal
+            from chargeflow.bench.peer import compare_with_acnportal
         except ImportError as e:  # acnportal is the ``bench`` extra, not a runtime dependency
             print(
                 f"bench allocate --peer needs acnportal: pip install 'chargeflow[bench]' ({e})",
@@ -78,7 +78,7 @@ def run_allocate(args: argparse.Namespace) -> int:
 
 def run_acn(args: argparse.Namespace) -> int:
     try:
-        from chargeflow.sim import acn_bench, acn_sessions
+        from chargeflow.bench import acn_bench, acn_sessions
     except ImportError as e:  # acnportal is the ``bench`` extra, not a runtime dependency
         print(f"bench acn needs acnportal: pip install 'chargeflow[bench]' ({e})", file=sys.stderr)
         return 2
@@ -166,7 +166,7 @@ def run_acn(args: argparse.Namespace) -> int:
             "the events' own (no forecast error)"
         )
     if args.plot is not None:
-        from chargeflow.sim.acn_plot import plot_energy
+        from chargeflow.bench.acn_plot import plot_energy
 
         name = {"caltech": "Caltech", "jpl": "JPL"}[args.site]
         plot_energy(records, Path(args.plot), f"ACN-Sim {name}, {args.battery} battery, {args.steps} pilots")

@@ -7,9 +7,9 @@ import json
 import os
 from typing import TYPE_CHECKING, Any
 
+from chargeflow.bench.ocpp import compare
+from chargeflow.bench.ocpp_load import run_load
 from chargeflow.commands import event_loop
-from chargeflow.sim.ocpp_bench import compare
-from chargeflow.sim.ocpp_load import run_load
 
 if TYPE_CHECKING:
     Subparsers = argparse._SubParsersAction[argparse.ArgumentParser]

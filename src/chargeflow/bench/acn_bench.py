@@ -31,8 +31,8 @@ from zoneinfo import ZoneInfo
 
 import numpy as np
 
+from chargeflow.bench.acn_algorithms import PHASE_HEDGE, SIZE_ORDER, MpcAlgorithm, OfflineAlgorithm
 from chargeflow.ems.forecast import ArrivalHistory, ForecastError, Seen, forecast_error
-from chargeflow.sim.acn_algorithms import PHASE_HEDGE, SIZE_ORDER, MpcAlgorithm, OfflineAlgorithm
 
 PERIOD_MIN = 5
 VOLTAGE_V = 208.0

@@ -21,8 +21,8 @@ from datetime import timedelta
 
 from chargeflow.allocate import StepInput, control_step
 from chargeflow.allocate_mpc import MpcPlanner
+from chargeflow.bench.allocate import random_step, synthetic_site
 from chargeflow.csm.split import Strategy
-from chargeflow.sim.bench_allocate import random_step, synthetic_site
 from chargeflow.site.tree import CircuitTree, check_site
 from chargeflow.units import SECONDS_PER_HOUR
 

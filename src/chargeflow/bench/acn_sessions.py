@@ -17,7 +17,7 @@ from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-from chargeflow.sim.acn_bench import PERIOD_MIN, network_of
+from chargeflow.bench.acn_bench import PERIOD_MIN, network_of
 
 BATTERY_KW = 6.6
 

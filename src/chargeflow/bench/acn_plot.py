@@ -1,6 +1,6 @@
 """The benchmark's figure: energy delivered against transformer capacity, one line per algorithm.
 
-``python -m chargeflow.sim.acn_plot OUT.png TITLE`` draws it from the record lines that ``chargeflow bench
+``python -m chargeflow.bench.acn_plot OUT.png TITLE`` draws it from the record lines that ``chargeflow bench
 acn`` printed (read on standard input), so that one figure can join the records of several runs.
 """
 
@@ -11,7 +11,7 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
-from chargeflow.sim.acn_bench import AcnRecord
+from chargeflow.bench.acn_bench import AcnRecord
 
 STYLE = {
     "offline": ("black", "--"),

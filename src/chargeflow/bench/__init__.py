@@ -1,0 +1,1 @@
+"""Reproducible benchmarks, each comparing against a peer measured in the same run."""
