@@ -1,17 +1,28 @@
 """The site's meter as its file names it: the devices under ``meters:`` and their tasks, or, where it
-names none, the stations' meters with the building at its declared peak (``runtime.site.StationsMeter``)."""
+names none, the stations' meters with the building at its declared peak (``runtime.site.StationsMeter``).
+
+A device whose reading jumps by more than ``JUMP_SHARE`` of the grid limit wakes the control loop, so that a
+step in the site's load reaches the stations within a fraction of the control step.
+"""
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 from collections.abc import AsyncIterator, Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from chargeflow.clock import Clock
+from chargeflow.devices.base import Device
+from chargeflow.devices.build import build_devices
+from chargeflow.devices.site_meter import DevicesMeter
 from chargeflow.runtime.site import StationsMeter
+from chargeflow.site.config import load_meters
 from chargeflow.site.measurement import SiteMeter
 from chargeflow.site.model import Site
+
+JUMP_SHARE = 0.05
 
 
 @dataclass(frozen=True, slots=True)
@@ -19,6 +30,8 @@ class MeterSetup:
     meter: SiteMeter
     metered: bool  # a grid meter measures the site: the step's flows are real, and billing attributes them
     description: str  # for the start-up lines
+    wake: asyncio.Event = field(default_factory=asyncio.Event)  # set when a reading jumps
+    devices: tuple[Device, ...] = ()
 
 
 @contextlib.asynccontextmanager
@@ -26,9 +39,42 @@ async def site_meter(
     site_file: Path, site: Site, clock: Clock, ev_power_w: Callable[[], float]
 ) -> AsyncIterator[MeterSetup]:
     """The site's meter for the life of the block (its devices' tasks run meanwhile)."""
-    peak = site.building_peak_w or 0.0
-    yield MeterSetup(
-        StationsMeter(site, clock, ev_power_w),
-        False,
-        f"no meter named: the building is counted at its peak ({peak:.0f} W), the EVs as their stations say",
-    )
+    config = load_meters(site_file)
+    if not config.meters:
+        peak = site.building_peak_w or 0.0
+        yield MeterSetup(
+            StationsMeter(site, clock, ev_power_w),
+            False,
+            f"no meter named: the building is counted at its peak ({peak:.0f} W), "
+            "the EVs as their stations say",
+        )
+        return
+    wake = asyncio.Event()
+    seen: dict[str, float] = {}
+    jump_w = JUMP_SHARE * max(site.grid.max_import_w, 1.0)
+    holder: list[Device] = []
+
+    def on_reading() -> None:
+        for device in holder:
+            if device.latest is not None:
+                last = seen.get(device.config.id)
+                seen[device.config.id] = device.latest.power_w
+                if last is None or abs(device.latest.power_w - last) > jump_w:
+                    wake.set()
+
+    holder.extend(build_devices(config, clock, on_reading))
+    meter = DevicesMeter(site, holder, clock, ev_power_w)
+    described = ", ".join(f"{d.config.id} ({d.config.role}, {d.config.adapter})" for d in holder)
+    tasks = [asyncio.create_task(d.run(), name=f"meter-{d.config.id}") for d in holder]
+    try:
+        yield MeterSetup(
+            meter,
+            any(d.config.role == "grid" for d in holder),
+            f"meters {described}",
+            wake,
+            tuple(holder),
+        )
+    finally:
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)

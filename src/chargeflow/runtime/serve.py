@@ -77,6 +77,7 @@ async def serve(settings: ServeSettings, ready: Callable[[CsmNode, int, int], No
         stores = await stack.enter_async_context(open_stores(settings.database_url))
         billing = BillingService(stores.billing, rules, zone)
         loop: SiteLoop | None = None
+        wake: asyncio.Event | None = None
         ui: UiSettings | None = None
         if site is None:
             node = build_csm(
@@ -88,7 +89,7 @@ async def serve(settings: ServeSettings, ready: Callable[[CsmNode, int, int], No
                 hooks=BillingHooks(billing),
             )
         else:
-            loop, ui = await _site_runtime(
+            loop, ui, wake = await _site_runtime(
                 stack, settings, site, stores, billing, clock, csm_config, ocpp_config
             )
             node = loop.control.node
@@ -114,7 +115,7 @@ async def serve(settings: ServeSettings, ready: Callable[[CsmNode, int, int], No
             await node.ocpp.started.wait()
             await asyncio.wait_for(http.listening.wait(), 30)
             if loop is not None:
-                group.create_task(loop.run(), name="site-control")
+                group.create_task(loop.run(wake), name="site-control")
             if ready is not None:
                 assert node.ocpp.port is not None
                 ready(node, node.ocpp.port, http_port(http))
@@ -129,7 +130,7 @@ async def _site_runtime(
     clock: Clock,
     csm_config: CsmConfig,
     ocpp_config: OcppServerConfig,
-) -> tuple[SiteLoop, UiSettings | None]:
+) -> tuple[SiteLoop, UiSettings | None, asyncio.Event]:
     """The site's control loop and web pages over the CSM's store."""
     assert settings.site_file is not None
     ev_power = [lambda: 0.0]
@@ -177,4 +178,4 @@ async def _site_runtime(
             billing=billing,
             public_url=settings.public_url,
         )
-    return loop, ui
+    return loop, ui, setup.wake

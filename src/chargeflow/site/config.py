@@ -8,6 +8,7 @@ from __future__ import annotations
 import csv
 import io
 import json
+from dataclasses import dataclass
 from datetime import datetime, time, timedelta
 from decimal import Decimal
 from pathlib import Path
@@ -169,6 +170,40 @@ class EnergyPricesConfig(Model):
     period_min: int = Field(default=60, gt=0, description="how long each day-ahead price holds")
 
 
+class MeterConfig(Model):
+    """One measuring device of the site (``meters:``): where its readings come from and how to read them."""
+
+    id: str = Field(min_length=1)
+    role: Literal["grid", "pv", "battery", "building", "circuit"]
+    adapter: Literal["mqtt", "http"]
+    circuit: str | None = None  # for role ``circuit``: the circuit it measures
+    topic: str | None = None  # mqtt: the topic its JSON messages come on
+    url: str | None = None  # http: the address polled for its JSON
+    interval_s: Positive = 5.0  # http: how often it is polled
+    power: str = Field(min_length=1)  # the JSON path of its power, e.g. $.ENERGY.Power
+    soc: str | None = None  # the JSON path of a battery's state of charge, %
+    unit: Literal["W", "kW"] = "W"
+    #: +1: positive is import (grid), production (pv), discharge (battery), consumption (building, circuit);
+    #: -1 for a meter that counts the other way
+    sign: Literal[1, -1] = 1
+    stale_after_s: Positive = 30.0  # a reading older than this is not used
+
+    @model_validator(mode="after")
+    def _source(self) -> MeterConfig:
+        if self.adapter == "mqtt" and not self.topic:
+            raise ValueError("an mqtt meter needs its topic")
+        if self.adapter == "http" and not self.url:
+            raise ValueError("an http meter needs its url")
+        if self.role == "circuit" and not self.circuit:
+            raise ValueError("a circuit meter names its circuit")
+        return self
+
+
+class MqttBrokerConfig(Model):
+    host: str = "127.0.0.1"
+    port: int = Field(default=1883, ge=1, le=65535)
+
+
 class SiteConfig(Model):
     id: str = "site"
     timezone: str = "UTC"
@@ -181,6 +216,22 @@ class SiteConfig(Model):
     ess: EssConfig | None = None
     billing: BillingConfig = BillingConfig()
     energy_prices: EnergyPricesConfig | None = None
+    meters: list[MeterConfig] = []
+    mqtt: MqttBrokerConfig = MqttBrokerConfig()  # the broker of the site's MQTT meters
+
+    @model_validator(mode="after")
+    def _meters_known(self) -> SiteConfig:
+        ids = [m.id for m in self.meters]
+        if len(set(ids)) != len(ids):
+            raise ValueError(f"meter ids must be unique: {ids}")
+        circuits = {c.id for c in self.circuits}
+        for m in self.meters:
+            if m.circuit is not None and m.circuit not in circuits:
+                raise ValueError(f"meter {m.id!r} names unknown circuit {m.circuit!r}")
+        roles = [m.role for m in self.meters if m.role != "circuit"]
+        if len(set(roles)) != len(roles):
+            raise ValueError(f"one meter per role grid, pv, battery and building: {roles}")
+        return self
 
     @field_validator("timezone")
     @classmethod
@@ -242,6 +293,25 @@ def parse_site(data: Any, source: str = "site") -> Site:
 def load_site(path: Path) -> Site:
     """Read and validate a YAML site file."""
     return parse_site(_read_yaml(path), str(path))
+
+
+@dataclass(frozen=True, slots=True)
+class MetersConfig:
+    broker: MqttBrokerConfig
+    meters: tuple[MeterConfig, ...]
+
+
+def parse_meters(data: Any, source: str = "site") -> MetersConfig:
+    """The site file's ``meters:`` and ``mqtt:`` sections (the whole file is checked)."""
+    try:
+        config = SiteConfig.model_validate(data)
+    except ValidationError as err:
+        raise ConfigError(format_validation_error(source, err)) from None
+    return MetersConfig(config.mqtt, tuple(config.meters))
+
+
+def load_meters(path: Path) -> MetersConfig:
+    return parse_meters(_read_yaml(path), str(path))
 
 
 def parse_billing(data: Any, source: str = "site", base: Path | None = None) -> BillingConfig:

@@ -1,0 +1,1 @@
+"""The site's measuring devices as its file names them (``meters:``): adapters behind one small interface."""

@@ -1,0 +1,23 @@
+"""The site's devices from its file's ``meters:``."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from chargeflow.clock import Clock
+from chargeflow.devices.base import Device
+from chargeflow.devices.http import HttpMeter
+from chargeflow.devices.mqtt import MqttMeter
+from chargeflow.site.config import MetersConfig
+
+
+def build_devices(
+    config: MetersConfig, clock: Clock, on_reading: Callable[[], None] | None = None
+) -> list[Device]:
+    devices: list[Device] = []
+    for meter in config.meters:
+        if meter.adapter == "mqtt":
+            devices.append(MqttMeter(meter, config.broker, clock, on_reading))
+        else:
+            devices.append(HttpMeter(meter, clock, on_reading))
+    return devices

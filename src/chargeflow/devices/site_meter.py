@@ -1,0 +1,92 @@
+"""The site meter (``site.measurement.SiteMeter``) over the site's devices.
+
+The measurement is as old as the grid (or building) meter's reading, so a silent meter makes a stale
+measurement that the EMS and the CSM will not use. A reading older than its device's ``stale_after_s``, or
+implausible, is not used at all: ``read`` raises ``StaleReading`` naming the device and why, and both
+actors fall back to their safe step.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+
+from chargeflow.clock import Clock
+from chargeflow.devices.base import Device
+from chargeflow.devices.reading import Reading, building_from, implausible
+from chargeflow.site.measurement import EssState, SiteMeasurement
+from chargeflow.site.model import Site
+
+
+class StaleReading(OSError):
+    """A device's reading cannot be used (too old, implausible or missing)."""
+
+
+@dataclass(frozen=True, slots=True)
+class DeviceStatus:
+    id: str
+    role: str
+    age_s: float | None
+    used: bool
+    reason: str | None
+
+
+class DevicesMeter:
+    def __init__(
+        self, site: Site, devices: Sequence[Device], clock: Clock, ev_power_w: Callable[[], float]
+    ) -> None:
+        roles = {d.config.role for d in devices}
+        if not roles & {"grid", "building"}:
+            raise ValueError("a site meter needs a grid or a building meter")
+        self._site = site
+        self._devices: dict[str, Device] = {d.config.role: d for d in devices if d.config.role != "circuit"}
+        self._clock = clock
+        self._ev_power_w = ev_power_w
+        fuse_w = min(site.root.fuse_a) * site.voltage_v * 3
+        self._limit_w = max(site.grid.max_import_w, site.grid.max_export_w, fuse_w)
+
+    def _problem(self, device: Device) -> str | None:
+        reading = device.latest
+        if reading is None:
+            return device.error or "no reading yet"
+        age = (self._clock.now() - reading.at).total_seconds()
+        if age > device.config.stale_after_s:
+            return f"its reading is {age:.0f} s old" + (f" ({device.error})" if device.error else "")
+        return implausible(reading.power_w, device.config.role, self._limit_w)
+
+    def _usable(self, role: str) -> Reading | None:
+        device = self._devices.get(role)
+        if device is None:
+            return None
+        problem = self._problem(device)
+        if problem is not None:
+            raise StaleReading(f"meter {device.config.id} ({role}): {problem}")
+        reading: Reading | None = device.latest
+        return reading
+
+    async def read(self) -> SiteMeasurement:
+        grid, building = self._usable("grid"), self._usable("building")
+        pv, battery = self._usable("pv"), self._usable("battery")
+        base = grid if building is None else building
+        assert base is not None
+        power = building_from(
+            grid.power_w if grid is not None else None,
+            building.power_w if building is not None else None,
+            pv.power_w if pv is not None else 0.0,
+            self._ev_power_w(),
+            battery.power_w if battery is not None else 0.0,
+        )
+        ess = None
+        capacity = self._site.ess.capacity_wh if self._site.ess is not None else None
+        if battery is not None and battery.soc_pct is not None and capacity:
+            ess = EssState(capacity * battery.soc_pct / 100.0)
+        return SiteMeasurement(base.at, power, ess, self._ev_power_w())
+
+    def status(self) -> list[DeviceStatus]:
+        out = []
+        for role, device in self._devices.items():
+            reading = device.latest
+            age = (self._clock.now() - reading.at).total_seconds() if reading is not None else None
+            problem = self._problem(device)
+            out.append(DeviceStatus(device.config.id, role, age, problem is None, problem))
+        return out
