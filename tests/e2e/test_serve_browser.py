@@ -14,7 +14,7 @@ import httpx
 import pytest
 
 from chargeflow.bench.ocpp_load import serve_process
-from tests.e2e.serve_site import DrawingStation, Ev, connected
+from chargeflow.sim.drawing import DrawingStation, Ev, connected
 from tests.e2e.test_serve_site import SITE, VERSIONS
 from tests.e2e.test_web_browser import ARGS, CHROMIUM
 

@@ -18,7 +18,7 @@ from pathlib import Path
 import pytest
 
 from chargeflow.bench.ocpp_load import serve_process
-from tests.e2e.serve_site import DrawingStation, Ev, connected
+from chargeflow.sim.drawing import DrawingStation, Ev, connected
 
 SITE = """
 id: ems-e2e

@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 
 from chargeflow.bench.ocpp_load import serve_process
-from tests.e2e.serve_site import VOLTAGE_V, DrawingStation, Ev, connected
+from chargeflow.sim.drawing import VOLTAGE_V, DrawingStation, Ev, connected
 
 GRID_W = 40_000.0
 BUILDING_W = 5_000.0  # the building's declared peak: with no meter named, the site counts it as drawn

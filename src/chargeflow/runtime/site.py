@@ -80,6 +80,7 @@ class SiteLoop:
                     await asyncio.wait_for(wake.wait(), min(left, self._poll_s))
                 if wake.is_set():
                     self.early_steps += 1
+                    log.debug("site: a meter's reading jumped; stepping now")
                     break
                 try:
                     await self.control.charging.send_safe_defaults()

@@ -105,6 +105,9 @@ class DrawingStation16(Cp16):
 
     async def report(self, ev: Ev, dt_s: float) -> None:
         s = self.state
+        if s.transaction is None:  # no EV plugged in yet: nothing drawn, nothing to report
+            s.drawn_a = 0.0
+            return
         s.drawn_a = min(ev.max_a, s.allowed_a())
         power = s.drawn_a * ev.phases * VOLTAGE_V
         s.register_wh += power * dt_s / 3600
@@ -115,7 +118,6 @@ class DrawingStation16(Cp16):
             {"measurand": "Current.Import", "unit": "A", "phase": f"L{i}", "value": f"{s.drawn_a:.2f}"}
             for i in range(1, ev.phases + 1)
         ]
-        assert s.transaction is not None
         await self.call(
             call16.MeterValues(
                 connector_id=1,
@@ -182,6 +184,9 @@ class DrawingStation201(Cp201):
 
     async def report(self, ev: Ev, dt_s: float) -> None:
         s = self.state
+        if s.transaction is None:  # no EV plugged in yet: nothing drawn, nothing to report
+            s.drawn_a = 0.0
+            return
         s.drawn_a = min(ev.max_a, s.allowed_a())
         power = s.drawn_a * ev.phases * VOLTAGE_V
         s.register_wh += power * dt_s / 3600
