@@ -122,6 +122,7 @@ class ServeSettings:
     station_policies: Mapping[str, StationPolicy] = field(default_factory=dict)
     tls: TlsSettings | None = None  # wss://: security profile 2, or 3 with a client CA
     step_s: float = 10.0  # the site's control step (with a site file)
+    strategy: str = "edf"  # how the grant is split (``csm.split.Strategy``)
     owner_password: str = ""  # the dashboard's login (with a site file); none: no dashboard
     public_url: str | None = None  # the address drivers reach the web pages at (QR codes, links)
     link_key: bytes | None = None  # the key of drivers' session links; None: new at every start

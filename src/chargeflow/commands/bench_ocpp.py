@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import sys
 from typing import TYPE_CHECKING, Any
 
 from chargeflow.bench.ocpp import compare
@@ -52,6 +53,53 @@ def register(sub: Subparsers) -> None:
     parser.add_argument("--timeout", type=float, default=300.0, help="bound on the load run in seconds")
     parser.add_argument("--json", action="store_true", help="print one JSON object")
     parser.set_defaults(handler=run)
+
+    latency = _bench_subparsers(sub).add_parser(
+        "serve",
+        help="from a step in the grid meter (MQTT) to every station's new profile, under serve --site",
+        description=(
+            "chargeflow serve --site as its own process with STATIONS stations of the ocpp library (1.6) "
+            "whose EVs draw what their profiles allow, and a grid meter over the local MQTT broker; each "
+            "round the building steps and the time from the meter's publish to each station's new "
+            "profile is taken."
+        ),
+    )
+    latency.add_argument("--stations", type=int, default=100, help="stations (default 100)")
+    latency.add_argument("--rounds", type=int, default=6, help="steps of the building (default 6)")
+    latency.add_argument("--step", type=float, default=10.0, help="the control step, s (default 10)")
+    latency.add_argument("--json", action="store_true", help="print one JSON object")
+    latency.set_defaults(handler=run_serve_latency)
+
+
+def run_serve_latency(args: argparse.Namespace) -> int:
+    from chargeflow.bench.serve_latency import measure
+
+    if not 1 <= args.stations <= 2000 or not 1 <= args.rounds <= 100:
+        print("chargeflow bench serve: --stations 1..2000 and --rounds 1..100", file=sys.stderr)
+        return 2
+    try:
+        result = event_loop.run(measure(args.stations, args.rounds, args.step))
+    except OSError as err:
+        print(f"chargeflow bench serve: {err} (is an MQTT broker on 127.0.0.1:1883?)", file=sys.stderr)
+        return 1
+    figures = {
+        "stations": result.stations,
+        "rounds": result.rounds,
+        "profiles": len(result.latencies_ms),
+        "missed": result.missed,
+        "p50_ms": round(result.p50_ms, 1),
+        "p99_ms": round(result.p99_ms, 1),
+        "max_ms": round(max(result.latencies_ms), 1),
+    }
+    if args.json:
+        print(json.dumps(figures))
+    else:
+        print(
+            f"{result.stations} stations, {result.rounds} building steps: {len(result.latencies_ms)} new "
+            f"profiles ({result.missed} missed), meter publish -> profile p50 {figures['p50_ms']} ms, "
+            f"p99 {figures['p99_ms']} ms, max {figures['max_ms']} ms"
+        )
+    return 0 if result.missed == 0 else 1
 
 
 async def _measure(args: argparse.Namespace) -> dict[str, Any]:

@@ -51,6 +51,12 @@ def register(sub: Subparsers) -> None:
         "--step", type=float, default=10.0, metavar="S", help="control step with --site, s (default 10)"
     )
     parser.add_argument(
+        "--strategy",
+        choices=("equal", "edf", "llf", "priority"),
+        default="edf",
+        help="how the grant is split between the sessions, with --site (default edf; docs/allocate.md)",
+    )
+    parser.add_argument(
         "--ems",
         default=None,
         metavar="URL",
@@ -130,6 +136,7 @@ def settings_from(args: argparse.Namespace, environ: dict[str, str]) -> tuple[Se
         station_policies=ocpp.policies(),
         tls=tls,
         step_s=args.step,
+        strategy=args.strategy,
         ems_url=_ems_url(args.ems, args.site),
         owner_password=password,
         public_url=args.public_url,

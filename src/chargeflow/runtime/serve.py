@@ -31,6 +31,7 @@ from chargeflow.billing.service import BillingService
 from chargeflow.clock import Clock, SystemClock
 from chargeflow.csm.service import CsmConfig, CsmService
 from chargeflow.csm.smart_charging import SmartChargingConfig
+from chargeflow.csm.split import Strategy
 from chargeflow.ems.service import EmsConfig
 from chargeflow.exchange import ExchangeBus, InMemoryExchange
 from chargeflow.protocols.mqtt.exchange import MqttExchange, settings_from_url
@@ -156,6 +157,7 @@ async def _site_runtime(
         csm_config,
         ocpp_config,
         SmartChargingConfig(
+            strategy=Strategy(settings.strategy),
             step_s=settings.step_s,
             safe_current_a=None,
             prices=load_energy_prices(settings.site_file),
