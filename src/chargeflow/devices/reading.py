@@ -50,7 +50,10 @@ def number(value: Any, what: str) -> float:
     """A finite number (JSON numbers or numeric strings); ValueError otherwise."""
     if isinstance(value, bool) or not isinstance(value, int | float | str):
         raise ValueError(f"{what} is not a number: {value!r}")
-    out = float(value)
+    try:
+        out = float(value)
+    except ValueError:
+        raise ValueError(f"{what} is not a number: {value!r}") from None
     if not math.isfinite(out):
         raise ValueError(f"{what} is not finite: {value!r}")
     return out
