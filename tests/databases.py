@@ -16,9 +16,9 @@ import pytest
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import create_async_engine
 
-from chargeflow.app import open_stores
 from chargeflow.billing.ports import BillingStore
 from chargeflow.csm.ports import CsmRepository
+from chargeflow.runtime.app import open_stores
 from chargeflow.store.billing_memory import MemoryBillingStore
 from chargeflow.store.database import make_engine, migrate
 from chargeflow.store.memory import MemoryRepository

@@ -11,11 +11,11 @@ from zoneinfo import ZoneInfo
 
 import httpx
 
-from chargeflow.app import open_stores
 from chargeflow.billing.attribution import BUILDING, MERIT_ORDER, Shares, SiteStep, Source
 from chargeflow.commands.demo import default_billing
 from chargeflow.commands.simulate import default_site
-from chargeflow.live_demo import Endpoints, LiveConfig, LiveState, run_live
+from chargeflow.runtime.app import open_stores
+from chargeflow.runtime.demo import Endpoints, LiveConfig, LiveState, run_live
 from chargeflow.sim.data import SessionRecord, synthetic_building_profile, synthetic_pv_profile
 from tests.e2e.test_smart_charging_loop import _until
 

@@ -83,9 +83,9 @@ billing:
 
 
 async def test_serve_bills_at_the_stop_and_builds_a_missed_cdr_when_it_restarts(tmp_path: Path) -> None:
-    from chargeflow.app import open_stores
     from chargeflow.csm.model import StartRequest, StopRequest
     from chargeflow.csm.transactions import apply_stop, from_start
+    from chargeflow.runtime.app import open_stores
 
     db, site = tmp_path / "billing.db", tmp_path / "site.yaml"
     site.write_text(SITE)

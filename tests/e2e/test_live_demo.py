@@ -9,7 +9,7 @@ from pathlib import Path
 import httpx
 
 from chargeflow.commands.demo import live_config
-from chargeflow.live_demo import Endpoints, LiveState, run_live
+from chargeflow.runtime.demo import Endpoints, LiveState, run_live
 from tests.e2e.test_smart_charging_loop import _until
 
 ROOT = Path(__file__).parents[2]

@@ -25,10 +25,10 @@ from chargeflow.ems.service import EmsConfig
 from chargeflow.exchange import ExchangeBus, InMemoryExchange
 from chargeflow.protocols.mqtt.exchange import MqttExchange, MqttSettings
 from chargeflow.protocols.ocpp.server import OcppServerConfig
+from chargeflow.runtime.control import SiteControl, build_site_control
 from chargeflow.site.measurement import BuildingPower, EssState, SiteMeasurement
 from chargeflow.site.model import ChargingPoint, Circuit, GridConnection, Site
 from chargeflow.site.tree import building_loads_a, check_site
-from chargeflow.site_control import SiteControl, build_site_control
 from chargeflow.store.memory import MemoryRepository
 from tests.integration.stations import Station16, Station201, iso, open_ws, running
 

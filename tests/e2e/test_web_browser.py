@@ -19,7 +19,7 @@ import httpx
 import pytest
 
 from chargeflow.commands.demo import live_config
-from chargeflow.live_demo import Endpoints, LiveState, run_live
+from chargeflow.runtime.demo import Endpoints, LiveState, run_live
 
 ROOT = Path(__file__).parents[2]
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")

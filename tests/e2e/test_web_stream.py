@@ -15,7 +15,7 @@ from typing import Any
 import httpx
 
 from chargeflow.commands.demo import live_config
-from chargeflow.live_demo import Endpoints, LiveState, run_live
+from chargeflow.runtime.demo import Endpoints, LiveState, run_live
 
 ROOT = Path(__file__).parents[2]
 PASSWORD = "stream-test-password"

@@ -7,11 +7,11 @@ from pathlib import Path
 
 import pytest
 
-from chargeflow.app import CsmNode, build_csm
 from chargeflow.clock import SystemClock
 from chargeflow.csm.ports import CsmRepository
 from chargeflow.csm.service import CsmConfig
 from chargeflow.protocols.ocpp.server import OcppServerConfig
+from chargeflow.runtime.app import CsmNode, build_csm
 from tests.databases import BACKENDS, open_repository
 
 

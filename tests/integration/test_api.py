@@ -13,7 +13,7 @@ import httpx
 import pytest
 from ocpp.v16 import call
 
-from chargeflow.app import CsmNode
+from chargeflow.runtime.app import CsmNode
 from chargeflow.web.api import create_api
 from tests.integration.conftest import port_of
 from tests.integration.stations import Station16, iso, open_ws, running

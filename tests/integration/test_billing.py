@@ -24,7 +24,6 @@ import pytest
 from ocpp.v16 import call as call16
 from ocpp.v201 import call as call201
 
-from chargeflow.app import BillingHooks, CsmNode, build_csm
 from chargeflow.billing.attribution import Shares, Source
 from chargeflow.billing.ports import BillingStore
 from chargeflow.billing.service import BillingService
@@ -34,6 +33,7 @@ from chargeflow.clock import SystemClock
 from chargeflow.csm.ports import CsmRepository
 from chargeflow.csm.service import CsmConfig
 from chargeflow.protocols.ocpp.server import OcppServerConfig
+from chargeflow.runtime.app import BillingHooks, CsmNode, build_csm
 from chargeflow.site.config import BillingConfig
 from tests.databases import BACKENDS, open_billing_stores
 from tests.integration.stations import Station16, Station201, iso, open_ws, running

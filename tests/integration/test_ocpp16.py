@@ -10,9 +10,9 @@ from datetime import UTC, datetime, timedelta
 
 from ocpp.v16 import call
 
-from chargeflow.app import CsmNode
 from chargeflow.csm.model import AuthStatus, IdTokenRecord
 from chargeflow.csm.ports import CsmRepository
+from chargeflow.runtime.app import CsmNode
 from tests.integration.conftest import port_of
 from tests.integration.stations import Station16, iso, open_ws, running
 

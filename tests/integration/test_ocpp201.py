@@ -12,9 +12,9 @@ from typing import Any
 
 from ocpp.v201 import call
 
-from chargeflow.app import CsmNode
 from chargeflow.csm.model import AuthStatus, IdTokenRecord
 from chargeflow.csm.ports import CsmRepository
+from chargeflow.runtime.app import CsmNode
 from tests.integration.conftest import port_of
 from tests.integration.stations import Station201, iso, open_ws, running
 

@@ -11,10 +11,10 @@ from typing import Any
 import pytest
 from websockets.asyncio.client import ClientConnection
 
-from chargeflow.app import CsmNode
 from chargeflow.csm.model import AuthStatus, IdTokenRecord
 from chargeflow.protocols.ocpp.connection import CallRejected
 from chargeflow.protocols.ocpp.operations import StationOperations
+from chargeflow.runtime.app import CsmNode
 from tests.integration.conftest import port_of
 from tests.integration.stations import open_ws
 

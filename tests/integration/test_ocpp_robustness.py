@@ -9,9 +9,9 @@ import pytest
 from websockets.asyncio.client import connect
 from websockets.exceptions import InvalidStatus
 
-from chargeflow.app import CsmNode
 from chargeflow.csm.ports import CsmRepository
 from chargeflow.protocols.ocpp.connection import CallTimeout
+from chargeflow.runtime.app import CsmNode
 from tests.integration.conftest import port_of
 from tests.integration.stations import basic_auth, open_ws
 

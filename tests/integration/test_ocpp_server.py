@@ -12,10 +12,10 @@ import pytest
 from websockets.asyncio.client import connect
 from websockets.exceptions import InvalidStatus
 
-from chargeflow.app import message_ids
 from chargeflow.protocols.ocpp.connection import Handler, StationConnection
 from chargeflow.protocols.ocpp.frames import OcppVersion
 from chargeflow.protocols.ocpp.server import OcppServer, OcppServerConfig, StationPolicy
+from chargeflow.runtime.app import message_ids
 from tests.integration.stations import open_ws
 
 

@@ -14,10 +14,10 @@ import pytest
 from websockets.asyncio.client import connect
 from websockets.exceptions import InvalidMessage, InvalidStatus
 
-from chargeflow.app import CsmNode, build_csm
 from chargeflow.clock import SystemClock
 from chargeflow.csm.service import CsmConfig
 from chargeflow.protocols.ocpp.server import OcppServerConfig, TlsSettings
+from chargeflow.runtime.app import CsmNode, build_csm
 from chargeflow.store.memory import MemoryRepository
 from tests.certificates import Issued, TestCa
 from tests.integration.stations import basic_auth

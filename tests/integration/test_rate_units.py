@@ -8,8 +8,8 @@ from ocpp.routing import on
 from ocpp.v16 import call as call16
 from ocpp.v16 import call_result as result16
 
-from chargeflow.app import CsmNode
 from chargeflow.protocols.ocpp.control import OcppStationControl
+from chargeflow.runtime.app import CsmNode
 from tests.integration.conftest import port_of
 from tests.integration.stations import Station16, open_ws, running
 

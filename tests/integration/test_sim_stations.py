@@ -12,7 +12,6 @@ from typing import Any
 
 import pytest
 
-from chargeflow.app import CsmNode, build_csm
 from chargeflow.clock import ManualClock, SystemClock
 from chargeflow.csm.demand import Preferences
 from chargeflow.csm.model import AuthStatus, IdTokenRecord, TransactionRecord
@@ -20,6 +19,7 @@ from chargeflow.csm.ports import CsmRepository
 from chargeflow.csm.service import CsmConfig
 from chargeflow.protocols.ocpp.operations import MissingTransaction
 from chargeflow.protocols.ocpp.server import OcppServerConfig
+from chargeflow.runtime.app import CsmNode, build_csm
 from chargeflow.sim.ev import EvModel
 from chargeflow.sim.ocpp_client import StationError
 from chargeflow.sim.profiles import Reason

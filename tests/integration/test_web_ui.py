@@ -13,10 +13,10 @@ import httpx
 import pytest
 from ocpp.v16 import call
 
-from chargeflow.app import CsmNode
 from chargeflow.csm.demand import Preferences
 from chargeflow.csm.model import TransactionRecord
 from chargeflow.csm.smart_charging import ChargingStep
+from chargeflow.runtime.app import CsmNode
 from chargeflow.site.model import ChargingPoint, Circuit, GridConnection, Site
 from chargeflow.web.api import create_api
 from chargeflow.web.auth import OWNER_COOKIE, DriverLinks, OwnerAuth

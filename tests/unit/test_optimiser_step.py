@@ -7,8 +7,8 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from chargeflow.allocate import StepInput, control_step
-from chargeflow.allocate_mpc import MpcPlanner
+from chargeflow.control.allocate import StepInput, control_step
+from chargeflow.control.allocate_mpc import MpcPlanner
 from chargeflow.csm.demand import EvSession, Preferences
 from chargeflow.csm.split import Strategy
 from chargeflow.site.measurement import BuildingPower

@@ -14,7 +14,7 @@ from decimal import Decimal
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from chargeflow.allocate import StepInput, StepResult, control_step
+from chargeflow.control.allocate import StepInput, StepResult, control_step
 from chargeflow.csm.demand import EvSession, Preferences
 from chargeflow.csm.split import Strategy
 from chargeflow.site.measurement import BuildingPower, EssState

@@ -8,13 +8,13 @@ from decimal import Decimal
 
 import pytest
 
-from chargeflow.allocate import SiteTarget, StepInput, control_step
+from chargeflow.control.allocate import SiteTarget, StepInput, control_step
+from chargeflow.control.site_plan_step import PriceOutlook, SitePlanStep
 from chargeflow.csm.demand import DemandTable, EvSession, Preferences
 from chargeflow.ems.site_forecast import BuildingForecaster
 from chargeflow.ems.site_plan import PlanEssReason, PlanSettings, follow_plan
 from chargeflow.site.measurement import BuildingPower, EssState
 from chargeflow.site.model import ChargingPoint, Circuit, Ess, GridConnection, Site
-from chargeflow.site_plan_step import PriceOutlook, SitePlanStep
 
 NOW = datetime(2026, 3, 2, 8, tzinfo=UTC)
 GRID = GridConnection(max_import_w=30_000, max_export_w=10_000)

@@ -8,7 +8,7 @@ import threading
 from datetime import timedelta
 from typing import Any
 
-from chargeflow.allocate_mpc import PLAN_SLOT_S, REASON, MpcPlanner
+from chargeflow.control.allocate_mpc import PLAN_SLOT_S, REASON, MpcPlanner
 from chargeflow.csm.demand import Preferences
 from chargeflow.csm.smart_charging import (
     LimitPlanner,

@@ -15,7 +15,7 @@ import time
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
-from chargeflow.allocate import StepInput, control_step
+from chargeflow.control.allocate import StepInput, control_step
 from chargeflow.csm.demand import EvSession, Preferences
 from chargeflow.csm.split import Strategy
 from chargeflow.site.measurement import BuildingPower, EssState

@@ -19,9 +19,9 @@ from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from datetime import timedelta
 
-from chargeflow.allocate import StepInput, control_step
-from chargeflow.allocate_mpc import MpcPlanner
 from chargeflow.bench.allocate import random_step, synthetic_site
+from chargeflow.control.allocate import StepInput, control_step
+from chargeflow.control.allocate_mpc import MpcPlanner
 from chargeflow.csm.split import Strategy
 from chargeflow.site.tree import CircuitTree, check_site
 from chargeflow.units import SECONDS_PER_HOUR

@@ -18,7 +18,7 @@ from typing import Any
 
 import numpy as np
 
-from chargeflow.allocate import StepInput, control_step
+from chargeflow.control.allocate import StepInput, control_step
 from chargeflow.csm.demand import demand_table
 from chargeflow.ems.balance import grant
 from chargeflow.site.tree import CircuitTree, building_loads_a, check_site

@@ -16,9 +16,9 @@ from typing import Annotated, Any, Self
 
 from pydantic import AwareDatetime, Field, ValidationError, model_validator
 
-from chargeflow.allocate import StepInput, StepResult, control_step
-from chargeflow.allocate_mpc import MpcPlanner
 from chargeflow.commands.native_output import native_stdout_to_stderr
+from chargeflow.control.allocate import StepInput, StepResult, control_step
+from chargeflow.control.allocate_mpc import MpcPlanner
 from chargeflow.csm.demand import EvSession, Preferences
 from chargeflow.csm.split import Strategy
 from chargeflow.site.config import (

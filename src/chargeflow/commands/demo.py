@@ -24,7 +24,6 @@ from rich.live import Live
 from rich.panel import Panel
 from rich.table import Table
 
-from chargeflow.allocate import StepInput, StepResult, control_step
 from chargeflow.billing.setup import BillingRules, rules_from_config
 from chargeflow.commands.allocate import parse_step
 from chargeflow.commands.native_output import solver_banner_to_stderr
@@ -37,8 +36,9 @@ from chargeflow.commands.simulate import (
     default_site_data,
     find_data_dir,
 )
+from chargeflow.control.allocate import StepInput, StepResult, control_step
 from chargeflow.csm.split import Strategy
-from chargeflow.live_demo import (
+from chargeflow.runtime.demo import (
     Endpoints,
     LiveConfig,
     LiveState,

@@ -11,11 +11,11 @@ import sys
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from chargeflow.app import CsmNode, ServeSettings
 from chargeflow.commands import event_loop
 from chargeflow.commands.serve_config import OcppSection, TlsSection, load_serve_file, tls_settings
 from chargeflow.protocols.mqtt.exchange import settings_from_url
 from chargeflow.protocols.ocpp.server import TlsSettings
+from chargeflow.runtime.app import CsmNode, ServeSettings
 from chargeflow.runtime.serve import serve
 from chargeflow.site.config import ConfigError
 from chargeflow.store.database import DEFAULT_URL

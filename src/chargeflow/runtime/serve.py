@@ -1,6 +1,6 @@
 """``serve``'s runtime: the CSM alone, or with a site file the whole site on the real clock.
 
-The same actors as the demo (``site_control.build_site_control``) and the same loop (``runtime.site``); the
+The same actors as the demo (``runtime.control.build_site_control``) and the same loop (``runtime.site``); the
 devices are the site's own: its meters as the site file names them, or, where it names none, the stations'
 meters with the building at its declared peak.
 """
@@ -15,7 +15,16 @@ from zoneinfo import ZoneInfo
 
 import uvicorn
 
-from chargeflow.app import (
+from chargeflow.billing.service import BillingService
+from chargeflow.clock import Clock, SystemClock
+from chargeflow.csm.service import CsmConfig, CsmService
+from chargeflow.csm.smart_charging import SmartChargingConfig
+from chargeflow.csm.split import Strategy
+from chargeflow.ems.service import EmsConfig
+from chargeflow.exchange import ExchangeBus, InMemoryExchange
+from chargeflow.protocols.mqtt.exchange import MqttExchange, settings_from_url
+from chargeflow.protocols.ocpp.server import OcppServerConfig
+from chargeflow.runtime.app import (
     BillingHooks,
     CsmNode,
     HttpServer,
@@ -27,20 +36,11 @@ from chargeflow.app import (
     open_stores,
     request_ids,
 )
-from chargeflow.billing.service import BillingService
-from chargeflow.clock import Clock, SystemClock
-from chargeflow.csm.service import CsmConfig, CsmService
-from chargeflow.csm.smart_charging import SmartChargingConfig
-from chargeflow.csm.split import Strategy
-from chargeflow.ems.service import EmsConfig
-from chargeflow.exchange import ExchangeBus, InMemoryExchange
-from chargeflow.protocols.mqtt.exchange import MqttExchange, settings_from_url
-from chargeflow.protocols.ocpp.server import OcppServerConfig
+from chargeflow.runtime.control import build_site_control
 from chargeflow.runtime.devices import site_meter
 from chargeflow.runtime.site import RunningSiteView, SiteLoop
 from chargeflow.site.config import load_energy_prices, load_site
 from chargeflow.site.model import Site
-from chargeflow.site_control import build_site_control
 from chargeflow.web.api import create_api
 from chargeflow.web.auth import DriverLinks, OwnerAuth
 from chargeflow.web.live import FlowHistory

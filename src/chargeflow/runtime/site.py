@@ -20,9 +20,9 @@ from chargeflow.clock import Clock
 from chargeflow.csm.demand import Preferences
 from chargeflow.csm.model import TransactionRecord
 from chargeflow.csm.smart_charging import ChargingStep
+from chargeflow.runtime.control import SiteControl
 from chargeflow.site.measurement import BuildingPower, SiteMeasurement, SiteMeter
 from chargeflow.site.model import Site
-from chargeflow.site_control import SiteControl
 from chargeflow.web.live import ConnectorReading, FlowHistory, FlowSample
 
 log = logging.getLogger(__name__)

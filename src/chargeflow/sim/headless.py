@@ -28,8 +28,9 @@ from zoneinfo import ZoneInfo
 
 import numpy as np
 
-from chargeflow.allocate import StepInput, control_step
-from chargeflow.allocate_mpc import MpcPlanner
+from chargeflow.control.allocate import StepInput, control_step
+from chargeflow.control.allocate_mpc import MpcPlanner
+from chargeflow.control.site_plan_step import PriceOutlook, SitePlanStep
 from chargeflow.csm.demand import EvSession, Preferences
 from chargeflow.csm.evmax import EvMaxEstimate, learn_ev_max
 from chargeflow.csm.split import Strategy
@@ -40,7 +41,6 @@ from chargeflow.sim.ev import EvModel, draw
 from chargeflow.site.measurement import BuildingPower, EssState
 from chargeflow.site.model import ChargingPoint, Site, with_margin
 from chargeflow.site.tree import building_loads_a, check_site
-from chargeflow.site_plan_step import PriceOutlook, SitePlanStep
 from chargeflow.units import SECONDS_PER_HOUR
 
 UNCONTROLLED = "uncontrolled"

@@ -2,7 +2,7 @@
 
 ``SiteView`` is all the dashboard and the driver page need from a running site: the site model, the
 latest power flows, the latest charging step with its per-station limits and reasons, what the stations'
-meters report, the preferences of a session and a way to set them. The composition root (``live_demo``)
+meters report, the preferences of a session and a way to set them. The composition root (``runtime.site``)
 implements it from the running objects; the UI never reaches into the CSM or the EMS itself.
 """
 

@@ -10,10 +10,10 @@ from pathlib import Path
 
 import pytest
 
-from chargeflow.app import billing_rules
 from chargeflow.billing.attribution import Rule
 from chargeflow.billing.schema import BillingInputError
 from chargeflow.billing.setup import choose, parse_entries, plain_json, rules_from_config
+from chargeflow.runtime.app import billing_rules
 from chargeflow.site.config import BillingConfig, ConfigError, load_billing
 
 ROOT = Path(__file__).parents[3]

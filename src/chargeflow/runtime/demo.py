@@ -21,12 +21,11 @@ from zoneinfo import ZoneInfo
 
 import uvicorn
 
-from chargeflow.allocate_mpc import MpcPlanner
-from chargeflow.app import HttpServer, http_port, open_stores, request_ids
 from chargeflow.billing.attribution import Shares, SiteStep
 from chargeflow.billing.service import BillingService
 from chargeflow.billing.setup import BillingRules
 from chargeflow.clock import ManualClock
+from chargeflow.control.allocate_mpc import MpcPlanner
 from chargeflow.csm.service import CsmConfig
 from chargeflow.csm.smart_charging import ChargingStep, SmartChargingConfig
 from chargeflow.csm.split import Strategy
@@ -35,6 +34,8 @@ from chargeflow.ems.service import EmsConfig
 from chargeflow.ems.site_forecast import BuildingForecaster, PvForecaster
 from chargeflow.exchange import InMemoryExchange
 from chargeflow.protocols.ocpp.server import OcppServerConfig
+from chargeflow.runtime.app import HttpServer, http_port, open_stores, request_ids
+from chargeflow.runtime.control import SiteControl, build_site_control
 from chargeflow.runtime.site import RunningSiteView
 from chargeflow.sim.data import Profile, SessionRecord
 from chargeflow.sim.headless import ev_for, preferences_of
@@ -43,7 +44,6 @@ from chargeflow.sim.site_runner import SiteRunner, mixed_versions
 from chargeflow.sim.stations import SimulatedStation
 from chargeflow.site.model import Site
 from chargeflow.site.prices import EnergyPrices
-from chargeflow.site_control import SiteControl, build_site_control
 from chargeflow.units import SECONDS_PER_HOUR
 from chargeflow.web.api import create_api
 from chargeflow.web.auth import OwnerAuth

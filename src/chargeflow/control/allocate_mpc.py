@@ -21,7 +21,7 @@ from datetime import datetime
 import numpy as np
 import numpy.typing as npt
 
-from chargeflow.allocate import StepInput
+from chargeflow.control.allocate import StepInput
 from chargeflow.csm.demand import DemandTable, EvSession, WishReason
 from chargeflow.csm.split import Limit, SplitResult
 from chargeflow.ems.optimiser import ChargeRequest, Planner, rolling_boundaries

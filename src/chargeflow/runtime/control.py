@@ -11,7 +11,6 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from chargeflow.app import BillingHooks, CsmNode, build_csm
 from chargeflow.billing.attribution import RegisterDeltas, Shares, SiteStep, site_step
 from chargeflow.billing.service import BillingService
 from chargeflow.clock import Clock
@@ -24,6 +23,7 @@ from chargeflow.ems.service import EmsConfig, EmsService, EssControl
 from chargeflow.exchange import ExchangeBus
 from chargeflow.protocols.ocpp.control import OcppStationControl
 from chargeflow.protocols.ocpp.server import OcppServerConfig
+from chargeflow.runtime.app import BillingHooks, CsmNode, build_csm
 from chargeflow.site.measurement import SiteMeter
 from chargeflow.site.model import Site
 

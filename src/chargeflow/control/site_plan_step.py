@@ -30,7 +30,7 @@ from decimal import Decimal
 
 import numpy as np
 
-from chargeflow.allocate import SiteTarget, StepInput
+from chargeflow.control.allocate import SiteTarget, StepInput
 from chargeflow.csm.demand import DemandTable
 from chargeflow.ems.live_plan import plan_storage, slot_forecast
 from chargeflow.ems.site_forecast import BuildingForecaster, FloatArray, PvForecaster
