@@ -64,6 +64,17 @@ class DrawingState:
                     return p.limit_a
         return 32.0
 
+    def draw(self, ev: Ev, dt_s: float) -> float | None:
+        """The EV draws what the limit in force allows for ``dt_s``: its power in W, None (nothing drawn)
+        while no EV is plugged in."""
+        if self.transaction is None:
+            self.drawn_a = 0.0
+            return None
+        self.drawn_a = min(ev.max_a, self.allowed_a())
+        power = self.drawn_a * ev.phases * VOLTAGE_V
+        self.register_wh += power * dt_s / 3600
+        return power
+
     def received(self, purpose: str, schedule: dict[str, Any], transaction: Any) -> None:
         periods = schedule["charging_schedule_period"]
         limit = float(periods[0]["limit"])
@@ -105,12 +116,9 @@ class DrawingStation16(Cp16):
 
     async def report(self, ev: Ev, dt_s: float) -> None:
         s = self.state
-        if s.transaction is None:  # no EV plugged in yet: nothing drawn, nothing to report
-            s.drawn_a = 0.0
+        power = s.draw(ev, dt_s)
+        if power is None or s.transaction is None:
             return
-        s.drawn_a = min(ev.max_a, s.allowed_a())
-        power = s.drawn_a * ev.phases * VOLTAGE_V
-        s.register_wh += power * dt_s / 3600
         samples = [
             {"measurand": "Power.Active.Import", "unit": "W", "value": f"{power:.1f}"},
             {"measurand": "Energy.Active.Import.Register", "unit": "Wh", "value": f"{s.register_wh:.0f}"},
@@ -184,12 +192,9 @@ class DrawingStation201(Cp201):
 
     async def report(self, ev: Ev, dt_s: float) -> None:
         s = self.state
-        if s.transaction is None:  # no EV plugged in yet: nothing drawn, nothing to report
-            s.drawn_a = 0.0
+        power = s.draw(ev, dt_s)
+        if power is None or s.transaction is None:
             return
-        s.drawn_a = min(ev.max_a, s.allowed_a())
-        power = s.drawn_a * ev.phases * VOLTAGE_V
-        s.register_wh += power * dt_s / 3600
         samples: list[dict[str, Any]] = [
             {"value": round(power, 1), "measurand": "Power.Active.Import"},
             {"value": round(s.register_wh), "measurand": "Energy.Active.Import.Register"},
