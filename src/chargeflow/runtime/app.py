@@ -137,6 +137,15 @@ def request_ids(clock: Clock) -> Callable[[], int]:
     return lambda: next(counter)
 
 
+def http_server(api: Any, host: str, port: int) -> HttpServer:
+    """The web server of the API and the pages; the dashboard's event streams never end by themselves,
+    so a stop gives them 2 s."""
+    config = uvicorn.Config(
+        api, host=host, port=port, log_level="warning", lifespan="off", timeout_graceful_shutdown=2
+    )
+    return HttpServer(config)
+
+
 class HttpServer(uvicorn.Server):
     """uvicorn's server with an event set once its sockets listen."""
 

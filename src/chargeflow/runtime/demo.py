@@ -19,8 +19,6 @@ from datetime import date, datetime, time, timedelta
 from pathlib import Path
 from zoneinfo import ZoneInfo
 
-import uvicorn
-
 from chargeflow.billing.attribution import Shares, SiteStep
 from chargeflow.billing.service import BillingService
 from chargeflow.billing.setup import BillingRules
@@ -34,7 +32,7 @@ from chargeflow.ems.service import EmsConfig
 from chargeflow.ems.site_forecast import BuildingForecaster, PvForecaster
 from chargeflow.exchange import InMemoryExchange
 from chargeflow.protocols.ocpp.server import OcppServerConfig
-from chargeflow.runtime.app import HttpServer, http_port, open_stores, request_ids
+from chargeflow.runtime.app import http_port, http_server, open_stores, request_ids
 from chargeflow.runtime.control import SiteControl, build_site_control
 from chargeflow.runtime.site import RunningSiteView
 from chargeflow.sim.data import Profile, SessionRecord
@@ -204,17 +202,7 @@ async def run_live(
             ui,
             billing=billing,
         )
-        http = HttpServer(
-            # the dashboard's event streams never end by themselves: give them 2 s when the demo stops
-            uvicorn.Config(
-                api,
-                host=config.host,
-                port=config.http_port,
-                log_level="warning",
-                lifespan="off",
-                timeout_graceful_shutdown=2,
-            )
-        )
+        http = http_server(api, config.host, config.http_port)
         async with asyncio.TaskGroup() as group:
             servers = [group.create_task(control.node.ocpp.serve()), group.create_task(http.serve())]
             try:

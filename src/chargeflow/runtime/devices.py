@@ -31,7 +31,6 @@ class MeterSetup:
     metered: bool  # a grid meter measures the site: the step's flows are real, and billing attributes them
     description: str  # for the start-up lines
     wake: asyncio.Event = field(default_factory=asyncio.Event)  # set when a reading jumps
-    devices: tuple[Device, ...] = ()
 
 
 @contextlib.asynccontextmanager
@@ -72,7 +71,6 @@ async def site_meter(
             any(d.config.role == "grid" for d in holder),
             f"meters {described}",
             wake,
-            tuple(holder),
         )
     finally:
         for task in tasks:

@@ -13,8 +13,6 @@ import logging
 from collections.abc import Callable
 from zoneinfo import ZoneInfo
 
-import uvicorn
-
 from chargeflow.billing.service import BillingService
 from chargeflow.clock import Clock, SystemClock
 from chargeflow.csm.service import CsmConfig, CsmService
@@ -27,12 +25,12 @@ from chargeflow.protocols.ocpp.server import OcppServerConfig
 from chargeflow.runtime.app import (
     BillingHooks,
     CsmNode,
-    HttpServer,
     ServeSettings,
     Stores,
     billing_rules,
     build_csm,
     http_port,
+    http_server,
     open_stores,
     request_ids,
 )
@@ -100,16 +98,7 @@ async def serve(settings: ServeSettings, ready: Callable[[CsmNode, int, int], No
         api = create_api(
             node.service, node.operations, settings.admin_token, request_ids(clock), ui, billing=billing
         )
-        http = HttpServer(
-            uvicorn.Config(
-                api,
-                host=settings.host,
-                port=settings.http_port,
-                log_level="warning",
-                lifespan="off",
-                timeout_graceful_shutdown=2,  # the dashboard's event streams never end by themselves
-            )
-        )
+        http = http_server(api, settings.host, settings.http_port)
         async with asyncio.TaskGroup() as group:
             group.create_task(node.ocpp.serve(), name="ocpp")
             group.create_task(http.serve(), name="http")
