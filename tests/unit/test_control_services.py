@@ -56,6 +56,9 @@ class FakeControl:
     def is_connected(self, station_id: str) -> bool:
         return station_id in self.connected
 
+    def connected_stations(self) -> set[str]:
+        return set(self.connected)
+
     async def set_limit(
         self,
         station_id: str,

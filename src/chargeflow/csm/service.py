@@ -85,6 +85,18 @@ class CsmService:
         await self.repository.save_station(station)
         return station
 
+    async def set_password_hash(self, station_id: str, password_hash: str | None) -> StationRecord:
+        """A station's credentials as the site file gives them (already hashed): the file is the
+        deliberate place to set or change them."""
+        existing = await self.repository.get_station(station_id)
+        station = replace(
+            existing or StationRecord(station_id, registered_at=self._clock.now()),
+            password_hash=password_hash,
+        )
+        if existing is None or existing.password_hash != password_hash:
+            await self.repository.save_station(station)
+        return station
+
     async def authenticate(self, station_id: str, password: str | None) -> bool:
         """Security profile 1: the station's password, or auto-registration of an unknown station
         (which then keeps the password it first connected with)."""

@@ -22,7 +22,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Collection, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any, Protocol
@@ -54,6 +54,10 @@ TX_PROFILE = "TxProfile"
 
 class StationControl(Protocol):
     def is_connected(self, station_id: str) -> bool: ...
+
+    def connected_stations(self) -> Collection[str]:
+        """The ids of the stations connected now."""
+        ...
 
     async def set_limit(
         self,
@@ -139,6 +143,9 @@ class _Pending:
     table: DemandTable
     sessions: list[tuple[TransactionRecord, ChargingPoint]]
     evs: list[EvSession]
+    #: sessions on no charging point of the site (a station with no place, an EVSE the file does not
+    #: list): held at 0 A, since no fuse counts them
+    unplaced: list[TransactionRecord]
 
 
 class SmartCharging:
@@ -163,7 +170,15 @@ class SmartCharging:
         self._fallback: str | None = None  # the last step's fallback, to tell when it changes
         #: what the running sessions' stations last said they draw, in W, as of the last demand
         self.ev_power_w = 0.0
-        self._points = {cp.id: cp for cp in site.charging_points}
+        #: the listed stations' points, by station id
+        self._listed: dict[str, list[ChargingPoint]] = {}
+        for cp in site.charging_points:
+            if not cp.auto:
+                self._listed.setdefault(cp.station, []).append(cp)
+        #: the places kept for stations that register themselves, free ones first in the file's order
+        self._places = [cp for cp in site.charging_points if cp.auto]
+        self.placed: dict[str, ChargingPoint] = {}  # a self-registered station: the place it took
+        self._unplaced: set[str] = set()  # connected stations the site has no place for: held at 0 A
         self._repository = repository
         self._bus = bus
         self._control = control
@@ -207,14 +222,16 @@ class SmartCharging:
             self._repository.list_transactions(active=True), self._config.timeout_s
         )
         sessions: list[tuple[TransactionRecord, ChargingPoint]] = []
+        unplaced: list[TransactionRecord] = []
         evs = []
         ev_w = 0.0
         for tx in running:
             drawn = self.live.get(tx.station_id, tx.evse_id)
             ev_w += drawn.power_w if drawn.power_w is not None else sum(drawn.current_a) * self.site.voltage_v
-            point = self._points.get(tx.station_id)
+            point = self.point_of(tx.station_id, tx.evse_id)
             if point is None:
-                continue  # a station the site file does not know carries its TxDefault only
+                unplaced.append(tx)  # no fuse counts it: held at 0 A
+                continue
             live = self.live.get(tx.station_id, tx.evse_id)
             offered = self._sent.get((tx.station_id, tx.evse_id))
             if offered is not None:  # what the EV drew under the limit in force tells its own maximum
@@ -234,7 +251,7 @@ class SmartCharging:
                 demand_profile(evs, table, now, self._config.step_s),
             )
         )
-        self._pending = _Pending(table, sessions, evs)
+        self._pending = _Pending(table, sessions, evs, unplaced)
         self.ev_power_w = ev_w
         return table
 
@@ -282,6 +299,8 @@ class SmartCharging:
                 current, reason = 0.0, "suspended_overdraw"
             phases = self.live.get(tx.station_id, tx.evse_id).phases_used or point.phases
             limits.append(await self._send(tx, current, reason, phases))
+        for tx in pending.unplaced:
+            limits.append(await self._send(tx, 0.0, "not_on_the_site", 3))
         await self._tx_defaults()
         step = ChargingStep(
             now, table.needed_w, table.wished_w, granted, fallback, tuple(limits), tuple(events)
@@ -405,19 +424,62 @@ class SmartCharging:
         often (between steps), so that a station holds it before its first transaction."""
         await self._tx_defaults()
 
+    def point_of(self, station_id: str, evse_id: int) -> ChargingPoint | None:
+        """The charging point of a station's EVSE: listed in the site file, or the place a station that
+        registered itself took (the first free one, kept while this process runs: a station that drops
+        its connection still holds its TxDefault); None where the site has none for it."""
+        listed = self._listed.get(station_id)
+        if listed is not None:
+            return next((cp for cp in listed if cp.serves(station_id, evse_id)), None)
+        return self._place(station_id)
+
+    def _place(self, station_id: str) -> ChargingPoint | None:
+        place = self.placed.get(station_id)
+        if place is not None or station_id in self._unplaced:
+            return place
+        now = self._clock.now().isoformat()
+        taken = set(self.placed.values())
+        free = next((cp for cp in self._places if cp not in taken), None)
+        if free is None:
+            self._unplaced.add(station_id)
+            event = (
+                f"{now} station {station_id} is not in the site file and no place is free for it "
+                f"(auto_register: {len(self._places)}): it is held at 0 A"
+            )
+            log.warning(event)
+        else:
+            self.placed[station_id] = free
+            event = (
+                f"{now} station {station_id} registered itself: it takes place {free.id} on {free.circuit}"
+            )
+            log.info(event)
+        self.events.append(event)
+        return free
+
+    def _defaults_of(self, station_id: str) -> list[tuple[int, float, int]]:
+        """The TxDefault limits a station holds: (EVSE, A, phases) — EVSE 0 (each of its EVSEs) for a
+        station with one point, each listed EVSE for the others, 0 A for a station with no place."""
+        listed = self._listed.get(station_id)
+        points = listed if listed is not None else [p for p in [self._place(station_id)] if p is not None]
+        if not points:
+            return [(0, 0.0, 3)]
+        return [(cp.evse_id or 0, self.safe_a.get(cp.id, 0.0), cp.phases) for cp in points]
+
     async def _tx_defaults(self) -> None:
-        for station_id in self._points:
-            connected = self._control.is_connected(station_id)
-            if not connected:
-                self._defaults.discard(station_id)
-            elif station_id not in self._defaults:
-                try:
-                    safe = self.safe_a.get(station_id, 0.0)
-                    power = safe * self._points[station_id].phases * self.site.voltage_v
-                    if await self._control.set_limit(station_id, 0, safe, TX_DEFAULT, power_w=power):
-                        self._defaults.add(station_id)
-                except (TimeoutError, OSError, LookupError) as err:
-                    log.warning("smart charging: %s did not take its TxDefault (%s)", station_id, err)
+        connected = set(self._control.connected_stations())
+        self._defaults &= connected
+        for station_id in sorted(connected - self._defaults):
+            try:
+                taken = True
+                for evse_id, safe, phases in self._defaults_of(station_id):
+                    power = safe * phases * self.site.voltage_v
+                    taken &= await self._control.set_limit(
+                        station_id, evse_id, safe, TX_DEFAULT, power_w=power
+                    )
+                if taken:
+                    self._defaults.add(station_id)
+            except (TimeoutError, OSError, LookupError) as err:
+                log.warning("smart charging: %s did not take its TxDefault (%s)", station_id, err)
 
 
 class ObservedRepository:

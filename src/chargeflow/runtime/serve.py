@@ -10,7 +10,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from zoneinfo import ZoneInfo
 
 from chargeflow.billing.service import BillingService
@@ -21,7 +21,7 @@ from chargeflow.csm.split import Strategy
 from chargeflow.ems.service import EmsConfig
 from chargeflow.exchange import ExchangeBus, InMemoryExchange
 from chargeflow.protocols.mqtt.exchange import MqttExchange, settings_from_url
-from chargeflow.protocols.ocpp.server import OcppServerConfig
+from chargeflow.protocols.ocpp.server import OcppServerConfig, TlsSettings
 from chargeflow.runtime.app import (
     BillingHooks,
     CsmNode,
@@ -37,7 +37,13 @@ from chargeflow.runtime.app import (
 from chargeflow.runtime.control import build_site_control
 from chargeflow.runtime.devices import site_meter
 from chargeflow.runtime.site import RunningSiteView, SiteLoop
-from chargeflow.site.config import load_energy_prices, load_site
+from chargeflow.site.config import (
+    ConfigError,
+    StationCredentials,
+    load_credentials,
+    load_energy_prices,
+    load_site,
+)
 from chargeflow.site.model import Site
 from chargeflow.web.api import create_api
 from chargeflow.web.auth import DriverLinks, OwnerAuth
@@ -47,11 +53,38 @@ from chargeflow.web.ui import UiSettings
 log = logging.getLogger(__name__)
 
 
-async def _register_site_stations(service: CsmService, site: Site) -> None:
-    """The site's charging points are the stations this CSM knows from the start."""
-    for point in site.charging_points:
-        if await service.repository.get_station(point.id) is None:
-            await service.register_station(point.id, None)
+async def _register_site_stations(
+    service: CsmService, credentials: Sequence[StationCredentials], tls: TlsSettings | None
+) -> None:
+    """The site file's stations are the ones this CSM knows from the start, with the credentials the
+    file gives them; one that has none is accepted by its id alone (or by a password set through the API),
+    and the start-up lines say so."""
+    profile = 0 if tls is None else tls.profile
+    for c in credentials:
+        if c.password_hash is not None:
+            await service.set_password_hash(c.station_id, c.password_hash)
+            continue
+        station = await service.repository.get_station(c.station_id)
+        if station is None:
+            station = await service.register_station(c.station_id, None)
+        if profile < 3 and station.password_hash is None:
+            log.warning(
+                "station %s has no credentials: any client that connects as %s is accepted "
+                "(give it a password_hash in the site file, from `chargeflow station-password`)",
+                c.station_id,
+                c.station_id,
+            )
+
+
+def certificate_pins(credentials: Sequence[StationCredentials], tls: TlsSettings | None) -> dict[str, str]:
+    """The stations' pinned client certificates; a pin needs security profile 3 (``--tls-client-ca``)."""
+    pins = {c.station_id: c.certificate_sha256 for c in credentials if c.certificate_sha256 is not None}
+    if pins and (tls is None or tls.profile < 3):
+        raise ConfigError(
+            f"stations {', '.join(sorted(pins))} pin a client certificate (certificate_sha256): serve them "
+            "with security profile 3 (--tls-cert, --tls-key and --tls-client-ca)"
+        )
+    return pins
 
 
 async def serve(settings: ServeSettings, ready: Callable[[CsmNode, int, int], None] | None = None) -> None:
@@ -60,6 +93,7 @@ async def serve(settings: ServeSettings, ready: Callable[[CsmNode, int, int], No
     clock = SystemClock()
     rules = billing_rules(settings.site_file)
     site = load_site(settings.site_file) if settings.site_file is not None else None
+    credentials = load_credentials(settings.site_file) if settings.site_file is not None else ()
     zone = ZoneInfo(site.timezone) if site is not None else ZoneInfo("UTC")
     ocpp_config = OcppServerConfig(
         host=settings.host,
@@ -68,9 +102,13 @@ async def serve(settings: ServeSettings, ready: Callable[[CsmNode, int, int], No
         default_policy=settings.default_policy,
         stations=settings.station_policies,
         tls=settings.tls,
+        certificate_pins=certificate_pins(credentials, settings.tls),
     )
     csm_config = CsmConfig(
-        heartbeat_interval_s=settings.heartbeat_interval_s, auto_register=settings.auto_register
+        heartbeat_interval_s=settings.heartbeat_interval_s,
+        # a site that keeps places for stations that register themselves takes them
+        auto_register=settings.auto_register
+        or (site is not None and any(p.auto for p in site.charging_points)),
     )
     async with contextlib.AsyncExitStack() as stack:
         stores = await stack.enter_async_context(open_stores(settings.database_url))
@@ -94,7 +132,7 @@ async def serve(settings: ServeSettings, ready: Callable[[CsmNode, int, int], No
             node = loop.control.node
         await billing.catch_up()  # sessions that ended while no CDR could be built (a crash, a restart)
         if site is not None:
-            await _register_site_stations(node.service, site)
+            await _register_site_stations(node.service, credentials, settings.tls)
         api = create_api(
             node.service, node.operations, settings.admin_token, request_ids(clock), ui, billing=billing
         )

@@ -8,6 +8,7 @@ from __future__ import annotations
 import csv
 import io
 import json
+import re
 from dataclasses import dataclass
 from datetime import datetime, time, timedelta
 from decimal import Decimal
@@ -16,7 +17,15 @@ from typing import Annotated, Any, Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 
 from chargeflow.site.model import ChargingPoint, Circuit, Ess, GridConnection, PhaseTriple, Pv, Site
 from chargeflow.site.prices import EnergyPrices, TimeOfUse
@@ -63,8 +72,51 @@ class CircuitConfig(Model):
         return Circuit(self.id, self.parent, self.fuse_a())
 
 
-class ChargingPointConfig(Model):
-    id: str = Field(min_length=1)
+#: OCPP 2.0.1 (part 2, 1.6 security whitepaper likewise): identifierString of at most 48 characters; the
+#: station id is also the last segment of its URL, so no slash, and no colon (it would end Basic auth's user)
+STATION_ID = re.compile(r"[A-Za-z0-9*\-_=+|@.]{1,48}")
+
+
+def _station_id(v: str) -> str:
+    if not STATION_ID.fullmatch(v):
+        raise ValueError(
+            f"{v!r} cannot be a station's OCPP id: 1 to 48 of the letters, digits and * - _ = + | @ ."
+        )
+    return v
+
+
+StationId = Annotated[str, AfterValidator(_station_id)]
+#: ``csm.passwords``' format, as ``chargeflow station-password`` prints it
+PASSWORD_HASH = r"^pbkdf2_sha256\$[0-9]{4,7}\$[0-9a-f]{16,}\$[0-9a-f]{64}$"
+
+
+class Credentials(Model):
+    """How a listed station proves who it is: a password hash (security profile 1 or 2: HTTP Basic) or
+    its client certificate's SHA-256 fingerprint (profile 3). A station with neither is accepted by its id
+    alone, which ``serve`` warns of at start-up."""
+
+    password_hash: str | None = Field(
+        default=None, pattern=PASSWORD_HASH, description="from `chargeflow station-password`"
+    )
+    certificate_sha256: str | None = Field(
+        default=None, description="SHA-256 of the station's client certificate (DER), hex, colons allowed"
+    )
+
+    @field_validator("certificate_sha256")
+    @classmethod
+    def _fingerprint(cls, v: str | None) -> str | None:
+        if v is None:
+            return None
+        digits = v.replace(":", "").lower()
+        if len(digits) != 64 or any(c not in "0123456789abcdef" for c in digits):
+            raise ValueError("a SHA-256 fingerprint is 64 hex digits (colons between pairs allowed)")
+        return digits
+
+
+class ChargingPointConfig(Credentials):
+    """A station with one EVSE, named by its OCPP id."""
+
+    id: StationId
     circuit: str
     phases: Annotated[int, Field(ge=1, le=3)] = 3
     l1_phase: Annotated[int, Field(ge=1, le=3)] = 1
@@ -75,6 +127,74 @@ class ChargingPointConfig(Model):
         return ChargingPoint(
             self.id, self.circuit, self.phases, self.l1_phase, self.max_current_a, self.min_current_a
         )
+
+
+class EvseConfig(Model):
+    """One EVSE of a station (1.6: one connector): where it is wired and what it can carry."""
+
+    evse: Annotated[int, Field(ge=1)] = Field(description="its id at the station (1.6: the connector id)")
+    name: str | None = Field(default=None, min_length=1, description="on the site; default STATION/EVSE")
+    circuit: str
+    phases: Annotated[int, Field(ge=1, le=3)] = 3
+    l1_phase: Annotated[int, Field(ge=1, le=3)] = 1
+    max_current_a: Positive = 32.0
+    min_current_a: NonNegative = 6.0
+
+
+class StationConfig(Credentials):
+    """A station as it is: its OCPP id, its credentials and its EVSEs, each on its own circuit and phase
+    rotation (``stations:``)."""
+
+    id: StationId
+    evses: list[EvseConfig] = Field(min_length=1)
+
+    def to_points(self) -> list[ChargingPoint]:
+        return [
+            ChargingPoint(
+                e.name or f"{self.id}/{e.evse}",
+                e.circuit,
+                e.phases,
+                e.l1_phase,
+                e.max_current_a,
+                e.min_current_a,
+                station_id=self.id,
+                evse_id=e.evse,
+            )
+            for e in self.evses
+        ]
+
+
+class AutoRegisterConfig(Model):
+    """Where stations that register themselves go (``auto_register:``): up to ``max_stations`` of them on
+    one circuit, each counted in the fuses' safe shares from the start as a station of this size, on all
+    three phases (its phase rotation is not known). Each takes the first free place when it first
+    connects and keeps it while ``serve`` runs; a station beyond them is held at 0 A, with an event."""
+
+    circuit: str
+    max_stations: Annotated[int, Field(ge=1, le=1000)]
+    max_current_a: Positive = 32.0
+    min_current_a: NonNegative = 6.0
+
+    def to_points(self) -> list[ChargingPoint]:
+        return [
+            ChargingPoint(
+                f"{self.circuit}-auto-{n}",
+                self.circuit,
+                3,
+                1,
+                self.max_current_a,
+                self.min_current_a,
+                auto=True,
+            )
+            for n in range(1, self.max_stations + 1)
+        ]
+
+
+@dataclass(frozen=True, slots=True)
+class StationCredentials:
+    station_id: str
+    password_hash: str | None
+    certificate_sha256: str | None
 
 
 class BuildingConfig(Model):
@@ -211,6 +331,8 @@ class SiteConfig(Model):
     grid: GridConfig
     circuits: list[CircuitConfig] = Field(min_length=1)
     charging_points: list[ChargingPointConfig] = []
+    stations: list[StationConfig] = []
+    auto_register: AutoRegisterConfig | None = None
     building: BuildingConfig | None = None
     pv: list[PvConfig] = []
     ess: EssConfig | None = None
@@ -242,12 +364,40 @@ class SiteConfig(Model):
             raise ValueError(f"unknown time zone {v!r} (an IANA name such as Europe/Vienna)") from None
         return v
 
+    @model_validator(mode="after")
+    def _stations_known(self) -> SiteConfig:
+        ids = [cp.id for cp in self.charging_points] + [s.id for s in self.stations]
+        twice = sorted({i for i in ids if ids.count(i) > 1})
+        if twice:
+            raise ValueError(f"each station is listed once, in charging_points or stations: {twice}")
+        for s in self.stations:
+            evses = [e.evse for e in s.evses]
+            if len(set(evses)) != len(evses):
+                raise ValueError(f"station {s.id!r} lists an EVSE twice: {evses}")
+        if self.auto_register is not None and self.auto_register.circuit not in {c.id for c in self.circuits}:
+            raise ValueError(f"auto_register names unknown circuit {self.auto_register.circuit!r}")
+        return self
+
+    def points(self) -> tuple[ChargingPoint, ...]:
+        """Every charging point: the one-EVSE stations', each EVSE of the others, the places kept for
+        stations that register themselves."""
+        points = [cp.to_point() for cp in self.charging_points]
+        for s in self.stations:
+            points.extend(s.to_points())
+        if self.auto_register is not None:
+            points.extend(self.auto_register.to_points())
+        return tuple(points)
+
+    def credentials(self) -> tuple[StationCredentials, ...]:
+        listed: list[ChargingPointConfig | StationConfig] = [*self.charging_points, *self.stations]
+        return tuple(StationCredentials(c.id, c.password_hash, c.certificate_sha256) for c in listed)
+
     def to_site(self) -> Site:
         site = Site(
             id=self.id,
             grid=self.grid.to_grid(),
             circuits=tuple(c.to_circuit() for c in self.circuits),
-            charging_points=tuple(cp.to_point() for cp in self.charging_points),
+            charging_points=self.points(),
             building_circuit=self.building.circuit if self.building else None,
             pv=tuple(Pv(p.id, p.circuit, p.peak_w) for p in self.pv),
             ess=self.ess.to_ess(root_circuit(self.circuits)) if self.ess else None,
@@ -308,6 +458,18 @@ def parse_meters(data: Any, source: str = "site") -> MetersConfig:
     except ValidationError as err:
         raise ConfigError(format_validation_error(source, err)) from None
     return MetersConfig(config.mqtt, tuple(config.meters))
+
+
+def parse_credentials(data: Any, source: str = "site") -> tuple[StationCredentials, ...]:
+    """The listed stations' credentials (the whole file is checked)."""
+    try:
+        return SiteConfig.model_validate(data).credentials()
+    except ValidationError as err:
+        raise ConfigError(format_validation_error(source, err)) from None
+
+
+def load_credentials(path: Path) -> tuple[StationCredentials, ...]:
+    return parse_credentials(_read_yaml(path), str(path))
 
 
 def load_meters(path: Path) -> MetersConfig:

@@ -36,10 +36,16 @@ class Circuit:
 
 @dataclass(frozen=True, slots=True)
 class ChargingPoint:
-    """A charging point on a circuit: its phases, its phase rotation and its current range.
+    """A charging point (an EVSE of a station) on a circuit: its phases, its phase rotation and its
+    current range.
 
-    ``l1_phase`` is the grid phase its L1 is wired to. ``min_current_a`` is the least current at which it
-    can charge (6 A for AC by IEC 61851), or 0 where any current works.
+    ``id`` names the point on the site (limits, reasons, the dashboard). ``station_id`` is the OCPP
+    station it belongs to (None: the station is called ``id``), ``evse_id`` its EVSE there (1.6: its
+    connector id; None: the station's only one, whatever number it reports). ``l1_phase`` is the grid phase
+    its L1 is wired to. ``min_current_a`` is the least current at which it can charge (6 A for AC by
+    IEC 61851), or 0 where any current works. ``auto`` marks a place kept for a station that registers
+    itself (the site file's ``auto_register``): counted in every fuse's safe share from the start, taken by
+    the first unknown station that connects.
     """
 
     id: str
@@ -48,10 +54,22 @@ class ChargingPoint:
     l1_phase: int = 1
     max_current_a: float = 32.0
     min_current_a: float = 6.0
+    station_id: str | None = None
+    evse_id: int | None = None
+    auto: bool = False
 
     @property
     def grid_phases(self) -> tuple[int, ...]:
         return grid_phases_of(self.phases, self.l1_phase)
+
+    @property
+    def station(self) -> str:
+        """The OCPP id of the station this point belongs to."""
+        return self.station_id or self.id
+
+    def serves(self, station_id: str, evse_id: int) -> bool:
+        """This point is the EVSE ``evse_id`` of ``station_id``."""
+        return self.station == station_id and (self.evse_id is None or self.evse_id == evse_id)
 
 
 @dataclass(frozen=True, slots=True)

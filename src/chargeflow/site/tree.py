@@ -101,11 +101,20 @@ def check_site(site: Site, charging_points_path: str = "charging_points") -> Cir
     if site.voltage_v <= 0:
         raise SiteError("voltage_v", "must be greater than 0 V")
     seen: set[str] = set()
+    evses: dict[str, list[int | None]] = {}  # per station, its EVSE ids (None: the station's only one)
     for i, cp in enumerate(site.charging_points):
         where = f"{charging_points_path}[{i}]"
         if cp.id in seen:
             raise SiteError(f"{where}.id", f"duplicate charging point id {cp.id!r}")
         seen.add(cp.id)
+        if not cp.auto:
+            taken = evses.setdefault(cp.station, [])
+            if cp.evse_id in taken or (taken and (cp.evse_id is None or None in taken)):
+                what = f"EVSE {cp.evse_id}" if cp.evse_id is not None else "a station with one EVSE"
+                raise SiteError(f"{where}.id", f"station {cp.station!r} is listed twice ({what})")
+            if cp.evse_id is not None and cp.evse_id < 1:
+                raise SiteError(f"{where}.evse", "EVSE ids start at 1")
+            taken.append(cp.evse_id)
         _check_attached(tree, f"{where}.circuit", cp.circuit)
         if cp.phases not in (1, 2, 3):
             raise SiteError(f"{where}.phases", "must be 1, 2 or 3")

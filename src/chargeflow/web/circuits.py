@@ -22,7 +22,7 @@ def circuit_rows(site: Site, reading: Callable[[str, int], ConnectorReading | No
     """Depth-first from the grid access point; a circuit's load includes everything below it."""
     own: dict[str, list[float]] = {c.id: [0.0, 0.0, 0.0] for c in site.circuits}
     for cp in site.charging_points:
-        found = reading(cp.id, 1)
+        found = reading(cp.station, cp.evse_id or 1)
         if found is None:
             continue
         for station_phase, amps in enumerate(found.current_a):

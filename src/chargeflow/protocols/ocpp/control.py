@@ -13,7 +13,7 @@ station must take by OCPP 1.6 and that 2.0.1 lists first.
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Collection
 from typing import Any
 
 from chargeflow.protocols.ocpp.connection import CallRejected
@@ -60,6 +60,9 @@ class OcppStationControl:
 
     def is_connected(self, station_id: str) -> bool:
         return self._operations.is_connected(station_id)
+
+    def connected_stations(self) -> Collection[str]:
+        return self._operations.connected_stations()
 
     async def set_limit(
         self,

@@ -38,6 +38,16 @@ _STATION_MAX = ("ChargePointMaxProfile", "ChargingStationMaxProfile")
 #: One profile id per purpose, so that each new limit replaces the last of its purpose: a 2.0.1 station
 #: refuses a second profile of the same purpose and stack level under another id (K01.FR.06).
 PROFILE_IDS = {"ChargePointMaxProfile": 1, "TxDefaultProfile": 2, "TxProfile": 3}
+
+
+def profile_id_for(purpose: str, evse_id: int) -> int:
+    """The purpose's id on EVSE 0 or 1; on EVSE n ≥ 2 its own (10·n + the purpose's), because a profile
+    replaces the station's profile of the same id whichever EVSE that was on (1.6 3.13.2, 2.0.1
+    K01.FR.05): one id for all EVSEs would leave only the last EVSE limited."""
+    base = PROFILE_IDS[purpose]
+    return base if evse_id <= 1 else 10 * evse_id + base
+
+
 STATION_MAX_START = "2020-01-01T00:00:00.000Z"
 
 
@@ -110,6 +120,9 @@ class StationOperations:
     def is_connected(self, station_id: str) -> bool:
         return self._server.connection(station_id) is not None
 
+    def connected_stations(self) -> list[str]:
+        return list(self._server.connections)
+
     def version(self, station_id: str) -> OcppVersion:
         return self._connection(station_id).version
 
@@ -153,8 +166,9 @@ class StationOperations:
         transaction_id: str | None = None,
     ) -> tuple[Payload, Payload]:
         """SetChargingProfile; returns the profile sent and the station's answer. Without ``profile_id``
-        the purpose's own id is used, and the new limit replaces the last one."""
-        profile_id = PROFILE_IDS[purpose] if profile_id is None else profile_id
+        the purpose's own id on that EVSE is used (``profile_id_for``), and the new limit replaces the
+        last one there."""
+        profile_id = profile_id_for(purpose, connector_id) if profile_id is None else profile_id
         version = self.version(station_id)
         if version is OcppVersion.V16:
             profile = charging_profile(version, profile_id, purpose, limit, unit, transaction_id)

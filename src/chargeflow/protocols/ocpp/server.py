@@ -14,6 +14,7 @@ from __future__ import annotations
 import asyncio
 import base64
 import binascii
+import hashlib
 import logging
 import ssl
 from collections.abc import Callable, Mapping, Sequence
@@ -88,6 +89,9 @@ class OcppServerConfig:
     default_policy: StationPolicy = StationPolicy()
     stations: Mapping[str, StationPolicy] = field(default_factory=dict)
     tls: TlsSettings | None = None
+    #: security profile 3: station id → the SHA-256 (hex) its client certificate must have, beyond being
+    #: signed by the client CA and naming the station (a certificate pinned in the site file)
+    certificate_pins: Mapping[str, str] = field(default_factory=dict)
 
     @property
     def scheme(self) -> str:
@@ -189,6 +193,13 @@ class OcppServer:
         if name != station_id:
             log.warning("refused %s: its client certificate names %r", station_id, name)
             return ws.respond(HTTPStatus.UNAUTHORIZED, "the client certificate is not this station's\n")
+        pin = self.config.certificate_pins.get(station_id)
+        if pin is not None:
+            ssl_object = ws.transport.get_extra_info("ssl_object")
+            der = ssl_object.getpeercert(binary_form=True) if ssl_object is not None else None
+            if der is None or hashlib.sha256(der).hexdigest() != pin:
+                log.warning("refused %s: its client certificate is not the one pinned for it", station_id)
+                return ws.respond(HTTPStatus.UNAUTHORIZED, "the client certificate is not this station's\n")
         if not await self._gate.admit_certified(station_id):
             log.warning("refused %s: unknown station", station_id)
             return ws.respond(HTTPStatus.UNAUTHORIZED, "unknown station\n")
