@@ -4,6 +4,7 @@ tests and the benchmark of ``chargeflow serve --site``."""
 from __future__ import annotations
 
 import asyncio
+import base64
 import contextlib
 import time
 from collections.abc import AsyncIterator
@@ -29,12 +30,14 @@ def now_iso() -> str:
 
 @dataclass(slots=True)
 class Received:
-    """A profile as the station got it: when (monotonic), its purpose, its limit in A, its transaction."""
+    """A profile as the station got it: when (monotonic), its purpose, its limit in A, its transaction,
+    its id."""
 
     at: float
     purpose: str
     limit_a: float
     transaction: str | None
+    profile_id: int | None = None
 
 
 @dataclass(slots=True)
@@ -75,28 +78,51 @@ class DrawingState:
         self.register_wh += power * dt_s / 3600
         return power
 
-    def received(self, purpose: str, schedule: dict[str, Any], transaction: Any) -> None:
+    def received(
+        self, purpose: str, schedule: dict[str, Any], transaction: Any, profile_id: int | None = None
+    ) -> None:
         periods = schedule["charging_schedule_period"]
         limit = float(periods[0]["limit"])
         if schedule["charging_rate_unit"] == "W":
             limit /= VOLTAGE_V * float(periods[0].get("number_phases") or 3)
         tx = None if transaction is None else str(transaction)
-        self.profiles.append(Received(time.monotonic(), purpose, limit, tx))
+        self.profiles.append(Received(time.monotonic(), purpose, limit, tx, profile_id))
 
 
-class DrawingStation16(Cp16):
-    def __init__(self, station_id: str, connection: Any) -> None:
+class _Evses:
+    """A station's EVSEs (1.6: connectors), numbered from 1, each with its own state; ``state`` is EVSE
+    1's. A profile for EVSE 0 is for each of them."""
+
+    evses: dict[int, DrawingState]
+
+    @property
+    def state(self) -> DrawingState:
+        return self.evses[1]
+
+    def _targets(self, evse_id: int) -> list[DrawingState]:
+        return list(self.evses.values()) if evse_id == 0 else [self.evses[evse_id]]
+
+
+class DrawingStation16(Cp16, _Evses):
+    def __init__(self, station_id: str, connection: Any, evses: int = 1) -> None:
         super().__init__(station_id, connection, response_timeout=10)
-        self.state = DrawingState()
+        self.evses = {n: DrawingState() for n in range(1, evses + 1)}
 
     @on("SetChargingProfile")
     def on_set_profile(self, connector_id: int, cs_charging_profiles: dict[str, Any]) -> Any:
         purpose = cs_charging_profiles["charging_profile_purpose"]
-        if purpose == "TxProfile" and self.state.reject_tx_profiles:
+        if connector_id not in (0, *self.evses):
             return result16.SetChargingProfile(status="Rejected")
-        self.state.received(
-            purpose, cs_charging_profiles["charging_schedule"], cs_charging_profiles.get("transaction_id")
-        )
+        targets = self._targets(connector_id)
+        if purpose == "TxProfile" and any(t.reject_tx_profiles for t in targets):
+            return result16.SetChargingProfile(status="Rejected")
+        for t in targets:
+            t.received(
+                purpose,
+                cs_charging_profiles["charging_schedule"],
+                cs_charging_profiles.get("transaction_id"),
+                cs_charging_profiles.get("charging_profile_id"),
+            )
         return result16.SetChargingProfile(status="Accepted")
 
     @on("ClearChargingProfile")
@@ -105,17 +131,20 @@ class DrawingStation16(Cp16):
 
     async def boot(self) -> None:
         await self.call(call16.BootNotification(charge_point_model="M", charge_point_vendor="V"))
-        await self.call(call16.StatusNotification(connector_id=1, error_code="NoError", status="Available"))
+        for n in self.evses:
+            await self.call(
+                call16.StatusNotification(connector_id=n, error_code="NoError", status="Available")
+            )
 
-    async def start_session(self, id_tag: str) -> None:
+    async def start_session(self, id_tag: str, evse: int = 1) -> None:
         answer = await self.call(
-            call16.StartTransaction(connector_id=1, id_tag=id_tag, meter_start=0, timestamp=now_iso())
+            call16.StartTransaction(connector_id=evse, id_tag=id_tag, meter_start=0, timestamp=now_iso())
         )
-        self.state.transaction = str(answer.transaction_id)
-        self.state.started_at = time.monotonic()
+        self.evses[evse].transaction = str(answer.transaction_id)
+        self.evses[evse].started_at = time.monotonic()
 
-    async def report(self, ev: Ev, dt_s: float) -> None:
-        s = self.state
+    async def report(self, ev: Ev, dt_s: float, evse: int = 1) -> None:
+        s = self.evses[evse]
         power = s.draw(ev, dt_s)
         if power is None or s.transaction is None:
             return
@@ -128,26 +157,30 @@ class DrawingStation16(Cp16):
         ]
         await self.call(
             call16.MeterValues(
-                connector_id=1,
+                connector_id=evse,
                 transaction_id=int(s.transaction),
                 meter_value=[{"timestamp": now_iso(), "sampled_value": samples}],
             )
         )
 
 
-class DrawingStation201(Cp201):
-    def __init__(self, station_id: str, connection: Any) -> None:
+class DrawingStation201(Cp201, _Evses):
+    def __init__(self, station_id: str, connection: Any, evses: int = 1) -> None:
         super().__init__(station_id, connection, response_timeout=10)
-        self.state = DrawingState()
+        self.evses = {n: DrawingState() for n in range(1, evses + 1)}
         self._seq = 0
 
     @on("SetChargingProfile")
     def on_set_profile(self, evse_id: int, charging_profile: dict[str, Any]) -> Any:
         purpose = charging_profile["charging_profile_purpose"]
-        if purpose == "TxProfile" and self.state.reject_tx_profiles:
+        if evse_id not in (0, *self.evses):
+            return result201.SetChargingProfile(status="Rejected")
+        targets = self._targets(evse_id)
+        if purpose == "TxProfile" and any(t.reject_tx_profiles for t in targets):
             return result201.SetChargingProfile(status="Rejected")
         schedule = charging_profile["charging_schedule"][0]
-        self.state.received(purpose, schedule, charging_profile.get("transaction_id"))
+        for t in targets:
+            t.received(purpose, schedule, charging_profile.get("transaction_id"), charging_profile.get("id"))
         return result201.SetChargingProfile(status="Accepted")
 
     @on("ClearChargingProfile")
@@ -158,18 +191,19 @@ class DrawingStation201(Cp201):
         await self.call(
             call201.BootNotification(charging_station={"model": "M", "vendor_name": "V"}, reason="PowerUp")
         )
-        await self.call(
-            call201.StatusNotification(
-                timestamp=now_iso(), connector_status="Available", evse_id=1, connector_id=1
+        for n in self.evses:
+            await self.call(
+                call201.StatusNotification(
+                    timestamp=now_iso(), connector_status="Available", evse_id=n, connector_id=1
+                )
             )
-        )
 
     def _next(self) -> int:
         self._seq += 1
         return self._seq
 
-    async def start_session(self, id_tag: str) -> None:
-        tx = f"{self.id}-tx1"
+    async def start_session(self, id_tag: str, evse: int = 1) -> None:
+        tx = f"{self.id}-tx{evse}"
         await self.call(
             call201.TransactionEvent(
                 event_type="Started",
@@ -177,7 +211,7 @@ class DrawingStation201(Cp201):
                 trigger_reason="Authorized",
                 seq_no=self._next(),
                 transaction_info={"transaction_id": tx, "charging_state": "Charging"},
-                evse={"id": 1, "connector_id": 1},
+                evse={"id": evse, "connector_id": 1},
                 id_token={"id_token": id_tag, "type": "ISO14443"},
                 meter_value=[
                     {
@@ -187,11 +221,11 @@ class DrawingStation201(Cp201):
                 ],
             )
         )
-        self.state.transaction = tx
-        self.state.started_at = time.monotonic()
+        self.evses[evse].transaction = tx
+        self.evses[evse].started_at = time.monotonic()
 
-    async def report(self, ev: Ev, dt_s: float) -> None:
-        s = self.state
+    async def report(self, ev: Ev, dt_s: float, evse: int = 1) -> None:
+        s = self.evses[evse]
         power = s.draw(ev, dt_s)
         if power is None or s.transaction is None:
             return
@@ -209,7 +243,7 @@ class DrawingStation201(Cp201):
                 trigger_reason="MeterValuePeriodic",
                 seq_no=self._next(),
                 transaction_info={"transaction_id": s.transaction, "charging_state": "Charging"},
-                evse={"id": 1, "connector_id": 1},
+                evse={"id": evse, "connector_id": 1},
                 meter_value=[{"timestamp": now_iso(), "sampled_value": samples}],
             )
         )
@@ -219,16 +253,25 @@ DrawingStation = DrawingStation16 | DrawingStation201
 
 
 @contextlib.asynccontextmanager
-async def connected(port: int, station_id: str, version: str) -> AsyncIterator[DrawingStation]:
-    """A drawing station of ``version`` (``1.6`` or ``2.0.1``) connected and booted, its loop running."""
+async def connected(
+    port: int, station_id: str, version: str, evses: int = 1, password: str | None = None
+) -> AsyncIterator[DrawingStation]:
+    """A drawing station of ``version`` (``1.6`` or ``2.0.1``) with ``evses`` EVSEs connected and booted,
+    its loop running; with ``password``, it gives it as OCPP security profile 1 does (HTTP Basic)."""
     subprotocol = "ocpp1.6" if version == "1.6" else "ocpp2.0.1"
+    headers = {}
+    if password is not None:
+        headers["Authorization"] = "Basic " + base64.b64encode(f"{station_id}:{password}".encode()).decode()
     async with connect(
         f"ws://127.0.0.1:{port}/{station_id}",
         subprotocols=[subprotocol],  # type: ignore[list-item]
         open_timeout=10,
+        additional_headers=headers,
     ) as ws:
         station: DrawingStation = (
-            DrawingStation16(station_id, ws) if version == "1.6" else DrawingStation201(station_id, ws)
+            DrawingStation16(station_id, ws, evses)
+            if version == "1.6"
+            else DrawingStation201(station_id, ws, evses)
         )
         task = asyncio.create_task(station.start())
         try:
