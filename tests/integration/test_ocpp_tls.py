@@ -11,6 +11,8 @@ from contextlib import asynccontextmanager, suppress
 from pathlib import Path
 
 import pytest
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes
 from websockets.asyncio.client import connect
 from websockets.exceptions import InvalidMessage, InvalidStatus
 
@@ -26,12 +28,14 @@ BOOT = [2, "b1", "BootNotification", {"chargePointVendor": "V", "chargePointMode
 
 
 @asynccontextmanager
-async def running(tls: TlsSettings, auto_register: bool) -> AsyncIterator[CsmNode]:
+async def running(
+    tls: TlsSettings, auto_register: bool, pins: dict[str, str] | None = None
+) -> AsyncIterator[CsmNode]:
     node = build_csm(
         MemoryRepository(),
         SystemClock(),
         CsmConfig(auto_register=auto_register),
-        OcppServerConfig(host="127.0.0.1", port=0, tls=tls),
+        OcppServerConfig(host="127.0.0.1", port=0, tls=tls, certificate_pins=pins or {}),
         operation_timeout_s=1.0,
     )
     task = asyncio.create_task(node.ocpp.serve())
@@ -136,3 +140,24 @@ async def test_profile_3_registers_a_certified_station_where_auto_registration_i
         station = await node.service.repository.get_station("CERT-NEW")
         assert station is not None
         assert station.password_hash is None
+
+
+def fingerprint(issued: Issued) -> str:
+    certificate = x509.load_pem_x509_certificate(issued.cert.read_bytes())
+    return certificate.fingerprint(hashes.SHA256()).hex()
+
+
+async def test_profile_3_with_a_pinned_certificate_admits_that_certificate_only(ca: TestCa) -> None:
+    server = ca.issue("127.0.0.1", server=True)
+    tls = TlsSettings(server.cert, server.key, client_ca_file=ca.cert)
+    pinned = ca.issue("CERT-1")
+    pin, pinned_context = fingerprint(pinned), client_context(ca, pinned)  # read before the files are reused
+    # the same name, signed by the same CA: a certificate made elsewhere
+    other_context = client_context(ca, ca.issue("CERT-1"))
+    async with running(tls, auto_register=False, pins={"CERT-1": pin}) as node:
+        await node.service.register_station("CERT-1", None)
+        with pytest.raises(InvalidStatus) as refused:
+            await boot(node, "CERT-1", other_context)
+        assert refused.value.response.status_code == 401
+        answer = await boot(node, "CERT-1", pinned_context)
+        assert answer[2]["status"] == "Accepted"  # type: ignore[index]

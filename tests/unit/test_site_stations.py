@@ -3,12 +3,15 @@ credentials; and the smart charging that maps each (station, EVSE) to its chargi
 
 from __future__ import annotations
 
+import io
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from typing import Any
 
 import pytest
 
+from chargeflow.cli import main
 from chargeflow.clock import ManualClock
 from chargeflow.csm import transactions
 from chargeflow.csm.model import MeterSample, StartRequest
@@ -18,6 +21,8 @@ from chargeflow.csm.smart_charging import TX_DEFAULT, TX_PROFILE, SmartCharging,
 from chargeflow.ems.service import EmsConfig, EmsService
 from chargeflow.exchange import InMemoryExchange
 from chargeflow.protocols.ocpp.operations import profile_id_for
+from chargeflow.protocols.ocpp.server import TlsSettings
+from chargeflow.runtime.serve import certificate_pins
 from chargeflow.site.config import ConfigError, parse_credentials, parse_site
 from chargeflow.site.measurement import BuildingPower, SiteMeasurement
 from chargeflow.site.model import Site
@@ -231,3 +236,32 @@ def test_each_evse_has_its_own_profile_ids() -> None:
         for e in (1, 2, 3)
     }
     assert len(ids) == 9
+
+
+def test_a_pinned_certificate_needs_security_profile_3() -> None:
+    pinned = site_data()
+    pinned["charging_points"][0]["certificate_sha256"] = "ab" * 32
+    credentials = parse_credentials(pinned)
+    with pytest.raises(ConfigError, match="security profile 3"):
+        certificate_pins(credentials, None)
+    with pytest.raises(ConfigError, match="single"):
+        certificate_pins(credentials, TlsSettings(Path("c.pem"), Path("k.pem")))
+    profile_3 = TlsSettings(Path("c.pem"), Path("k.pem"), client_ca_file=Path("ca.pem"))
+    assert certificate_pins(credentials, profile_3) == {"single": "ab" * 32}
+    assert certificate_pins(parse_credentials(site_data()), None) == {}
+
+
+def test_station_password_prints_a_hash_the_site_file_takes(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.setattr("sys.stdin", io.StringIO("a-station-password-16\n"))
+    assert main(["station-password"]) == 0
+    printed = capsys.readouterr().out.strip()
+    assert verify_password("a-station-password-16", printed)
+    data = site_data()
+    data["charging_points"][0]["password_hash"] = printed
+    (single,) = [c for c in parse_credentials(data) if c.station_id == "single"]
+    assert single.password_hash == printed
+    monkeypatch.setattr("sys.stdin", io.StringIO("too-short\n"))
+    assert main(["station-password"]) == 1
+    assert "16 to 40 characters" in capsys.readouterr().err
