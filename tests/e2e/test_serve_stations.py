@@ -8,10 +8,13 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import re
 import time
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
+import httpx
 import pytest
 from websockets.exceptions import InvalidStatus
 
@@ -20,6 +23,7 @@ from chargeflow.csm.passwords import hash_password
 from chargeflow.sim.drawing import DrawingState, Ev, connected
 
 PASSWORD = "duo-password-0123456789"
+OWNER_PASSWORD = "owner-password-of-the-e2e-site"
 SITE = """
 id: stations
 voltage_v: 230
@@ -53,7 +57,23 @@ def _has_tx_profile(s: DrawingState) -> bool:
     return any(p.purpose == "TxProfile" and p.transaction == s.transaction for p in s.profiles)
 
 
-async def test_stations_with_several_evses_credentials_and_places_for_newcomers(tmp_path: Path) -> None:
+async def owner_state(http_port: int) -> dict[str, Any]:
+    """The dashboard's state, as the owner logged in sees it."""
+    async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{http_port}") as client:
+        page = await client.get("/login")
+        found = re.search(r'name="csrf" value="([^"]+)"', page.text)
+        assert found is not None
+        await client.post("/login", data={"password": OWNER_PASSWORD, "csrf": found[1]})
+        answer = await client.get("/dashboard/state.json")
+        answer.raise_for_status()
+        state: dict[str, Any] = answer.json()
+        return state
+
+
+async def test_stations_with_several_evses_credentials_and_places_for_newcomers(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("CHARGEFLOW_OWNER_PASSWORD", OWNER_PASSWORD)
     site_file = tmp_path / "site.yaml"
     site_file.write_text(SITE.format(hash=hash_password(PASSWORD, b"salt-of-the-duo!", 1000)))
     url = f"sqlite+aiosqlite:///{tmp_path / 'serve.db'}"
@@ -116,3 +136,8 @@ async def test_stations_with_several_evses_credentials_and_places_for_newcomers(
         assert tx_ids[("duo", 1)] != tx_ids[("duo", 2)]
         # the two EVSEs of one station, on different circuits, got different limits
         assert duo.evses[1].allowed_a() != duo.evses[2].allowed_a()
+        # the owner's dashboard shows each EVSE's limit and why
+        rows = {row["id"]: row for row in (await owner_state(server.http_port))["stations"]}
+        assert rows["duo"]["limit_text"].startswith("1: ")
+        assert " · 2: " in rows["duo"]["limit_text"]
+        assert "no place for this station" in rows["stranger"]["reason"]

@@ -220,8 +220,14 @@ def owner_router(
         for record in await repository.list_stations():
             sid = record.station_id
             statuses = await repository.connector_statuses(sid)
-            lim = limits.get((sid, 1))
-            present = reading(sid, 1)
+            # a station with several EVSEs: each one's limit and reason, its power their sum
+            evse_limits = sorted((e, lim) for (s, e), lim in limits.items() if s == sid)
+            lim = evse_limits[0][1] if evse_limits else None
+            several = len(evse_limits) > 1
+            present = [
+                r for e in sorted({e for s, e in charging if s == sid} | {1}) if (r := reading(sid, e))
+            ]
+            power = [r.power_w for r in present if r.power_w is not None]
             last = max((s.timestamp for s in statuses if s.timestamp), default=None)
             last_seen = max(
                 (t for t in (last, record.last_heartbeat_at, record.last_boot_at) if t), default=None
@@ -233,8 +239,13 @@ def owner_router(
                     "ocpp_version": record.ocpp_version,
                     "connectors": [f"{s.connector_id}: {s.status}" for s in statuses],
                     "limit_a": lim.current_a if lim else None,
-                    "reason": in_words(lim.reason) if lim else "",
-                    "power_w": present.power_w if present else None,
+                    "limit_text": " · ".join(f"{e}: {x.current_a:.1f} A" for e, x in evse_limits)
+                    if several
+                    else None,
+                    "reason": " · ".join(f"{e}: {in_words(x.reason)}" for e, x in evse_limits)
+                    if several
+                    else (in_words(lim.reason) if lim else ""),
+                    "power_w": sum(power) if power else None,
                     "last_message": last_seen.isoformat() if last_seen else None,
                 }
             )

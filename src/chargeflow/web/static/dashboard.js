@@ -76,7 +76,7 @@
         row.cells[8].appendChild(qr);
       }
       const values = [s.id, s.connected ? "online" : "offline", s.ocpp_version || "–", s.connectors.join(", "), kw(s.power_w),
-        s.limit_a === null ? "–" : s.limit_a.toFixed(1) + " A", s.reason, hhmm(s.last_message)];
+        s.limit_text || (s.limit_a === null ? "–" : s.limit_a.toFixed(1) + " A"), s.reason, hhmm(s.last_message)];
       values.forEach((v, i) => { row.cells[i].textContent = v; });
     }
   }
