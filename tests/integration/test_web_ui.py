@@ -43,16 +43,22 @@ class FakeView:
         self.history_ = FlowHistory()
         self.history_.record(FlowSample(NOW, 10_000, 8_000, 2_000, 0, 4_000, 5_000))
         self.set: dict[int, Preferences] = {}
+        self.site_ = SITE
+        self.asked: list[tuple[datetime, datetime, int]] = []  # the ranges read from the history
 
     @property
     def site(self) -> Site:
-        return SITE
+        return self.site_
 
     def now(self) -> datetime:
         return NOW
 
     def history(self) -> Sequence[FlowSample]:
         return self.history_.samples()
+
+    async def history_between(self, start: datetime, end: datetime, max_points: int) -> Sequence[FlowSample]:
+        self.asked.append((start, end, max_points))
+        return await self.history_.between(start, end, max_points)
 
     def charging(self) -> ChargingStep | None:
         return None
