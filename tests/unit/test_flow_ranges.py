@@ -8,8 +8,8 @@ from datetime import UTC, datetime, timedelta
 import pytest
 
 from chargeflow.csm.smart_charging import ChargingStep, StationLimit
-from chargeflow.web.live import step_reason
-from chargeflow.web.plot import plot_range
+from chargeflow.web.live import FlowSample, step_reason
+from chargeflow.web.plot import _with_gaps, plot_range
 
 NOW = datetime(2026, 5, 1, 10, 0, tzinfo=UTC)  # 12:00 in Vienna (CEST, UTC+2)
 VIENNA = "Europe/Vienna"
@@ -60,3 +60,12 @@ def test_a_sample_keeps_the_fallback_else_the_most_frequent_limit_reason() -> No
     assert step_reason(_step(None, "ev_max", "fuse:main:L1", "fuse:main:L1")) == "fuse:main:L1"
     assert step_reason(_step(None, "ev_max", "grid_import_limit")) == "ev_max"  # a tie: the first
     assert step_reason(_step("fallback_stale_meter", "ev_max")) == "fallback_stale_meter"
+
+
+def test_a_pause_in_the_samples_breaks_the_chart_s_lines() -> None:
+    steps = [NOW + timedelta(seconds=10 * i) for i in (0, 1, 2, 3, 400, 401)]  # an hour's pause
+    samples = [FlowSample(at, 1, 1, 0, 0, 0, None) for at in steps]
+    times, rows = _with_gaps(samples)
+    assert rows == [*samples[:4], None, *samples[4:]]
+    assert times[3] < times[4] < times[5]
+    assert _with_gaps(samples[:4])[1] == samples[:4]  # evenly spaced: no break

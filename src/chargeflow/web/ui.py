@@ -42,6 +42,7 @@ from chargeflow.web.session_view import energy_tariff, session_view
 
 HERE = Path(__file__).parent
 LOGIN_CSRF_COOKIE = "chargeflow_login_csrf"
+_NOT_FLOWS = ("at", "limit_reason")
 PAST_SESSIONS = 20  # the most recent ended sessions on the dashboard; the CSV export has them all
 
 
@@ -291,7 +292,10 @@ def owner_router(
         return {
             "now": now.isoformat(),
             "past": past,
-            "flows": None if latest is None else {k: v for k, v in asdict(latest).items() if k != "at"},
+            # the powers only (the reason is grant_reason's, in words): the state's fields stay as they were
+            "flows": None
+            if latest is None
+            else {k: v for k, v in asdict(latest).items() if k not in _NOT_FLOWS},
             "grid_limit_w": site.grid.max_import_w,
             "grant_reason": in_words(step.fallback) if step and step.fallback else "",
             "stations": stations,
