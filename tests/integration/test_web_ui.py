@@ -6,6 +6,7 @@ from __future__ import annotations
 import itertools
 import re
 from collections.abc import AsyncIterator, Sequence
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 
@@ -43,16 +44,22 @@ class FakeView:
         self.history_ = FlowHistory()
         self.history_.record(FlowSample(NOW, 10_000, 8_000, 2_000, 0, 4_000, 5_000))
         self.set: dict[int, Preferences] = {}
+        self.site_ = SITE
+        self.asked: list[tuple[datetime, datetime, int]] = []  # the ranges read from the history
 
     @property
     def site(self) -> Site:
-        return SITE
+        return self.site_
 
     def now(self) -> datetime:
         return NOW
 
     def history(self) -> Sequence[FlowSample]:
         return self.history_.samples()
+
+    async def history_between(self, start: datetime, end: datetime, max_points: int) -> Sequence[FlowSample]:
+        self.asked.append((start, end, max_points))
+        return await self.history_.between(start, end, max_points)
 
     def charging(self) -> ChargingStep | None:
         return None
@@ -133,6 +140,33 @@ async def test_owner_login_needs_the_password_and_the_forms_csrf_token(client: h
     svg = await client.get("/dashboard/plot.svg")
     assert svg.headers["content-type"] == "image/svg+xml"
     assert svg.text.lstrip().startswith("<?xml")
+
+
+async def test_the_chart_shows_the_range_asked_for_with_days_from_the_sites_midnight(
+    client: httpx.AsyncClient, view: FakeView
+) -> None:
+    view.site_ = replace(SITE, timezone="Europe/Vienna")  # NOW is 12:00 there
+    view.history_.record(FlowSample(NOW + timedelta(minutes=1), 9_000, 8_000, 2_000, 0, 3_000, 4_000))
+    await _login(client)
+    recent = await client.get("/dashboard/plot.svg")
+    assert recent.headers["content-type"] == "image/svg+xml"
+    assert view.asked == []  # the last hours: from memory
+    charts = {
+        name: await client.get(f"/dashboard/plot.svg?range={name}") for name in ("today", "yesterday", "7d")
+    }
+    assert all(c.status_code == 200 and c.text.lstrip().startswith("<?xml") for c in charts.values())
+    midnight = datetime(2026, 4, 30, 22, 0, tzinfo=UTC)  # 1 May, 00:00 in Vienna
+    assert view.asked == [
+        (midnight, NOW, 720),
+        (midnight - timedelta(days=1), midnight, 720),
+        (NOW - timedelta(days=7), NOW, 720),
+    ]
+    assert (await client.get("/dashboard/plot.svg?range=month")).status_code == 422
+    page = await client.get("/dashboard?range=yesterday")
+    assert 'src="/dashboard/plot.svg?range=yesterday"' in page.text
+    assert '<a href="/dashboard?range=yesterday" aria-current="page">yesterday</a>' in page.text
+    assert '<a href="/dashboard?range=today">today</a>' in page.text
+    assert (await client.get("/dashboard?range=month")).status_code == 422
 
 
 async def test_a_station_action_needs_csrf_and_returns_the_stations_answer(

@@ -29,6 +29,7 @@ from chargeflow.protocols.ocpp.server import OcppServer, OcppServerConfig, Stati
 from chargeflow.site.config import ConfigError, load_billing
 from chargeflow.store.billing import SqlBillingStore, session_start
 from chargeflow.store.database import DEFAULT_URL, make_engine, migrate
+from chargeflow.store.flows import FlowStore
 from chargeflow.store.sql import SqlRepository
 from chargeflow.store.writer import GroupWriter
 
@@ -88,21 +89,26 @@ def billing_rules(site_file: Path | None) -> BillingRules:
 
 @dataclass(slots=True)
 class Stores:
-    """The CSM's and billing's stores on one database, sharing its one writer."""
+    """The CSM's and billing's stores and the site's flow history on one database, sharing its one writer."""
 
     repository: SqlRepository
     billing: SqlBillingStore
+    flows: FlowStore
 
 
 @contextlib.asynccontextmanager
 async def open_stores(database_url: str, **engine_options: Any) -> AsyncIterator[Stores]:
-    """The database brought to the newest schema, and both stores for the life of the block."""
+    """The database brought to the newest schema, and its stores for the life of the block."""
     engine = make_engine(database_url, **engine_options)
     try:
         await migrate(engine)
         async with GroupWriter.open(engine) as writer:
             repository = SqlRepository(engine, writer)
-            yield Stores(repository, SqlBillingStore(engine, writer, repository))
+            flows = FlowStore(engine, writer)
+            try:
+                yield Stores(repository, SqlBillingStore(engine, writer, repository), flows)
+            finally:
+                await flows.flush(5.0)  # the last steps' samples, before the writer stops
     finally:
         await engine.dispose()
 

@@ -45,7 +45,7 @@ from chargeflow.site.prices import EnergyPrices
 from chargeflow.units import SECONDS_PER_HOUR
 from chargeflow.web.api import create_api
 from chargeflow.web.auth import OwnerAuth
-from chargeflow.web.live import FlowHistory, FlowSample
+from chargeflow.web.live import FlowHistory, FlowSample, step_reason
 from chargeflow.web.ui import UiSettings
 
 
@@ -187,7 +187,8 @@ async def run_live(
             billing=billing,
             site_planner=site_planner(config) if config.site_plan else None,
         )
-        history = FlowHistory()
+        history = FlowHistory(store=stores.flows)
+        await history.load_recent(clock.now())
         view = RunningSiteView(site, clock, control, history)
         ui = (
             UiSettings(view, OwnerAuth(config.owner_password), billing=billing)
@@ -290,7 +291,14 @@ async def _loop(
         granted = state.charging.granted_w if state.charging is not None else None
         history.record(
             FlowSample(
-                state.now, truth.grid_w, truth.building_w, truth.pv_w, truth.ess_w, truth.ev_w, granted
+                state.now,
+                truth.grid_w,
+                truth.building_w,
+                truth.pv_w,
+                truth.ess_w,
+                truth.ev_w,
+                granted,
+                step_reason(state.charging),
             )
         )
         on_step(state)

@@ -195,7 +195,8 @@ async def _site_runtime(
     )
     charging = control.charging
     ev_power[0] = lambda: charging.ev_power_w
-    history = FlowHistory()
+    history = FlowHistory(store=stores.flows)
+    await history.load_recent(clock.now())
     loop = SiteLoop(control, setup.meter, clock, history, settings.step_s, metered=setup.metered)
     ui = None
     if settings.owner_password:

@@ -23,7 +23,7 @@ from chargeflow.csm.smart_charging import ChargingStep
 from chargeflow.runtime.control import SiteControl
 from chargeflow.site.measurement import BuildingPower, SiteMeasurement, SiteMeter
 from chargeflow.site.model import Site
-from chargeflow.web.live import ConnectorReading, FlowHistory, FlowSample
+from chargeflow.web.live import ConnectorReading, FlowHistory, FlowSample, step_reason
 
 log = logging.getLogger(__name__)
 
@@ -113,7 +113,8 @@ class SiteLoop:
         b = m.building
         grid_w = b.consumption_w - b.generation_w + ev_w - ess_w
         granted = step.granted_w if step is not None else None
-        self._history.record(FlowSample(now, grid_w, b.consumption_w, b.generation_w, ess_w, ev_w, granted))
+        flows = (b.consumption_w, b.generation_w, ess_w, ev_w, granted, step_reason(step))
+        self._history.record(FlowSample(now, grid_w, *flows))
         if self._metered and self.control.billing is not None:
             try:
                 await self.control.record_sources(self._step_s, b.generation_w, ess_w, grid_w)
@@ -139,6 +140,9 @@ class RunningSiteView:
 
     def history(self) -> Sequence[FlowSample]:
         return self._history.samples()
+
+    async def history_between(self, start: datetime, end: datetime, max_points: int) -> Sequence[FlowSample]:
+        return await self._history.between(start, end, max_points)
 
     def charging(self) -> ChargingStep | None:
         return self._control.charging.last

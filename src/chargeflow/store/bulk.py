@@ -24,6 +24,7 @@ from typing import Any
 from sqlalchemy import Connection, Dialect, Executable, Insert
 from sqlalchemy.sql.compiler import SQLCompiler
 from sqlalchemy.sql.elements import ClauseElement
+from sqlalchemy.types import TypeEngine
 
 _POSITIONAL = ("qmark", "numeric")
 
@@ -85,6 +86,13 @@ class _Compiled:
         return out
 
 
+def _processor(type_: TypeEngine[Any], dialect: Dialect) -> Processor | None:
+    # The dialect's own type: a TypeDecorator over DateTime asked directly would convert only its own
+    # part and hand sqlite3 a datetime, which its default adapter writes without the microseconds that
+    # SQLAlchemy's path writes (".000000"), so that text comparisons at a whole second went wrong.
+    return type_.dialect_impl(dialect).bind_processor(dialect)
+
+
 class BulkWriter:
     def __init__(self, dialect: Dialect) -> None:
         self._dialect = dialect
@@ -107,7 +115,7 @@ class BulkWriter:
         processors = tuple(
             (position, process)
             for position, name in enumerate(names)
-            if (process := compiled.binds[name].type.bind_processor(self._dialect)) is not None
+            if (process := _processor(compiled.binds[name].type, self._dialect)) is not None
         )
         sql = str(compiled)
         values_at = None

@@ -11,6 +11,7 @@ from sqlalchemy import (
     Column,
     DateTime,
     Dialect,
+    Float,
     ForeignKey,
     Index,
     Integer,
@@ -194,4 +195,21 @@ session_sources = Table(
     Column("pv_wh", BigInteger, nullable=False),
     Column("battery_wh", BigInteger, nullable=False),
     Column("grid_wh", BigInteger, nullable=False),
+)
+
+# The site's power flows, one row per control step (``store.flows``): the dashboard's history.
+
+flow_samples = Table(
+    "flow_samples",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("at", UtcDateTime, nullable=False),
+    Column("grid_w", Float, nullable=False),  # positive: import
+    Column("building_w", Float, nullable=False),
+    Column("pv_w", Float, nullable=False),
+    Column("ess_w", Float, nullable=False),  # positive: discharge
+    Column("ev_w", Float, nullable=False),
+    Column("granted_w", Float),  # NULL: no grant known at that step
+    Column("limit_reason", String(100)),  # reason code of the limit in force (``web.live.step_reason``)
+    Index("ix_flow_samples_at", "at"),
 )

@@ -149,9 +149,14 @@ class GroupWriter:
         self.operations = 0
 
     async def submit(self, operation: Callable[[WriteContext], T]) -> T:
+        return await self.submit_nowait(operation)
+
+    def submit_nowait(self, operation: Callable[[WriteContext], T]) -> asyncio.Future[T]:
+        """Queue ``operation`` without waiting for its commit; the future tells when it is committed (a
+        caller that does not wait on it must still read its outcome, or asyncio logs it as lost)."""
         future: asyncio.Future[T] = asyncio.get_running_loop().create_future()
         self._queue.put_nowait((operation, future))  # unbounded: the callers' own count bounds it
-        return await future
+        return future
 
     async def _run(self) -> None:
         while True:

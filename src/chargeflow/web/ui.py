@@ -20,7 +20,7 @@ from typing import Annotated, Any
 from zoneinfo import ZoneInfo
 
 import segno
-from fastapi import APIRouter, Depends, FastAPI, Form, HTTPException, Request, Response, status
+from fastapi import APIRouter, Depends, FastAPI, Form, HTTPException, Query, Request, Response, status
 from fastapi.responses import HTMLResponse, RedirectResponse, StreamingResponse
 from fastapi.staticfiles import StaticFiles
 from fastapi.templating import Jinja2Templates
@@ -36,12 +36,13 @@ from chargeflow.web.billing_api import ReportQuery, report_query, report_respons
 from chargeflow.web.calls import station_call
 from chargeflow.web.circuits import circuit_rows
 from chargeflow.web.live import ConnectorReading, SiteView
-from chargeflow.web.plot import flows_svg
+from chargeflow.web.plot import PLOT_POINTS, PlotRange, flows_svg, plot_range
 from chargeflow.web.reasons import in_words
 from chargeflow.web.session_view import energy_tariff, session_view
 
 HERE = Path(__file__).parent
 LOGIN_CSRF_COOKIE = "chargeflow_login_csrf"
+_NOT_FLOWS = ("at", "limit_reason")
 PAST_SESSIONS = 20  # the most recent ended sessions on the dashboard; the CSV export has them all
 
 
@@ -127,6 +128,7 @@ def owner_router(
         return found
 
     Owner = Annotated[OwnerSession, Depends(owner)]
+    ChartRange = Annotated[str, Query(alias="range")]  # ``web.plot.RANGES``
 
     def checked(session: OwnerSession, csrf: str | None) -> None:
         if not settings.owner.csrf_ok(session, csrf):
@@ -177,12 +179,19 @@ def owner_router(
         response.delete_cookie(OWNER_COOKIE, path="/")
         return response
 
+    def chart_range(name: str) -> PlotRange:
+        try:
+            return plot_range(name, view.now(), view.site.timezone)
+        except ValueError as err:
+            raise HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT, str(err)) from None
+
     @router.get("/dashboard", include_in_schema=False, response_model=None)
-    async def dashboard(request: Request) -> Response:
+    async def dashboard(request: Request, range_: ChartRange = "hours") -> Response:
         session = settings.owner.session(request.cookies.get(OWNER_COOKIE), settings.now())
         if session is None:
             return RedirectResponse("/login", status.HTTP_303_SEE_OTHER)
         site = view.site
+        chart = chart_range(range_)
         return pages.TemplateResponse(
             request,
             "dashboard.html",
@@ -191,6 +200,7 @@ def owner_router(
                 "site": site,
                 "state": script_json(await dashboard_state()),
                 "billing": settings.billing is not None,
+                "chart": chart,
             },
         )
 
@@ -293,7 +303,10 @@ def owner_router(
         return {
             "now": now.isoformat(),
             "past": past,
-            "flows": None if latest is None else {k: v for k, v in asdict(latest).items() if k != "at"},
+            # the powers only (the reason is grant_reason's, in words): the state's fields stay as they were
+            "flows": None
+            if latest is None
+            else {k: v for k, v in asdict(latest).items() if k not in _NOT_FLOWS},
             "grid_limit_w": site.grid.max_import_w,
             "grant_reason": in_words(step.fallback) if step and step.fallback else "",
             "stations": stations,
@@ -332,12 +345,20 @@ def owner_router(
         return Response(out.getvalue(), media_type="image/svg+xml")
 
     @router.get("/dashboard/plot.svg")
-    async def plot(_: Owner) -> Response:
-        samples = view.history()
+    async def plot(_: Owner, range_: ChartRange = "hours") -> Response:
+        """The flows of the last hours (from memory), today, yesterday or the last 7 days (from the
+        database, averaged down to ``PLOT_POINTS``); days begin at midnight at the site."""
+        chart = chart_range(range_)
+        if chart.name == "hours":
+            samples = view.history()
+        else:
+            samples = await view.history_between(chart.start, chart.end, PLOT_POINTS)
         site = view.site
         # the main fuse as power: its weakest phase at the site's voltage, on all three phases
         fuse_w = min(site.root.fuse_a) * site.voltage_v * 3
-        svg = await asyncio.to_thread(flows_svg, samples, site.grid.max_import_w, site.timezone, fuse_w)
+        svg = await asyncio.to_thread(
+            flows_svg, samples, site.grid.max_import_w, site.timezone, fuse_w, chart
+        )
         return Response(svg, media_type="image/svg+xml", headers={"Cache-Control": "no-store"})
 
     @router.post("/dashboard/stations/{station_id}/{action}")

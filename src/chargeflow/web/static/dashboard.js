@@ -125,7 +125,8 @@
     const now = Date.now();
     if (state.samples !== lastSamples && now - lastPlot > 10000) {
       lastPlot = now;
-      document.getElementById("plot").src = "/dashboard/plot.svg?n=" + state.samples;
+      const plot = document.getElementById("plot");
+      plot.src = "/dashboard/plot.svg?range=" + encodeURIComponent(plot.dataset.range) + "&n=" + state.samples;
     }
     lastSamples = state.samples;
   }
