@@ -444,7 +444,11 @@ class SmartCharging:
             if tx.id in self._suspended:
                 current, why = 0.0, "suspended_overdraw"
             phases = self.live.get(tx.station_id, tx.evse_id).phases_used or point.phases
-            limits.append(await self._send(tx, current, why, phases))
+            try:
+                limits.append(await self._send(tx, current, why, phases))
+            except Exception as err:  # one station's failure must not keep the others at their last limit
+                log.warning("smart charging: %s did not take its safe limit (%s)", tx.station_id, err)
+                limits.append(StationLimit(tx.station_id, tx.evse_id, tx.id, current, why, True, False))
         await self._tx_defaults()
         last = self.last
         needed_w, wished_w = (last.needed_w, last.wished_w) if last is not None else (0.0, 0.0)
