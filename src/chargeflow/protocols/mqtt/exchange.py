@@ -44,7 +44,7 @@ class MqttSettings:
     publish_timeout_s: float = 2.0
     #: after a lost connection, the first wait before connecting again; doubled on each failure, up to …
     reconnect_min_s: float = 0.5
-    reconnect_max_s: float = 10.0
+    reconnect_max_s: float = 2.0
 
 
 def settings_from_url(url: str) -> MqttSettings:
