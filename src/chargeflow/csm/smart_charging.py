@@ -192,6 +192,7 @@ class SmartCharging:
         self._suspended: set[int] = set()
         self.events: list[str] = []
         self.last: ChargingStep | None = None
+        self._known: list[tuple[TransactionRecord, ChargingPoint]] = []  # the last step's sessions
         self._pending: _Pending | None = None
         self._planning: asyncio.Future[SplitResult | None] | None = None
         #: steps whose plan was not there within ``plan_timeout_s`` (the split stood)
@@ -306,6 +307,7 @@ class SmartCharging:
             now, table.needed_w, table.wished_w, granted, fallback, tuple(limits), tuple(events)
         )
         self.last = step
+        self._known = sessions
         return step
 
     @property
@@ -480,6 +482,41 @@ class SmartCharging:
                     self._defaults.add(station_id)
             except (TimeoutError, OSError, LookupError) as err:
                 log.warning("smart charging: %s did not take its TxDefault (%s)", station_id, err)
+
+    # --- when a step cannot run ---
+
+    async def fall_back(self, reason: str) -> ChargingStep:
+        """Every session of the last step to its safe limit, for a step that failed (``reason``, e.g.
+        ``fallback_store_unavailable``: the running sessions could not be read). Limits split from a grant
+        that may no longer hold must not stay in force while the CSM cannot see the site; the next step
+        that runs restores the grant, and its event says that this fallback ended. Sessions that started
+        meanwhile are unknown here: their stations hold their safe TxDefault."""
+        now = self._clock.now()
+        self._pending = None
+        events = []
+        if reason != self._fallback:
+            event = f"{now.isoformat()} all stations to their safe limit: {reason}"
+            log.warning(event)
+            events.append(event)
+            self.events.append(event)
+            self._fallback = reason
+        limits = []
+        for tx, point in self._known:
+            current, why = self.safe_a.get(point.id, 0.0), reason
+            if tx.id in self._suspended:
+                current, why = 0.0, "suspended_overdraw"
+            phases = self.live.get(tx.station_id, tx.evse_id).phases_used or point.phases
+            try:
+                limits.append(await self._send(tx, current, why, phases))
+            except Exception as err:  # one station's failure must not keep the others at their last limit
+                log.warning("smart charging: %s did not take its safe limit (%s)", tx.station_id, err)
+                limits.append(StationLimit(tx.station_id, tx.evse_id, tx.id, current, why, True, False))
+        await self._tx_defaults()
+        last = self.last
+        needed_w, wished_w = (last.needed_w, last.wished_w) if last is not None else (0.0, 0.0)
+        step = ChargingStep(now, needed_w, wished_w, None, reason, tuple(limits), tuple(events))
+        self.last = step
+        return step
 
 
 class ObservedRepository:

@@ -27,6 +27,19 @@ from chargeflow.runtime.app import BillingHooks, CsmNode, build_csm
 from chargeflow.site.measurement import SiteMeter
 from chargeflow.site.model import Site
 
+#: the smart charging's fallback where the running sessions could not be read (the store is down)
+FALLBACK_STORE_UNAVAILABLE = "fallback_store_unavailable"
+#: … and where any other part of a step failed
+FALLBACK_STEP_FAILED = "fallback_step_failed"
+
+
+class StepFailed(Exception):
+    """A control step that could not run, with the fallback it calls for (``SmartCharging.fall_back``)."""
+
+    def __init__(self, reason: str) -> None:
+        super().__init__(reason)
+        self.reason = reason
+
 
 @dataclass(slots=True)
 class SiteControl:
@@ -39,8 +52,13 @@ class SiteControl:
     _metered: set[int] = field(default_factory=set)  # sessions whose register the attribution follows
 
     async def step(self) -> None:
-        """One control step in one process: demand → grant → split and apply."""
-        await self.charging.publish_demand()
+        """One control step in one process: demand → grant → split and apply. ``StepFailed`` where the
+        demand could not be made: its only I/O that raises is reading the running sessions (a publish
+        over MQTT while the broker is away is dropped, ``protocols.mqtt.exchange``)."""
+        try:
+            await self.charging.publish_demand()
+        except Exception as err:
+            raise StepFailed(FALLBACK_STORE_UNAVAILABLE) from err
         if self.ems is not None:
             await self.ems.step()
         await self.charging.apply()

@@ -4,8 +4,10 @@
 time. Each step: demand → grant → split → charging profiles, then the step's power flows into the history
 the dashboard draws (and the energy-source shares into billing, where a grid meter measures them). Between
 steps, every second, a newly connected station gets its safe limit (``csm.safe``), so that it holds it
-before its first transaction. No failure of a step ends the loop: it is logged, and the next step runs; the
-smart charging's own fallbacks (no valid grant, stale meter) put the stations at their safe limits.
+before its first transaction. No failure of a step ends the loop: it is logged, every session the smart
+charging last knew of goes to its safe limit (``SmartCharging.fall_back``: the store is down, say), and the
+next step runs and restores the grant when it can; the smart charging's own fallbacks (no valid grant,
+stale meter) put the stations at their safe limits too.
 """
 
 from __future__ import annotations
@@ -20,7 +22,7 @@ from chargeflow.clock import Clock
 from chargeflow.csm.demand import Preferences
 from chargeflow.csm.model import TransactionRecord
 from chargeflow.csm.smart_charging import ChargingStep
-from chargeflow.runtime.control import SiteControl
+from chargeflow.runtime.control import FALLBACK_STEP_FAILED, SiteControl, StepFailed
 from chargeflow.site.measurement import BuildingPower, SiteMeasurement, SiteMeter
 from chargeflow.site.model import Site
 from chargeflow.web.live import ConnectorReading, FlowHistory, FlowSample, step_reason
@@ -65,6 +67,7 @@ class SiteLoop:
         self.steps = 0
         self.failures = 0
         self.early_steps = 0  # steps run before their time, woken by a jump in a meter's reading
+        self._failing = False  # the last step failed
 
     async def run(self, wake: asyncio.Event | None = None) -> None:
         """Step until cancelled; early where ``wake`` is set (a meter saw the site's load jump), so that
@@ -91,15 +94,30 @@ class SiteLoop:
         self.steps += 1
         try:
             await self.control.step()
-        except Exception:
+            self._failing = False
+        except Exception as err:
             self.failures += 1
-            log.exception("site: control step %d failed; the next step runs as usual", self.steps)
+            if self._failing:  # the traceback once per outage, a line for every step of it
+                log.warning("site: control step %d failed too (%s: %s)", self.steps, type(err).__name__, err)
+            else:
+                log.exception("site: control step %d failed; the next step runs as usual", self.steps)
+            self._failing = True
+            await self._fall_back(err)
         try:
             measurement = await asyncio.wait_for(self._meter.read(), 5.0)
         except Exception as err:
             log.debug("site: no measurement for the history (%s)", err)
             measurement = None
         await self._record(measurement)
+
+    async def _fall_back(self, err: Exception) -> None:
+        """A failed step leaves no station at a limit split from a grant the CSM can no longer check:
+        every session it last knew of goes to its safe limit; the next step that runs restores the grant."""
+        reason = err.reason if isinstance(err, StepFailed) else FALLBACK_STEP_FAILED
+        try:
+            await self.control.charging.fall_back(reason)
+        except Exception:
+            log.exception("site: sending the safe limits after a failed step failed")
 
     async def _record(self, m: SiteMeasurement | None) -> None:
         charging = self.control.charging

@@ -13,12 +13,15 @@ station must take by OCPP 1.6 and that 2.0.1 lists first.
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Awaitable, Callable, Collection
 from typing import Any
 
 from chargeflow.protocols.ocpp.connection import CallRejected
 from chargeflow.protocols.ocpp.frames import FrameError, OcppVersion
 from chargeflow.protocols.ocpp.operations import StationOperations
+
+log = logging.getLogger(__name__)
 
 Recorder = Callable[[str, int, dict[str, Any], str], Awaitable[None]]
 
@@ -80,15 +83,30 @@ class OcppStationControl:
                 station_id, evse_id, limit, unit, purpose, transaction_id=transaction_id
             )
         except CallRejected as err:
-            if self._record is not None:
-                await self._record(
-                    station_id, evse_id, {"purpose": purpose, "limit": current_a}, f"CallError: {err}"
-                )
+            await self._recorded(
+                station_id, evse_id, {"purpose": purpose, "limit": current_a}, f"CallError: {err}"
+            )
             return False
         status = str(answer.get("status", ""))
-        if self._record is not None:
-            await self._record(station_id, evse_id, profile, status)
+        await self._recorded(station_id, evse_id, profile, status)
         return status == "Accepted"
+
+    async def _recorded(self, station_id: str, evse_id: int, profile: dict[str, Any], status: str) -> None:
+        """Record the profile and the station's answer; a record that fails (the store is down) is logged
+        and the answer still counts: the station holds the profile whether or not the store heard of it,
+        and the safe limits sent while the store is down must reach every station."""
+        if self._record is None:
+            return
+        try:
+            await self._record(station_id, evse_id, profile, status)
+        except Exception as err:
+            log.warning(
+                "OCPP: the %s profile of %s could not be recorded (%s: %s)",
+                profile.get("chargingProfilePurpose", profile.get("purpose", "")),
+                station_id,
+                type(err).__name__,
+                err,
+            )
 
 
 def _unit_from(allowed: str) -> str:
