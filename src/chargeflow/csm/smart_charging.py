@@ -41,10 +41,11 @@ from chargeflow.csm.ports import CsmRepository, TxUpdate
 from chargeflow.csm.safe import safe_currents
 from chargeflow.csm.split import SplitResult, Strategy, split
 from chargeflow.exchange import ExchangeBus, PowerDemand, Validity, value_at
-from chargeflow.site.measurement import BuildingPower, SiteMeter
+from chargeflow.site.circuit_loads import EvDraw, other_loads_a
+from chargeflow.site.measurement import SiteMeasurement, SiteMeter
 from chargeflow.site.model import ChargingPoint, Site, with_margin
 from chargeflow.site.prices import EnergyPrices
-from chargeflow.site.tree import CircuitTree, building_loads_a, check_site
+from chargeflow.site.tree import CircuitTree, check_site
 
 log = logging.getLogger(__name__)
 
@@ -175,6 +176,7 @@ class SmartCharging:
         self._sent: dict[tuple[str, int], float] = {}  # the last limit sent per connector
         self._defaults: set[str] = set()  # stations that hold our TxDefault profile
         self._suspended: set[int] = set()
+        self._circuits_unusable: set[str] = set()  # circuits whose meter could not be read last step
         self.events: list[str] = []
         self.last: ChargingStep | None = None
         self._pending: _Pending | None = None
@@ -248,16 +250,16 @@ class SmartCharging:
         table, sessions = pending.table, pending.sessions
         grant = self._bus.latest_grant(self.site.id)
         granted = value_at(grant.points, now) if grant is not None and grant.validity.holds_at(now) else None
-        building = await self._fresh_building(now)
+        measured = await self._fresh_measurement(now)
         fallback = None
         if granted is None:
             fallback = "fallback_no_valid_grant"
-        elif building is None:
+        elif measured is None:
             fallback = "fallback_measurements_stale"
 
-        if fallback is None and grant is not None and granted is not None and building is not None:
-            counted = building.with_margin(self._config.margin_pct)
-            loads = building_loads_a(self._view, self._tree, counted.consumption_w)
+        events = self._overdraw(now, sessions)
+        if fallback is None and grant is not None and granted is not None and measured is not None:
+            loads = self._other_loads(now, measured, sessions, events)
             result = split(table, self._tree, loads, granted, self._config.strategy, grant.reason)
             if self._config.planner is not None:
                 result = await self._plan(now, pending.evs, table, loads, granted) or result
@@ -265,7 +267,6 @@ class SmartCharging:
         else:
             targets = [(self.safe_a.get(p.id, 0.0), fallback or "") for _, p in sessions]
 
-        events = self._overdraw(now, sessions)
         if fallback != self._fallback:
             event = (
                 f"{now.isoformat()} all stations to their safe limit: {fallback}"
@@ -336,7 +337,38 @@ class SmartCharging:
 
     # --- helpers ---
 
-    async def _fresh_building(self, now: datetime) -> BuildingPower | None:
+    def _other_loads(
+        self,
+        now: datetime,
+        measured: SiteMeasurement,
+        sessions: Sequence[tuple[TransactionRecord, ChargingPoint]],
+        events: list[str],
+    ) -> list[float]:
+        """The non-EV load on every fuse constraint (``site.circuit_loads``): the building's, and each
+        circuit meter's reading less what the EVs below it draw, all read ``margin_pct`` high. A circuit
+        meter that cannot be used, or is usable again, is an event once."""
+        margin = self._config.margin_pct
+        counted = measured.building.with_margin(margin)
+        readings = [r.with_margin(margin) for r in measured.circuits]
+        draws = []
+        for tx, point in sessions:
+            live = self.live.get(tx.station_id, tx.evse_id)
+            draws.append(EvDraw.at(point, live.current_a, live.power_w, self.site.voltage_v))
+        unusable = {r.circuit for r in readings if r.power_w is None}
+        for circuit in sorted(unusable ^ self._circuits_unusable):
+            event = (
+                f"{now.isoformat()} circuit {circuit}: its meter cannot be used; its load counts as its "
+                "fuse less its stations' safe limits"
+                if circuit in unusable
+                else f"{now.isoformat()} circuit {circuit}: its meter is read again"
+            )
+            (log.warning if circuit in unusable else log.info)(event)
+            events.append(event)
+            self.events.append(event)
+        self._circuits_unusable = unusable
+        return other_loads_a(self._view, self._tree, counted.consumption_w, readings, draws, self.safe_a)
+
+    async def _fresh_measurement(self, now: datetime) -> SiteMeasurement | None:
         if self._meter is None:
             return None
         try:
@@ -346,7 +378,7 @@ class SmartCharging:
             return None
         if now - m.at > timedelta(seconds=self._config.stale_after_steps * self._config.step_s):
             return None
-        return m.building
+        return m
 
     def _overdraw(
         self,
