@@ -12,7 +12,7 @@ import pytest
 
 from chargeflow.csm.demand import DemandTable, EvSession, Preferences, demand_table
 from chargeflow.csm.split import Strategy, split
-from chargeflow.site.circuit_loads import CircuitReading, EvDraw, other_loads_a
+from chargeflow.site.circuit_loads import CircuitReading, EvDraw, measured_loads_a, other_loads_a
 from chargeflow.site.model import ChargingPoint, Circuit, GridConnection, Site
 from chargeflow.site.tree import building_loads_a, check_site
 
@@ -112,3 +112,12 @@ def test_a_heat_pump_on_the_garage_lowers_its_evs_limits_within_its_fuse() -> No
     held = split(table, TREE, loads, 40_000, Strategy.EQUAL)
     assert sum(lim.current_a for lim in held.limits) <= 12.0
     assert {lim.reason for lim in held.limits} == {"fuse:garage:L1"}
+
+
+def test_an_unusable_meter_counts_at_least_its_last_measured_load() -> None:
+    # the safe limits leave 20 A a phase; the heat pump measured at 24 A on L1 before the meter fell silent
+    readings = [CircuitReading("garage", 5_520, (24.0, 0.0, 0.0))]
+    last = measured_loads_a(SITE, TREE, readings)
+    assert last == {"garage": (24.0, 0.0, 0.0)}
+    loads = other_loads_a(SITE, TREE, 0, [CircuitReading("garage", None)], [], {"cp1": 6.0, "cp2": 6.0}, last)
+    assert per_circuit(loads)["garage"] == [24, 20, 20]

@@ -122,9 +122,11 @@ async def test_circuit_meters_pass_on_their_readings_and_an_unusable_one_without
     circuit = _Device(config, readings.latest)
     meter = DevicesMeter(site, [_Device(grid, Reading(T0, 10_000.0)), circuit], clock, lambda: 0.0)
     assert (await meter.read()).circuits == (CircuitReading("garage", 3680.0, (16.0, 0.2, 0.1)),)
-    circuit.latest = Reading(T0, 3680.0, None, (60.0, 0.0, 0.0))  # past 1.5 × its 32 A fuse
+    circuit.latest = Reading(T0, 3680.0, None, (60.0, 0.0, 0.0))  # over its 32 A fuse: to act on
+    assert (await meter.read()).circuits[0].power_w == 3680.0
+    circuit.latest = Reading(T0, 3680.0, None, (100.0, 0.0, 0.0))  # past 1.5 × the 63 A main fuse
     assert (await meter.read()).circuits == (CircuitReading("garage", None),)
-    assert [s.reason for s in meter.status()][1] == "60.0 A on L1 is past 1.5 × its 32 A fuse"
+    assert [s.reason for s in meter.status()][1] == "100.0 A on L1 is past 1.5 × the 63 A fuse"
     circuit.latest = Reading(T0, 3680.0)
     clock.advance(timedelta(seconds=31))  # the circuit meter's 30 s are past, the grid meter's 50 s not
     assert (await meter.read()).circuits == (CircuitReading("garage", None),)

@@ -41,9 +41,9 @@ from chargeflow.csm.ports import CsmRepository, TxUpdate
 from chargeflow.csm.safe import safe_currents
 from chargeflow.csm.split import SplitResult, Strategy, split
 from chargeflow.exchange import ExchangeBus, PowerDemand, Validity, value_at
-from chargeflow.site.circuit_loads import EvDraw, other_loads_a
+from chargeflow.site.circuit_loads import EvDraw, measured_loads_a, other_loads_a
 from chargeflow.site.measurement import SiteMeasurement, SiteMeter
-from chargeflow.site.model import ChargingPoint, Site, with_margin
+from chargeflow.site.model import ChargingPoint, PhaseTriple, Site, with_margin
 from chargeflow.site.prices import EnergyPrices
 from chargeflow.site.tree import CircuitTree, check_site
 
@@ -177,6 +177,7 @@ class SmartCharging:
         self._defaults: set[str] = set()  # stations that hold our TxDefault profile
         self._suspended: set[int] = set()
         self._circuits_unusable: set[str] = set()  # circuits whose meter could not be read last step
+        self._circuits_last: dict[str, PhaseTriple] = {}  # each metered circuit's last non-EV load, A
         self.events: list[str] = []
         self.last: ChargingStep | None = None
         self._pending: _Pending | None = None
@@ -366,7 +367,10 @@ class SmartCharging:
             events.append(event)
             self.events.append(event)
         self._circuits_unusable = unusable
-        return other_loads_a(self._view, self._tree, counted.consumption_w, readings, draws, self.safe_a)
+        self._circuits_last.update(measured_loads_a(self._view, self._tree, readings, draws))
+        return other_loads_a(
+            self._view, self._tree, counted.consumption_w, readings, draws, self.safe_a, self._circuits_last
+        )
 
     async def _fresh_measurement(self, now: datetime) -> SiteMeasurement | None:
         if self._meter is None:

@@ -87,12 +87,13 @@ def read_currents(document: Any, paths: Sequence[str]) -> tuple[float, float, fl
 
 
 def implausible_currents(current_a: Sequence[float], fuse_a: Sequence[float]) -> str | None:
-    """Why per-phase currents cannot be true, or None: a negative one, or one past 1.5 × its fuse."""
+    """Why per-phase currents cannot be true, or None: a negative one, or one past 1.5 × the fuse it
+    stands behind on its phase (the site's main fuse)."""
     for phase, (current, fuse) in enumerate(zip(current_a, fuse_a, strict=True), start=1):
         if current < -0.5:
             return f"{current:.1f} A on L{phase} is negative"
         if current > 1.5 * fuse:
-            return f"{current:.1f} A on L{phase} is past 1.5 × its {fuse:.0f} A fuse"
+            return f"{current:.1f} A on L{phase} is past 1.5 × the {fuse:.0f} A fuse"
     return None
 
 

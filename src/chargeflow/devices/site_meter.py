@@ -6,7 +6,7 @@ implausible, is not used at all: ``read`` raises ``StaleReading`` naming the dev
 actors fall back to their safe step.
 
 Circuit meters (role ``circuit``) are passed on as they are, one ``CircuitReading`` each; one that cannot be
-used (stale, implausible against its own circuit's fuse) is passed on without its power, so that only its
+used (stale, or implausible against the site's limits) is passed on without its power, so that only its
 circuit falls back (``site.circuit_loads``), not the whole site.
 """
 
@@ -46,7 +46,6 @@ class DevicesMeter:
         self._site = site
         self._devices: dict[str, Device] = {d.config.role: d for d in devices if d.config.role != "circuit"}
         self._circuit_meters = [d for d in devices if d.config.role == "circuit"]
-        self._fuses = {c.id: c.fuse_a for c in site.circuits}
         self._clock = clock
         self._ev_power_w = ev_power_w
         fuse_w = min(site.root.fuse_a) * site.voltage_v * 3
@@ -59,14 +58,12 @@ class DevicesMeter:
         age = (self._clock.now() - reading.at).total_seconds()
         if age > device.config.stale_after_s:
             return f"its reading is {age:.0f} s old" + (f" ({device.error})" if device.error else "")
-        circuit = device.config.circuit
-        if device.config.role == "circuit" and circuit is not None:
-            fuse = self._fuses[circuit]  # a circuit meter stands behind its own circuit's fuse
-            problem = implausible(reading.power_w, "circuit", max(fuse) * 3 * self._site.voltage_v)
-            if problem is None and reading.current_a is not None:
-                problem = implausible_currents(reading.current_a, fuse)
-            return problem
-        return implausible(reading.power_w, device.config.role, self._limit_w)
+        problem = implausible(reading.power_w, device.config.role, self._limit_w)
+        if problem is None and reading.current_a is not None:
+            # against the site's main fuse, not the circuit's own: a circuit over its fuse is what the
+            # control must see and act on, not a reading to throw away; past the main fuse it cannot last
+            problem = implausible_currents(reading.current_a, self._site.root.fuse_a)
+        return problem
 
     def _circuit(self, device: Device) -> CircuitReading:
         circuit = device.config.circuit

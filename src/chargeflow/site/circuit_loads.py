@@ -23,9 +23,12 @@ the building hangs below it; counting both would halve the EVs' room for nothing
 A circuit meter whose reading cannot be used (stale, implausible, missing) leaves its circuit's load
 unknown. It is then counted as the fuse less the safe limits (``csm.safe``) of all the stations below it,
 on each phase: the EVs below it get no more room together than their safe limits, the state the whole
-site falls back to when its own meter is silent. Not the last good reading: a heat pump that starts after
-the meter went silent would not be in it, and the fuse would hold only by luck. Never less than what the
-circuit's metered children and the building already put on it.
+site falls back to when its own meter is silent. But never less than the circuit's last measured non-EV
+load: the safe limits are shares of the fuses with the *building* at its peak on the building's circuit,
+and know nothing of a heat pump on a sub-circuit; a heat pump that ran when the meter fell silent is
+counted on. (The last reading alone is not enough either: a heat pump that starts after the meter fell
+silent is not in it.) Never less than what the circuit's metered children and the building already put
+on it.
 """
 
 from __future__ import annotations
@@ -82,6 +85,37 @@ class EvDraw:
         return cls(point.circuit, (grid[0], grid[1], grid[2]), max(power, 0.0))
 
 
+def measured_loads_a(
+    site: Site, tree: CircuitTree, readings: Sequence[CircuitReading], evs: Sequence[EvDraw] = ()
+) -> dict[str, PhaseTriple]:
+    """Each metered circuit's non-EV load per grid phase, in A, from its usable readings (the larger where
+    two meters measure one circuit): its reading less the EVs on it and below it, never below 0."""
+    voltage = site.voltage_v
+    ev_a: dict[str, list[float]] = {}
+    ev_w: dict[str, float] = {}
+    for ev in evs:
+        for c in tree.chain_of(ev.circuit):
+            cid = tree.circuits[c].id
+            ev_w[cid] = ev_w.get(cid, 0.0) + ev.power_w
+            below = ev_a.setdefault(cid, [0.0, 0.0, 0.0])
+            for p in range(3):
+                below[p] += ev.current_a[p]
+    out: dict[str, PhaseTriple] = {}
+    for r in readings:
+        if r.power_w is None:
+            continue
+        drawn = ev_a.get(r.circuit, [0.0, 0.0, 0.0])
+        if r.current_a is not None:
+            load = [max(r.current_a[p] - drawn[p], 0.0) for p in range(3)]
+        else:
+            load = [max(r.power_w - ev_w.get(r.circuit, 0.0), 0.0) / (3 * voltage)] * 3
+        seen = out.get(r.circuit)
+        if seen is not None:
+            load = [max(a, b) for a, b in zip(seen, load, strict=True)]
+        out[r.circuit] = (load[0], load[1], load[2])
+    return out
+
+
 def other_loads_a(
     site: Site,
     tree: CircuitTree,
@@ -89,46 +123,38 @@ def other_loads_a(
     readings: Sequence[CircuitReading] = (),
     evs: Sequence[EvDraw] = (),
     safe_a: Mapping[str, float] | None = None,
+    last_a: Mapping[str, PhaseTriple] | None = None,
 ) -> list[float]:
     """The non-EV load on every fuse constraint (``site.tree.constraint_index``), in A.
 
     ``site`` and ``tree`` as the controller sees them (fuses with its margin); ``building_w`` the
     building's consumption; ``readings`` the circuit meters' (with the controller's margin), ``evs`` what
-    the EVs draw, ``safe_a`` each charging point's safe limit (for a circuit whose meter is unusable;
-    a point not named counts 0 A, which leaves the whole fuse to the other loads).
+    the EVs draw. For a circuit whose meter is unusable: ``safe_a`` each charging point's safe limit (a
+    point not named counts 0 A, which leaves the whole fuse to the other loads), and ``last_a`` the
+    circuit's last measured non-EV load (``measured_loads_a``), the least it counts.
     """
     n = len(tree.circuits)
-    voltage = site.voltage_v
-    building_a = max(building_w, 0.0) / (3 * voltage)
+    building_a = max(building_w, 0.0) / (3 * site.voltage_v)
     building = tree.index[site.building_circuit or site.root.id]
 
-    # the EVs' draw and the stations' safe limits on every circuit and below it
-    ev_a = [[0.0, 0.0, 0.0] for _ in range(n)]
-    ev_w = [0.0] * n
-    for ev in evs:
-        for c in tree.chain_of(ev.circuit):
-            ev_w[c] += ev.power_w
-            for p in range(3):
-                ev_a[c][p] += ev.current_a[p]
-    room_a = [[0.0, 0.0, 0.0] for _ in range(n)]
-    for point in site.charging_points:
-        safe = (safe_a or {}).get(point.id, 0.0)
-        for c in tree.chain_of(point.circuit):
-            for p in point.grid_phases:
-                room_a[c][p - 1] += safe
-
-    own: dict[int, list[float]] = {}  # each metered circuit's own non-EV load
-    for r in readings:
-        i = tree.index[r.circuit]
-        fuse = tree.circuits[i].fuse_a
-        if r.power_w is None:
-            load = [max(fuse[p] - room_a[i][p], 0.0) for p in range(3)]
-        elif r.current_a is not None:
-            load = [max(r.current_a[p] - ev_a[i][p], 0.0) for p in range(3)]
-        else:
-            load = [max(r.power_w - ev_w[i], 0.0) / (3 * voltage)] * 3
-        seen = own.get(i)
-        own[i] = load if seen is None else [max(a, b) for a, b in zip(seen, load, strict=True)]
+    own: dict[int, list[float]] = {
+        tree.index[c]: list(a) for c, a in measured_loads_a(site, tree, readings, evs).items()
+    }
+    unusable = {r.circuit for r in readings if r.power_w is None} - {
+        r.circuit for r in readings if r.power_w is not None
+    }
+    if unusable:
+        room_a = [[0.0, 0.0, 0.0] for _ in range(n)]  # the stations' safe limits on each circuit and below
+        for point in site.charging_points:
+            safe = (safe_a or {}).get(point.id, 0.0)
+            for c in tree.chain_of(point.circuit):
+                for p in point.grid_phases:
+                    room_a[c][p - 1] += safe
+        for circuit in unusable:
+            i = tree.index[circuit]
+            fuse = tree.circuits[i].fuse_a
+            last = (last_a or {}).get(circuit, (0.0, 0.0, 0.0))
+            own[i] = [max(fuse[p] - room_a[i][p], last[p], 0.0) for p in range(3)]
 
     below = [[0.0, 0.0, 0.0] for _ in range(n)]  # the sum of the children's loads
     loads = [0.0] * (3 * n)
