@@ -43,6 +43,7 @@ class FakeView:
         self.history_ = FlowHistory()
         self.history_.record(FlowSample(NOW, 10_000, 8_000, 2_000, 0, 4_000, 5_000))
         self.set: dict[int, Preferences] = {}
+        self.step: ChargingStep | None = None
 
     @property
     def site(self) -> Site:
@@ -55,7 +56,7 @@ class FakeView:
         return self.history_.samples()
 
     def charging(self) -> ChargingStep | None:
-        return None
+        return self.step
 
     def reading(self, station_id: str, evse_id: int) -> ConnectorReading | None:
         return ConnectorReading(4_000, (6.0, 6.0, 6.0), 40.0)
@@ -133,6 +134,24 @@ async def test_owner_login_needs_the_password_and_the_forms_csrf_token(client: h
     svg = await client.get("/dashboard/plot.svg")
     assert svg.headers["content-type"] == "image/svg+xml"
     assert svg.text.lstrip().startswith("<?xml")
+
+
+async def test_the_dashboard_warns_of_a_station_that_refuses_every_limit(
+    client: httpx.AsyncClient, view: FakeView
+) -> None:
+    await _login(client)
+    assert "refuses" not in (await client.get("/dashboard")).text.split("<script")[0]
+    view.step = ChargingStep(NOW, 0.0, 0.0, 20_000.0, None, (), (), refusing=("UI-1",))
+    page = (await client.get("/dashboard")).text
+    match = re.search(r'<ul id="warnings"[^>]*>(.*?)</ul>', page)
+    assert match is not None
+    assert match.group(1) == (
+        "<li>Station UI-1 refuses every charging limit: it charges outside the site&#39;s control</li>"
+    )
+    state = (await client.get("/dashboard/state.json")).json()
+    assert state["warnings"] == [
+        "Station UI-1 refuses every charging limit: it charges outside the site's control"
+    ]
 
 
 async def test_a_station_action_needs_csrf_and_returns_the_stations_answer(

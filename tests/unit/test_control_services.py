@@ -51,6 +51,7 @@ class FakeMeter:
 class FakeControl:
     connected: set[str] = field(default_factory=lambda: {"cp1", "cp2"})
     refuse_tx_profiles: set[str] = field(default_factory=set)
+    refuse_all: set[str] = field(default_factory=set)  # stations that refuse every profile
     sent: list[tuple[str, int, float, str]] = field(default_factory=list)
 
     def is_connected(self, station_id: str) -> bool:
@@ -66,6 +67,8 @@ class FakeControl:
         power_w: float | None = None,
     ) -> bool:
         self.sent.append((station_id, evse_id, current_a, purpose))
+        if station_id in self.refuse_all:
+            return False
         return not (purpose == TX_PROFILE and station_id in self.refuse_tx_profiles)
 
 
@@ -191,6 +194,28 @@ async def test_station_without_tx_profiles_gets_the_limit_as_its_default() -> No
     await rig.step()
     purposes = [s[3] for s in rig.control.sent if s[0] == "cp1" and s[1] == 1]
     assert purposes == [TX_PROFILE, TX_DEFAULT]
+
+
+async def test_a_station_that_refuses_every_profile_is_a_warning_once_until_it_accepts_again() -> None:
+    rig = Rig()
+    rig.control.refuse_all.add("cp1")
+    await rig.start("cp1")
+    for _ in range(3):  # every step retries the limit, and between steps its safe default
+        await rig.step()
+        await rig.csm.send_safe_defaults()
+        assert rig.csm.last is not None
+        assert rig.csm.last.refusing == ("cp1",)
+    assert len([s for s in rig.control.sent if s[0] == "cp1"]) >= 6  # retried, each answered no
+    warnings = [e for e in rig.csm.events if "cp1 refuses every charging limit" in e]
+    assert len(warnings) == 1
+    assert warnings[0].startswith(T0.isoformat())
+    assert "cp2" not in " ".join(rig.csm.events)
+    rig.control.refuse_all.clear()
+    rig.meter.consumption_w = 20_000.0  # a new limit to send
+    await rig.step()
+    assert rig.csm.last is not None
+    assert rig.csm.last.refusing == ()
+    assert sum("cp1 accepts its charging limit again" in e for e in rig.csm.events) == 1
 
 
 async def test_an_ev_that_overdraws_is_suspended_after_the_grace_period() -> None:

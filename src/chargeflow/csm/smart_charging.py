@@ -133,6 +133,7 @@ class ChargingStep:
     fallback: str | None  # why the safe limit applies, None when the grant does
     limits: tuple[StationLimit, ...]
     events: tuple[str, ...] = ()
+    refusing: tuple[str, ...] = ()  # stations that refuse every profile (``SmartCharging.refusing``)
 
 
 @dataclass(slots=True)
@@ -179,6 +180,8 @@ class SmartCharging:
         self._circuits_unusable: set[str] = set()  # circuits whose meter could not be read last step
         self._circuits_last: dict[str, PhaseTriple] = {}  # each metered circuit's last non-EV load, A
         self.events: list[str] = []
+        #: stations that refused every profile they were last sent: outside the site's control
+        self.refusing: set[str] = set()
         self.last: ChargingStep | None = None
         self._pending: _Pending | None = None
         self._planning: asyncio.Future[SplitResult | None] | None = None
@@ -286,7 +289,14 @@ class SmartCharging:
             limits.append(await self._send(tx, current, reason, phases))
         await self._tx_defaults()
         step = ChargingStep(
-            now, table.needed_w, table.wished_w, granted, fallback, tuple(limits), tuple(events)
+            now,
+            table.needed_w,
+            table.wished_w,
+            granted,
+            fallback,
+            tuple(limits),
+            tuple(events),
+            tuple(sorted(self.refusing)),
         )
         self.last = step
         return step
@@ -429,12 +439,33 @@ class SmartCharging:
                 accepted = await self._control.set_limit(
                     tx.station_id, tx.evse_id, current, TX_DEFAULT, power_w=power
                 )
+            self._answered(tx.station_id, accepted)
         except (TimeoutError, OSError, LookupError) as err:
             log.warning("smart charging: %s did not take its limit (%s)", tx.station_id, err)
             return StationLimit(tx.station_id, tx.evse_id, tx.id, current, reason, True, False)
         if accepted:
             self._sent[key] = current
         return StationLimit(tx.station_id, tx.evse_id, tx.id, current, reason, True, accepted)
+
+    def _answered(self, station_id: str, accepted: bool) -> None:
+        """A station that refused every profile it was sent (TxProfile and TxDefault) charges outside the
+        site's control: a warning naming it, once per outage (it is retried every step and every second),
+        and an event again when it takes a limit."""
+        if accepted != (station_id in self.refusing):
+            return
+        now = self._clock.now().isoformat()
+        if accepted:
+            self.refusing.discard(station_id)
+            event = f"{now} {station_id} accepts its charging limit again"
+            log.info(event)
+        else:
+            self.refusing.add(station_id)
+            event = (
+                f"{now} {station_id} refuses every charging limit (TxProfile and TxDefault): "
+                "it charges outside the site's control"
+            )
+            log.warning(event)
+        self.events.append(event)
 
     async def send_safe_defaults(self) -> None:
         """Give every newly connected station its safe limit as its TxDefault profile; cheap to call
@@ -450,7 +481,9 @@ class SmartCharging:
                 try:
                     safe = self.safe_a.get(station_id, 0.0)
                     power = safe * self._points[station_id].phases * self.site.voltage_v
-                    if await self._control.set_limit(station_id, 0, safe, TX_DEFAULT, power_w=power):
+                    accepted = await self._control.set_limit(station_id, 0, safe, TX_DEFAULT, power_w=power)
+                    self._answered(station_id, accepted)
+                    if accepted:
                         self._defaults.add(station_id)
                 except (TimeoutError, OSError, LookupError) as err:
                     log.warning("smart charging: %s did not take its TxDefault (%s)", station_id, err)
