@@ -20,6 +20,7 @@ from chargeflow.csm.smart_charging import (
 )
 from chargeflow.ems.service import EmsConfig, EmsService
 from chargeflow.exchange import DemandPoint, InMemoryExchange, PowerDemand, Validity
+from chargeflow.site.circuit_loads import CircuitReading
 from chargeflow.site.measurement import BuildingPower, EssState, SiteMeasurement
 from chargeflow.site.model import ChargingPoint, Circuit, Ess, GridConnection, Site
 from chargeflow.store.memory import MemoryRepository
@@ -40,10 +41,14 @@ class FakeMeter:
     clock: ManualClock
     consumption_w: float = 10_000.0
     stale_by: timedelta = timedelta(0)
+    circuits: tuple[CircuitReading, ...] = ()
 
     async def read(self) -> SiteMeasurement:
         return SiteMeasurement(
-            self.clock.now() - self.stale_by, BuildingPower(self.consumption_w), EssState(30_000)
+            self.clock.now() - self.stale_by,
+            BuildingPower(self.consumption_w),
+            EssState(30_000),
+            circuits=self.circuits,
         )
 
 
@@ -81,7 +86,7 @@ class FakeEss:
 
 
 class Rig:
-    def __init__(self) -> None:
+    def __init__(self, site: Site = SITE) -> None:
         self.clock = ManualClock(T0)
         self.bus = InMemoryExchange()
         self.meter = FakeMeter(self.clock)
@@ -89,10 +94,10 @@ class Rig:
         self.ess = FakeEss()
         self.repo = MemoryRepository()
         config = SmartChargingConfig(step_s=10, safe_current_a=6.0, margin_pct=0.0, overdraw_grace_s=20)
-        self.csm = SmartCharging(SITE, self.repo, self.bus, self.control, self.clock, config, self.meter)
+        self.csm = SmartCharging(site, self.repo, self.bus, self.control, self.clock, config, self.meter)
         self.observed = ObservedRepository(self.repo, self.csm.live.observe)
         self.ems = EmsService(
-            SITE, self.meter, self.bus, self.clock, EmsConfig(step_s=10, margin_pct=0.0), self.ess
+            site, self.meter, self.bus, self.clock, EmsConfig(step_s=10, margin_pct=0.0), self.ess
         )
 
     async def start(self, station: str) -> int:
@@ -216,6 +221,47 @@ async def test_a_station_that_refuses_every_profile_is_a_warning_once_until_it_a
     assert rig.csm.last is not None
     assert rig.csm.last.refusing == ()
     assert sum("cp1 accepts its charging limit again" in e for e in rig.csm.events) == 1
+
+
+GARAGE = Site(
+    id="s",
+    grid=GridConnection(40_000, 20_000),
+    circuits=(Circuit("main", None, (80.0, 80.0, 80.0)), Circuit("garage", "main", (32.0, 32.0, 32.0))),
+    charging_points=(ChargingPoint("cp1", "garage", 3, 1, 16.0), ChargingPoint("cp2", "garage", 3, 1, 16.0)),
+    building_circuit="main",
+    ess=Ess("main", 50_000, 5_000, 10_000, 10_000),
+)
+
+
+async def test_a_circuit_meter_lowers_its_stations_and_a_silent_one_keeps_its_last_load() -> None:
+    rig = Rig(GARAGE)
+    rig.meter.consumption_w = 5_000.0
+    await rig.start("cp1")
+    await rig.start("cp2")
+    assert await rig.step() == {"cp1": 16.0, "cp2": 16.0}  # no circuit meter: 2 × 16 A within 32 A
+    # the garage reads its heat pump (13.8 kW, 20 A a phase) and the EVs' 2 × 16 A (22.08 kW)
+    for cp in ("cp1", "cp2"):
+        await rig.draw(cp, 16.0)
+    rig.meter.circuits = (CircuitReading("garage", 13_800 + 22_080),)
+    limits = await rig.step()
+    assert sum(limits.values()) <= 32.0 - 20.0
+    assert rig.csm.last is not None
+    assert {lim.reason for lim in rig.csm.last.limits} <= {
+        "fuse:garage:L1",
+        "fuse:garage:L2",
+        "fuse:garage:L3",
+    }
+    # the meter falls silent: 32 A less the two 6 A safe limits is 20 A, and so is the last load
+    rig.meter.circuits = (CircuitReading("garage", None),)
+    for _ in range(2):
+        for cp, amps in limits.items():  # the EVs follow their limits
+            await rig.draw(cp, amps)
+        limits = await rig.step()
+        assert sum(limits.values()) <= 12.0
+    assert sum("circuit garage: its meter cannot be used" in e for e in rig.csm.events) == 1
+    rig.meter.circuits = (CircuitReading("garage", 12 * 690),)  # back, the heat pump off: cp1 alone
+    assert await rig.step() == {"cp1": 16.0, "cp2": 16.0}
+    assert sum("circuit garage: its meter is read again" in e for e in rig.csm.events) == 1
 
 
 async def test_an_ev_that_overdraws_is_suspended_after_the_grace_period() -> None:
