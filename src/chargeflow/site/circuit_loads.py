@@ -14,6 +14,11 @@ reading less what the EVs below it draw by their stations' own meters, never bel
   phantom load on the two phases it does not use.) A circuit with a large single-phase load should be
   metered per phase: its balanced share under-counts the loaded phase.
 
+An EV whose station reports no currents counts 0 A against a per-phase reading: its draw stays in the
+circuit's load, on the safe side. The EVs' meters and the circuit's are read at different moments: an EV
+that has just come down leaves its old draw subtracted for up to a meter interval, which the controller's
+margin on readings and fuses covers for the usual steps.
+
 Counting, bottom up: a circuit's load is the sum of its children's, and on the building's circuit at least
 the building's share; on a metered circuit at least its own non-EV load. Maximum, not sum, where the two
 measure the same thing: the building's consumption (grid less EVs, or its own meter) already contains a
