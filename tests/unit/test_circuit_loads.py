@@ -85,6 +85,13 @@ def test_nested_meters_take_the_larger_not_the_sum() -> None:
     assert per_circuit(loads) == {"main": [16, 15, 15], "garage": [16, 0, 0]}
 
 
+def test_an_evs_draw_counts_at_most_its_limit_in_force() -> None:
+    # cp1's station last said 16 A (11.04 kW) but its limit is now 6 A: 6 A and 4140 W are subtracted
+    ev = EvDraw.at(CP1, [16.0, 16.0, 16.0], 11_040, 230.0, limit_a=6.0)
+    assert ev.current_a == (6.0, 6.0, 6.0)
+    assert ev.power_w == pytest.approx(4_140)
+
+
 def test_a_rotated_single_phase_station_draws_on_its_grid_phase() -> None:
     point = ChargingPoint("cp3", "garage", 1, 2, 32.0)
     assert EvDraw.at(point, [16.0, 0.0, 0.0], None, 230.0).current_a == (0.0, 16.0, 0.0)

@@ -364,7 +364,8 @@ class SmartCharging:
         draws = []
         for tx, point in sessions:
             live = self.live.get(tx.station_id, tx.evse_id)
-            draws.append(EvDraw.at(point, live.current_a, live.power_w, self.site.voltage_v))
+            limit = self._sent.get((tx.station_id, tx.evse_id))
+            draws.append(EvDraw.at(point, live.current_a, live.power_w, self.site.voltage_v, limit))
         unusable = {r.circuit for r in readings if r.power_w is None}
         for circuit in sorted(unusable ^ self._circuits_unusable):
             event = (

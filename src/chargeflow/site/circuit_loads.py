@@ -16,8 +16,10 @@ reading less what the EVs below it draw by their stations' own meters, never bel
 
 An EV whose station reports no currents counts 0 A against a per-phase reading: its draw stays in the
 circuit's load, on the safe side. The EVs' meters and the circuit's are read at different moments: an EV
-that has just come down leaves its old draw subtracted for up to a meter interval, which the controller's
-margin on readings and fuses covers for the usual steps.
+whose limit was just lowered would leave its old, higher draw subtracted until its station's next meter
+value, and the circuit's load would read low by the difference. So an EV's draw counts at most its limit
+in force (``EvDraw.at``): once the circuit meter sees the EV come down, the subtraction has come down too;
+before, the load reads high, which is safe.
 
 Counting, bottom up: a circuit's load is the sum of its children's, and on the building's circuit at least
 the building's share; on a metered circuit at least its own non-EV load. Maximum, not sum, where the two
@@ -79,14 +81,22 @@ class EvDraw:
 
     @classmethod
     def at(
-        cls, point: ChargingPoint, station_current_a: Sequence[float], power_w: float | None, voltage_v: float
+        cls,
+        point: ChargingPoint,
+        station_current_a: Sequence[float],
+        power_w: float | None,
+        voltage_v: float,
+        limit_a: float | None = None,
     ) -> EvDraw:
         """From the station's currents on its own L1..L3, turned to grid phases by its wiring
-        (``l1_phase``); its power where the station reports it, else the currents' sum times the voltage."""
+        (``l1_phase``); its power where the station reports it, else the currents' sum times the voltage.
+        Each at most what ``limit_a``, the limit in force, allows (see the module's note)."""
+        cap = float("inf") if limit_a is None else max(limit_a, 0.0)
         grid = [0.0, 0.0, 0.0]
         for k, current in enumerate(station_current_a[:3]):
-            grid[(point.l1_phase - 1 + k) % 3] += max(current, 0.0)
+            grid[(point.l1_phase - 1 + k) % 3] += min(max(current, 0.0), cap)
         power = power_w if power_w is not None else sum(grid) * voltage_v
+        power = min(power, cap * point.phases * voltage_v)
         return cls(point.circuit, (grid[0], grid[1], grid[2]), max(power, 0.0))
 
 
