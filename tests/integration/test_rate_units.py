@@ -55,3 +55,34 @@ async def test_a_station_that_takes_current_gets_amperes(node: CsmNode) -> None:
     schedule, _ = await limit_sent(node, "Current,Power")
     assert schedule["charging_rate_unit"] == "A"
     assert float(schedule["charging_schedule_period"][0]["limit"]) == 10.0
+
+
+class SaysNothingTakesWatts16(Station16):
+    """A 1.6 station that does not answer the unit question and refuses every limit in A."""
+
+    @on("SetChargingProfile")
+    def on_set_profile(self, connector_id: int, cs_charging_profiles: dict[str, Any]) -> Any:
+        if cs_charging_profiles["charging_schedule"]["charging_rate_unit"] != "W":
+            return result16.SetChargingProfile(status="Rejected")
+        self.profiles.append(cs_charging_profiles)
+        return result16.SetChargingProfile(status="Accepted")
+
+
+async def test_a_station_that_refuses_amperes_gets_watts_and_keeps_them(node: CsmNode) -> None:
+    async with open_ws(port_of(node), "u-w", "ocpp1.6") as ws:
+        station = SaysNothingTakesWatts16("u-w", ws)
+        async with running(station):
+            await station.call(call16.BootNotification(charge_point_model="M", charge_point_vendor="V"))
+            control = OcppStationControl(node.operations)
+            assert await control.set_limit("u-w", 1, 10.0, "TxDefaultProfile", power_w=6_900.0)
+            assert await control.rate_unit("u-w") == "W"  # remembered: the next limit goes in W at once
+            assert await control.set_limit("u-w", 1, 8.0, "TxDefaultProfile", power_w=5_520.0)
+            assert [
+                float(p["charging_schedule"]["charging_schedule_period"][0]["limit"])
+                for p in station.profiles
+            ] == [
+                6_900.0,
+                5_520.0,
+            ]
+            # without a power to fall back on, a refused limit in A stays refused
+            assert not await control.set_limit("u-w", 1, 8.0, "TxDefaultProfile")

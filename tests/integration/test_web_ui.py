@@ -46,6 +46,7 @@ class FakeView:
         self.set: dict[int, Preferences] = {}
         self.site_ = SITE
         self.asked: list[tuple[datetime, datetime, int]] = []  # the ranges read from the history
+        self.step: ChargingStep | None = None
 
     @property
     def site(self) -> Site:
@@ -62,7 +63,7 @@ class FakeView:
         return await self.history_.between(start, end, max_points)
 
     def charging(self) -> ChargingStep | None:
-        return None
+        return self.step
 
     def reading(self, station_id: str, evse_id: int) -> ConnectorReading | None:
         return ConnectorReading(4_000, (6.0, 6.0, 6.0), 40.0)
@@ -167,6 +168,24 @@ async def test_the_chart_shows_the_range_asked_for_with_days_from_the_sites_midn
     assert '<a href="/dashboard?range=yesterday" aria-current="page">yesterday</a>' in page.text
     assert '<a href="/dashboard?range=today">today</a>' in page.text
     assert (await client.get("/dashboard?range=month")).status_code == 422
+
+
+async def test_the_dashboard_warns_of_a_station_that_refuses_every_limit(
+    client: httpx.AsyncClient, view: FakeView
+) -> None:
+    await _login(client)
+    assert "refuses" not in (await client.get("/dashboard")).text.split("<script")[0]
+    view.step = ChargingStep(NOW, 0.0, 0.0, 20_000.0, None, (), (), refusing=("UI-1",))
+    page = (await client.get("/dashboard")).text
+    match = re.search(r'<ul id="warnings"[^>]*>(.*?)</ul>', page)
+    assert match is not None
+    assert match.group(1) == (
+        "<li>Station UI-1 refuses every charging limit: it charges outside the site&#39;s control</li>"
+    )
+    state = (await client.get("/dashboard/state.json")).json()
+    assert state["warnings"] == [
+        "Station UI-1 refuses every charging limit: it charges outside the site's control"
+    ]
 
 
 async def test_a_station_action_needs_csrf_and_returns_the_stations_answer(

@@ -20,6 +20,7 @@ from chargeflow.csm.smart_charging import (
 )
 from chargeflow.ems.service import EmsConfig, EmsService
 from chargeflow.exchange import DemandPoint, InMemoryExchange, PowerDemand, Validity
+from chargeflow.site.circuit_loads import CircuitReading
 from chargeflow.site.measurement import BuildingPower, EssState, SiteMeasurement
 from chargeflow.site.model import ChargingPoint, Circuit, Ess, GridConnection, Site
 from chargeflow.store.memory import MemoryRepository
@@ -40,10 +41,14 @@ class FakeMeter:
     clock: ManualClock
     consumption_w: float = 10_000.0
     stale_by: timedelta = timedelta(0)
+    circuits: tuple[CircuitReading, ...] = ()
 
     async def read(self) -> SiteMeasurement:
         return SiteMeasurement(
-            self.clock.now() - self.stale_by, BuildingPower(self.consumption_w), EssState(30_000)
+            self.clock.now() - self.stale_by,
+            BuildingPower(self.consumption_w),
+            EssState(30_000),
+            circuits=self.circuits,
         )
 
 
@@ -51,6 +56,7 @@ class FakeMeter:
 class FakeControl:
     connected: set[str] = field(default_factory=lambda: {"cp1", "cp2"})
     refuse_tx_profiles: set[str] = field(default_factory=set)
+    refuse_all: set[str] = field(default_factory=set)  # stations that refuse every profile
     sent: list[tuple[str, int, float, str]] = field(default_factory=list)
 
     def is_connected(self, station_id: str) -> bool:
@@ -69,6 +75,8 @@ class FakeControl:
         power_w: float | None = None,
     ) -> bool:
         self.sent.append((station_id, evse_id, current_a, purpose))
+        if station_id in self.refuse_all:
+            return False
         return not (purpose == TX_PROFILE and station_id in self.refuse_tx_profiles)
 
 
@@ -81,7 +89,7 @@ class FakeEss:
 
 
 class Rig:
-    def __init__(self) -> None:
+    def __init__(self, site: Site = SITE) -> None:
         self.clock = ManualClock(T0)
         self.bus = InMemoryExchange()
         self.meter = FakeMeter(self.clock)
@@ -89,10 +97,10 @@ class Rig:
         self.ess = FakeEss()
         self.repo = MemoryRepository()
         config = SmartChargingConfig(step_s=10, safe_current_a=6.0, margin_pct=0.0, overdraw_grace_s=20)
-        self.csm = SmartCharging(SITE, self.repo, self.bus, self.control, self.clock, config, self.meter)
+        self.csm = SmartCharging(site, self.repo, self.bus, self.control, self.clock, config, self.meter)
         self.observed = ObservedRepository(self.repo, self.csm.live.observe)
         self.ems = EmsService(
-            SITE, self.meter, self.bus, self.clock, EmsConfig(step_s=10, margin_pct=0.0), self.ess
+            site, self.meter, self.bus, self.clock, EmsConfig(step_s=10, margin_pct=0.0), self.ess
         )
 
     async def start(self, station: str) -> int:
@@ -194,6 +202,69 @@ async def test_station_without_tx_profiles_gets_the_limit_as_its_default() -> No
     await rig.step()
     purposes = [s[3] for s in rig.control.sent if s[0] == "cp1" and s[1] == 1]
     assert purposes == [TX_PROFILE, TX_DEFAULT]
+
+
+async def test_a_station_that_refuses_every_profile_is_a_warning_once_until_it_accepts_again() -> None:
+    rig = Rig()
+    rig.control.refuse_all.add("cp1")
+    await rig.start("cp1")
+    for _ in range(3):  # every step retries the limit, and between steps its safe default
+        await rig.step()
+        await rig.csm.send_safe_defaults()
+        assert rig.csm.last is not None
+        assert rig.csm.last.refusing == ("cp1",)
+    assert len([s for s in rig.control.sent if s[0] == "cp1"]) >= 6  # retried, each answered no
+    warnings = [e for e in rig.csm.events if "cp1 refuses every charging limit" in e]
+    assert len(warnings) == 1
+    assert warnings[0].startswith(T0.isoformat())
+    assert "cp2" not in " ".join(rig.csm.events)
+    rig.control.refuse_all.clear()
+    rig.meter.consumption_w = 20_000.0  # a new limit to send
+    await rig.step()
+    assert rig.csm.last is not None
+    assert rig.csm.last.refusing == ()
+    assert sum("cp1 accepts its charging limit again" in e for e in rig.csm.events) == 1
+
+
+GARAGE = Site(
+    id="s",
+    grid=GridConnection(40_000, 20_000),
+    circuits=(Circuit("main", None, (80.0, 80.0, 80.0)), Circuit("garage", "main", (32.0, 32.0, 32.0))),
+    charging_points=(ChargingPoint("cp1", "garage", 3, 1, 16.0), ChargingPoint("cp2", "garage", 3, 1, 16.0)),
+    building_circuit="main",
+    ess=Ess("main", 50_000, 5_000, 10_000, 10_000),
+)
+
+
+async def test_a_circuit_meter_lowers_its_stations_and_a_silent_one_keeps_its_last_load() -> None:
+    rig = Rig(GARAGE)
+    rig.meter.consumption_w = 5_000.0
+    await rig.start("cp1")
+    await rig.start("cp2")
+    assert await rig.step() == {"cp1": 16.0, "cp2": 16.0}  # no circuit meter: 2 × 16 A within 32 A
+    # the garage reads its heat pump (13.8 kW, 20 A a phase) and the EVs' 2 × 16 A (22.08 kW)
+    for cp in ("cp1", "cp2"):
+        await rig.draw(cp, 16.0)
+    rig.meter.circuits = (CircuitReading("garage", 13_800 + 22_080),)
+    limits = await rig.step()
+    assert sum(limits.values()) <= 32.0 - 20.0
+    assert rig.csm.last is not None
+    assert {lim.reason for lim in rig.csm.last.limits} <= {
+        "fuse:garage:L1",
+        "fuse:garage:L2",
+        "fuse:garage:L3",
+    }
+    # the meter falls silent: 32 A less the two 6 A safe limits is 20 A, and so is the last load
+    rig.meter.circuits = (CircuitReading("garage", None),)
+    for _ in range(2):
+        for cp, amps in limits.items():  # the EVs follow their limits
+            await rig.draw(cp, amps)
+        limits = await rig.step()
+        assert sum(limits.values()) <= 12.0
+    assert sum("circuit garage: its meter cannot be used" in e for e in rig.csm.events) == 1
+    rig.meter.circuits = (CircuitReading("garage", 12 * 690),)  # back, the heat pump off: cp1 alone
+    assert await rig.step() == {"cp1": 16.0, "cp2": 16.0}
+    assert sum("circuit garage: its meter is read again" in e for e in rig.csm.events) == 1
 
 
 async def test_an_ev_that_overdraws_is_suspended_after_the_grace_period() -> None:

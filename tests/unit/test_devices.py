@@ -8,8 +8,10 @@ from datetime import UTC, datetime, timedelta
 import pytest
 
 from chargeflow.clock import ManualClock
+from chargeflow.devices.base import Readings
 from chargeflow.devices.reading import Reading, building_from, implausible, json_path, read_power
 from chargeflow.devices.site_meter import DevicesMeter, StaleReading
+from chargeflow.site.circuit_loads import CircuitReading
 from chargeflow.site.config import ConfigError, MeterConfig, parse_meters, parse_site
 
 SITE = {
@@ -96,3 +98,35 @@ async def test_the_site_meter_uses_fresh_plausible_readings_only() -> None:
     with pytest.raises(StaleReading, match=r"past 1\.5"):
         await meter.read()
     assert [s.used for s in meter.status()] == [False]
+
+
+async def test_circuit_meters_pass_on_their_readings_and_an_unusable_one_without_its_power() -> None:
+    site = parse_site(
+        {
+            **SITE,
+            "circuits": [
+                {"id": "main", "parent": None, "max_current_a": 63},
+                {"id": "garage", "parent": "main", "max_current_a": 32},
+            ],
+        }
+    )
+    clock = ManualClock(T0)
+    grid = MeterConfig(id="grid", role="grid", adapter="mqtt", topic="g", power="$.p", stale_after_s=50)
+    paths = ["$.a[0]", "$.a[1]", "$.a[2]"]
+    config = MeterConfig(
+        id="hp", role="circuit", circuit="garage", adapter="mqtt", topic="c", power="$.p", currents=paths
+    )
+    readings = Readings(config, clock, None)
+    readings.take('{"p": 3680, "a": [16, 0.2, "0.1"]}')
+    assert readings.latest == Reading(T0, 3680.0, None, (16.0, 0.2, 0.1))
+    circuit = _Device(config, readings.latest)
+    meter = DevicesMeter(site, [_Device(grid, Reading(T0, 10_000.0)), circuit], clock, lambda: 0.0)
+    assert (await meter.read()).circuits == (CircuitReading("garage", 3680.0, (16.0, 0.2, 0.1)),)
+    circuit.latest = Reading(T0, 3680.0, None, (60.0, 0.0, 0.0))  # over its 32 A fuse: to act on
+    assert (await meter.read()).circuits[0].power_w == 3680.0
+    circuit.latest = Reading(T0, 3680.0, None, (100.0, 0.0, 0.0))  # past 1.5 × the 63 A main fuse
+    assert (await meter.read()).circuits == (CircuitReading("garage", None),)
+    assert [s.reason for s in meter.status()][1] == "100.0 A on L1 is past 1.5 × the 63 A fuse"
+    circuit.latest = Reading(T0, 3680.0)
+    clock.advance(timedelta(seconds=31))  # the circuit meter's 30 s are past, the grid meter's 50 s not
+    assert (await meter.read()).circuits == (CircuitReading("garage", None),)

@@ -41,10 +41,11 @@ from chargeflow.csm.ports import CsmRepository, TxUpdate
 from chargeflow.csm.safe import safe_currents
 from chargeflow.csm.split import SplitResult, Strategy, split
 from chargeflow.exchange import ExchangeBus, PowerDemand, Validity, value_at
-from chargeflow.site.measurement import BuildingPower, SiteMeter
-from chargeflow.site.model import ChargingPoint, Site, with_margin
+from chargeflow.site.circuit_loads import EvDraw, measured_loads_a, other_loads_a
+from chargeflow.site.measurement import SiteMeasurement, SiteMeter
+from chargeflow.site.model import ChargingPoint, PhaseTriple, Site, with_margin
 from chargeflow.site.prices import EnergyPrices
-from chargeflow.site.tree import CircuitTree, building_loads_a, check_site
+from chargeflow.site.tree import CircuitTree, check_site
 
 log = logging.getLogger(__name__)
 
@@ -136,6 +137,7 @@ class ChargingStep:
     fallback: str | None  # why the safe limit applies, None when the grant does
     limits: tuple[StationLimit, ...]
     events: tuple[str, ...] = ()
+    refusing: tuple[str, ...] = ()  # stations that refuse every profile (``SmartCharging.refusing``)
 
 
 @dataclass(slots=True)
@@ -190,7 +192,11 @@ class SmartCharging:
         self._sent: dict[tuple[str, int], float] = {}  # the last limit sent per connector
         self._defaults: set[str] = set()  # stations that hold our TxDefault profile
         self._suspended: set[int] = set()
+        self._circuits_unusable: set[str] = set()  # circuits whose meter could not be read last step
+        self._circuits_last: dict[str, PhaseTriple] = {}  # each metered circuit's last non-EV load, A
         self.events: list[str] = []
+        #: stations that refused every profile they were last sent: outside the site's control
+        self.refusing: set[str] = set()
         self.last: ChargingStep | None = None
         self._known: list[tuple[TransactionRecord, ChargingPoint]] = []  # the last step's sessions
         self._pending: _Pending | None = None
@@ -266,16 +272,16 @@ class SmartCharging:
         table, sessions = pending.table, pending.sessions
         grant = self._bus.latest_grant(self.site.id)
         granted = value_at(grant.points, now) if grant is not None and grant.validity.holds_at(now) else None
-        building = await self._fresh_building(now)
+        measured = await self._fresh_measurement(now)
         fallback = None
         if granted is None:
             fallback = "fallback_no_valid_grant"
-        elif building is None:
+        elif measured is None:
             fallback = "fallback_measurements_stale"
 
-        if fallback is None and grant is not None and granted is not None and building is not None:
-            counted = building.with_margin(self._config.margin_pct)
-            loads = building_loads_a(self._view, self._tree, counted.consumption_w)
+        events = self._overdraw(now, sessions)
+        if fallback is None and grant is not None and granted is not None and measured is not None:
+            loads = self._other_loads(now, measured, sessions, events)
             result = split(table, self._tree, loads, granted, self._config.strategy, grant.reason)
             if self._config.planner is not None:
                 result = await self._plan(now, pending.evs, table, loads, granted) or result
@@ -283,7 +289,6 @@ class SmartCharging:
         else:
             targets = [(self.safe_a.get(p.id, 0.0), fallback or "") for _, p in sessions]
 
-        events = self._overdraw(now, sessions)
         if fallback != self._fallback:
             event = (
                 f"{now.isoformat()} all stations to their safe limit: {fallback}"
@@ -304,7 +309,14 @@ class SmartCharging:
             limits.append(await self._send(tx, 0.0, "not_on_the_site", 3))
         await self._tx_defaults()
         step = ChargingStep(
-            now, table.needed_w, table.wished_w, granted, fallback, tuple(limits), tuple(events)
+            now,
+            table.needed_w,
+            table.wished_w,
+            granted,
+            fallback,
+            tuple(limits),
+            tuple(events),
+            tuple(sorted(self.refusing)),
         )
         self.last = step
         self._known = sessions
@@ -357,7 +369,42 @@ class SmartCharging:
 
     # --- helpers ---
 
-    async def _fresh_building(self, now: datetime) -> BuildingPower | None:
+    def _other_loads(
+        self,
+        now: datetime,
+        measured: SiteMeasurement,
+        sessions: Sequence[tuple[TransactionRecord, ChargingPoint]],
+        events: list[str],
+    ) -> list[float]:
+        """The non-EV load on every fuse constraint (``site.circuit_loads``): the building's, and each
+        circuit meter's reading less what the EVs below it draw, all read ``margin_pct`` high. A circuit
+        meter that cannot be used, or is usable again, is an event once."""
+        margin = self._config.margin_pct
+        counted = measured.building.with_margin(margin)
+        readings = [r.with_margin(margin) for r in measured.circuits]
+        draws = []
+        for tx, point in sessions:
+            live = self.live.get(tx.station_id, tx.evse_id)
+            limit = self._sent.get((tx.station_id, tx.evse_id))
+            draws.append(EvDraw.at(point, live.current_a, live.power_w, self.site.voltage_v, limit))
+        unusable = {r.circuit for r in readings if r.power_w is None}
+        for circuit in sorted(unusable ^ self._circuits_unusable):
+            event = (
+                f"{now.isoformat()} circuit {circuit}: its meter cannot be used; its load counts as its "
+                "fuse less its stations' safe limits"
+                if circuit in unusable
+                else f"{now.isoformat()} circuit {circuit}: its meter is read again"
+            )
+            (log.warning if circuit in unusable else log.info)(event)
+            events.append(event)
+            self.events.append(event)
+        self._circuits_unusable = unusable
+        self._circuits_last.update(measured_loads_a(self._view, self._tree, readings, draws))
+        return other_loads_a(
+            self._view, self._tree, counted.consumption_w, readings, draws, self.safe_a, self._circuits_last
+        )
+
+    async def _fresh_measurement(self, now: datetime) -> SiteMeasurement | None:
         if self._meter is None:
             return None
         try:
@@ -367,7 +414,7 @@ class SmartCharging:
             return None
         if now - m.at > timedelta(seconds=self._config.stale_after_steps * self._config.step_s):
             return None
-        return m.building
+        return m
 
     def _overdraw(
         self,
@@ -414,12 +461,33 @@ class SmartCharging:
                 accepted = await self._control.set_limit(
                     tx.station_id, tx.evse_id, current, TX_DEFAULT, power_w=power
                 )
+            self._answered(tx.station_id, accepted)
         except (TimeoutError, OSError, LookupError) as err:
             log.warning("smart charging: %s did not take its limit (%s)", tx.station_id, err)
             return StationLimit(tx.station_id, tx.evse_id, tx.id, current, reason, True, False)
         if accepted:
             self._sent[key] = current
         return StationLimit(tx.station_id, tx.evse_id, tx.id, current, reason, True, accepted)
+
+    def _answered(self, station_id: str, accepted: bool) -> None:
+        """A station that refused every profile it was sent (TxProfile and TxDefault) charges outside the
+        site's control: a warning naming it, once per outage (it is retried every step and every second),
+        and an event again when it takes a limit."""
+        if accepted != (station_id in self.refusing):
+            return
+        now = self._clock.now().isoformat()
+        if accepted:
+            self.refusing.discard(station_id)
+            event = f"{now} {station_id} accepts its charging limit again"
+            log.info(event)
+        else:
+            self.refusing.add(station_id)
+            event = (
+                f"{now} {station_id} refuses every charging limit (TxProfile and TxDefault): "
+                "it charges outside the site's control"
+            )
+            log.warning(event)
+        self.events.append(event)
 
     async def send_safe_defaults(self) -> None:
         """Give every newly connected station its safe limit as its TxDefault profile; cheap to call
@@ -475,9 +543,11 @@ class SmartCharging:
                 taken = True
                 for evse_id, safe, phases in self._defaults_of(station_id):
                     power = safe * phases * self.site.voltage_v
-                    taken &= await self._control.set_limit(
+                    accepted = await self._control.set_limit(
                         station_id, evse_id, safe, TX_DEFAULT, power_w=power
                     )
+                    self._answered(station_id, accepted)
+                    taken &= accepted
                 if taken:
                     self._defaults.add(station_id)
             except (TimeoutError, OSError, LookupError) as err:

@@ -9,7 +9,7 @@ from collections.abc import Callable
 from typing import Any, Protocol
 
 from chargeflow.clock import Clock
-from chargeflow.devices.reading import Reading, json_path, number, read_power
+from chargeflow.devices.reading import Reading, json_path, number, read_currents, read_power
 from chargeflow.site.config import MeterConfig
 
 log = logging.getLogger(__name__)
@@ -40,10 +40,11 @@ class Readings:
             document: Any = json.loads(payload)
             power = read_power(document, self.config.power, self.config.unit, self.config.sign)
             soc = number(json_path(document, self.config.soc), self.config.soc) if self.config.soc else None
+            currents = read_currents(document, self.config.currents) if self.config.currents else None
         except (ValueError, KeyError, TypeError) as err:
             self.failed(f"unreadable message: {err}")
             return
-        self.latest = Reading(self._clock.now(), power, soc)
+        self.latest = Reading(self._clock.now(), power, soc, currents)
         self.error = None
         if self._on_reading is not None:
             self._on_reading()

@@ -21,6 +21,7 @@ class Reading:
     at: datetime
     power_w: float
     soc_pct: float | None = None
+    current_a: tuple[float, float, float] | None = None  # per grid phase, where the meter gives it
 
 
 def json_path(document: Any, path: str) -> Any:
@@ -76,6 +77,23 @@ def implausible(power_w: float, role: str, limit_w: float) -> str | None:
         return f"a building cannot feed in {-power_w:.0f} W"
     if role == "pv" and power_w < -50.0:
         return f"PV cannot draw {-power_w:.0f} W"
+    return None
+
+
+def read_currents(document: Any, paths: Sequence[str]) -> tuple[float, float, float]:
+    """The currents on L1, L2, L3 in A at three JSON paths."""
+    a, b, c = (number(json_path(document, path), path) for path in paths)
+    return (a, b, c)
+
+
+def implausible_currents(current_a: Sequence[float], fuse_a: Sequence[float]) -> str | None:
+    """Why per-phase currents cannot be true, or None: a negative one, or one past 1.5 × the fuse it
+    stands behind on its phase (the site's main fuse)."""
+    for phase, (current, fuse) in enumerate(zip(current_a, fuse_a, strict=True), start=1):
+        if current < -0.5:
+            return f"{current:.1f} A on L{phase} is negative"
+        if current > 1.5 * fuse:
+            return f"{current:.1f} A on L{phase} is past 1.5 × the {fuse:.0f} A fuse"
     return None
 
 

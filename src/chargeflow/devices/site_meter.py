@@ -4,6 +4,10 @@ The measurement is as old as the grid (or building) meter's reading, so a silent
 measurement that the EMS and the CSM will not use. A reading older than its device's ``stale_after_s``, or
 implausible, is not used at all: ``read`` raises ``StaleReading`` naming the device and why, and both
 actors fall back to their safe step.
+
+Circuit meters (role ``circuit``) are passed on as they are, one ``CircuitReading`` each; one that cannot be
+used (stale, or implausible against the site's limits) is passed on without its power, so that only its
+circuit falls back (``site.circuit_loads``), not the whole site.
 """
 
 from __future__ import annotations
@@ -13,7 +17,8 @@ from dataclasses import dataclass
 
 from chargeflow.clock import Clock
 from chargeflow.devices.base import Device
-from chargeflow.devices.reading import Reading, building_from, implausible
+from chargeflow.devices.reading import Reading, building_from, implausible, implausible_currents
+from chargeflow.site.circuit_loads import CircuitReading
 from chargeflow.site.measurement import EssState, SiteMeasurement
 from chargeflow.site.model import Site
 
@@ -40,6 +45,7 @@ class DevicesMeter:
             raise ValueError("a site meter needs a grid or a building meter")
         self._site = site
         self._devices: dict[str, Device] = {d.config.role: d for d in devices if d.config.role != "circuit"}
+        self._circuit_meters = [d for d in devices if d.config.role == "circuit"]
         self._clock = clock
         self._ev_power_w = ev_power_w
         fuse_w = min(site.root.fuse_a) * site.voltage_v * 3
@@ -52,7 +58,20 @@ class DevicesMeter:
         age = (self._clock.now() - reading.at).total_seconds()
         if age > device.config.stale_after_s:
             return f"its reading is {age:.0f} s old" + (f" ({device.error})" if device.error else "")
-        return implausible(reading.power_w, device.config.role, self._limit_w)
+        problem = implausible(reading.power_w, device.config.role, self._limit_w)
+        if problem is None and reading.current_a is not None:
+            # against the site's main fuse, not the circuit's own: a circuit over its fuse is what the
+            # control must see and act on, not a reading to throw away; past the main fuse it cannot last
+            problem = implausible_currents(reading.current_a, self._site.root.fuse_a)
+        return problem
+
+    def _circuit(self, device: Device) -> CircuitReading:
+        circuit = device.config.circuit
+        assert circuit is not None  # checked with the site file
+        reading = device.latest
+        if reading is None or self._problem(device) is not None:
+            return CircuitReading(circuit, None)
+        return CircuitReading(circuit, reading.power_w, reading.current_a)
 
     def _usable(self, role: str) -> Reading | None:
         device = self._devices.get(role)
@@ -80,11 +99,13 @@ class DevicesMeter:
         capacity = self._site.ess.capacity_wh if self._site.ess is not None else None
         if battery is not None and battery.soc_pct is not None and capacity:
             ess = EssState(capacity * battery.soc_pct / 100.0)
-        return SiteMeasurement(base.at, power, ess, self._ev_power_w())
+        circuits = tuple(self._circuit(d) for d in self._circuit_meters)
+        return SiteMeasurement(base.at, power, ess, self._ev_power_w(), circuits)
 
     def status(self) -> list[DeviceStatus]:
         out = []
-        for role, device in self._devices.items():
+        for device in [*self._devices.values(), *self._circuit_meters]:
+            role = device.config.role
             reading = device.latest
             age = (self._clock.now() - reading.at).total_seconds() if reading is not None else None
             problem = self._problem(device)

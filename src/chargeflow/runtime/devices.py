@@ -1,8 +1,9 @@
 """The site's meter as its file names it: the devices under ``meters:`` and their tasks, or, where it
 names none, the stations' meters with the building at its declared peak (``runtime.site.StationsMeter``).
 
-A device whose reading jumps by more than ``JUMP_SHARE`` of the grid limit wakes the control loop, so that a
-step in the site's load reaches the stations within a fraction of the control step.
+A device whose reading jumps by more than ``JUMP_SHARE`` of the grid limit (a circuit meter: or of its
+circuit's fuse) wakes the control loop, so that a step in the site's load reaches the stations within a
+fraction of the control step.
 """
 
 from __future__ import annotations
@@ -51,14 +52,23 @@ async def site_meter(
     wake = asyncio.Event()
     seen: dict[str, float] = {}
     jump_w = JUMP_SHARE * max(site.grid.max_import_w, 1.0)
+    fuses_w = {c.id: min(c.fuse_a) * 3 * site.voltage_v for c in site.circuits}
     holder: list[Device] = []
+
+    def jump_of(device: Device) -> float:
+        """A circuit meter's jump is a share of its own circuit's fuse too: a heat pump that starts on a
+        16 A sub-circuit is a small part of the grid limit but a large one of its fuse."""
+        circuit = device.config.circuit
+        if device.config.role == "circuit" and circuit is not None:
+            return min(jump_w, JUMP_SHARE * fuses_w[circuit])
+        return jump_w
 
     def on_reading() -> None:
         for device in holder:
             if device.latest is not None:
                 last = seen.get(device.config.id)
                 seen[device.config.id] = device.latest.power_w
-                if last is None or abs(device.latest.power_w - last) > jump_w:
+                if last is None or abs(device.latest.power_w - last) > jump_of(device):
                     wake.set()
 
     holder.extend(build_devices(config, clock, on_reading))

@@ -301,6 +301,9 @@ class MeterConfig(Model):
     url: str | None = None  # http: the address polled for its JSON
     interval_s: Positive = 5.0  # http: how often it is polled
     power: str = Field(min_length=1)  # the JSON path of its power, e.g. $.ENERGY.Power
+    #: the JSON paths of its currents on grid phases L1, L2, L3 in A (a circuit meter's per-phase
+    #: reading, e.g. a Shelly Pro 3EM's $.em:0.a_current …); None: the power counts balanced
+    currents: list[str] | None = Field(default=None, min_length=3, max_length=3)
     soc: str | None = None  # the JSON path of a battery's state of charge, %
     unit: Literal["W", "kW"] = "W"
     #: +1: positive is import (grid), production (pv), discharge (battery), consumption (building, circuit);

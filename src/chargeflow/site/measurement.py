@@ -10,6 +10,8 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Protocol
 
+from chargeflow.site.circuit_loads import CircuitReading
+
 
 @dataclass(frozen=True, slots=True)
 class BuildingPower:
@@ -52,12 +54,14 @@ class EssState:
 
 @dataclass(frozen=True, slots=True)
 class SiteMeasurement:
-    """One reading of the site: the building's load and generation, the ESS's state, the EVs' power."""
+    """One reading of the site: the building's load and generation, the ESS's state, the EVs' power, and
+    what the circuit meters say (``site.circuit_loads``; an unusable one with its power None)."""
 
     at: datetime
     building: BuildingPower
     ess: EssState | None = None
     ev_w: float = 0.0
+    circuits: tuple[CircuitReading, ...] = ()
 
 
 class SiteMeter(Protocol):

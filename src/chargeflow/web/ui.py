@@ -192,13 +192,15 @@ def owner_router(
             return RedirectResponse("/login", status.HTTP_303_SEE_OTHER)
         site = view.site
         chart = chart_range(range_)
+        state = await dashboard_state()
         return pages.TemplateResponse(
             request,
             "dashboard.html",
             {
                 "csrf": session.csrf,
                 "site": site,
-                "state": script_json(await dashboard_state()),
+                "state": script_json(state),
+                "warnings": state["warnings"],
                 "billing": settings.billing is not None,
                 "chart": chart,
             },
@@ -309,6 +311,10 @@ def owner_router(
             else {k: v for k, v in asdict(latest).items() if k not in _NOT_FLOWS},
             "grid_limit_w": site.grid.max_import_w,
             "grant_reason": in_words(step.fallback) if step and step.fallback else "",
+            "warnings": [
+                f"Station {station_id} refuses every charging limit: it charges outside the site's control"
+                for station_id in (step.refusing if step else ())
+            ],
             "stations": stations,
             "sessions": sessions,
             "circuits": [asdict(row) for row in circuit_rows(site, reading)],

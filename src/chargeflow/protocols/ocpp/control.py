@@ -8,7 +8,10 @@ service then tries the TxDefault profile. Every profile sent is recorded with th
 The unit is the station's: each station is asked once which rate units it takes (1.6 configuration key
 ``ChargingScheduleAllowedChargingRateUnit``, 2.0.1 variable ``SmartChargingCtrlr.RateUnit``); one that
 takes power only gets the limit in W. A station that does not say is sent A, the unit every
-station must take by OCPP 1.6 and that 2.0.1 lists first.
+station must take by OCPP 1.6 and that 2.0.1 lists first. A station that refuses a limit in its unit is
+sent it once more in the other (where the service gave the limit in W too), and where it takes that, it is
+sent that unit from then on: some stations answer the unit question wrongly, or not at all, and take
+only W.
 """
 
 from __future__ import annotations
@@ -77,6 +80,26 @@ class OcppStationControl:
         power_w: float | None = None,
     ) -> bool:
         unit = await self.rate_unit(station_id) if power_w is not None else "A"
+        if await self._send(station_id, evse_id, current_a, power_w, unit, purpose, transaction_id):
+            return True
+        if power_w is None:
+            return False
+        other = "W" if unit == "A" else "A"
+        if not await self._send(station_id, evse_id, current_a, power_w, other, purpose, transaction_id):
+            return False
+        self._units[station_id] = other
+        return True
+
+    async def _send(
+        self,
+        station_id: str,
+        evse_id: int,
+        current_a: float,
+        power_w: float | None,
+        unit: str,
+        purpose: str,
+        transaction_id: str | None,
+    ) -> bool:
         limit = power_w if unit == "W" and power_w is not None else current_a
         try:
             profile, answer = await self._operations.set_charging_limit(

@@ -21,6 +21,12 @@
     const f = state.flows;
     text("now", new Date(state.now).toLocaleString([], { timeZone: tz }));
     text("grid-limit", kw(state.grid_limit_w));
+    const warnings = document.getElementById("warnings");
+    warnings.replaceChildren(...(state.warnings || []).map((w) => {
+      const li = document.createElement("li");
+      li.textContent = w;
+      return li;
+    }));
     if (!f) return;
     text("fl-grid", (f.grid_w >= 0 ? "import " : "export ") + kw(Math.abs(f.grid_w)));
     text("fl-pv", kw(f.pv_w));
