@@ -14,6 +14,7 @@ from chargeflow.csm.overdraw import Excess, add_excess, excess_of, held_to
 from chargeflow.csm.smart_charging import TX_DEFAULT, TX_PROFILE
 from chargeflow.csm.split import Strategy
 from chargeflow.site.config import parse_site
+from chargeflow.site.measurement import SiteMeasurement
 from chargeflow.site.model import ChargingPoint
 from chargeflow.site.tree import check_site, constraint_index
 from tests.unit.test_site_stations import T0, Rig
@@ -163,3 +164,23 @@ async def stop(rig: Rig, transaction_id: int) -> None:
     assert tx is not None
     request = StopRequest(tx.station_id, transaction_id, 100, rig.clock.now(), "Local")
     await rig.repo.stop_transaction(request, lambda t: transactions.apply_stop(t, request))
+
+
+class BrokenMeter:
+    """A meter adapter that fails in a way no one planned for."""
+
+    async def read(self) -> SiteMeasurement:
+        raise KeyError("ENERGY")
+
+
+async def test_any_failure_of_a_meter_brings_the_safe_limit_and_never_ends_the_step() -> None:
+    # #13 item 4: not only timeouts and OS errors; a meter raising anything else ended the control loop
+    rig = Rig(parse_site(SITE))
+    rig.control.connected = {"a"}
+    await rig.start("a", 1)
+    assert (await rig.step())[("a", 1)][0] == 32.0
+    broken = BrokenMeter()
+    rig.csm._meter = broken
+    rig.ems._meter = broken
+    limits = await rig.step()  # the EMS grants nothing and the CSM has no reading: the safe limit
+    assert limits[("a", 1)] == (rig.csm.safe_a["a"], "fallback_measurements_stale")
