@@ -18,6 +18,8 @@ def build_devices(
     for meter in config.meters:
         if meter.adapter == "mqtt":
             devices.append(MqttMeter(meter, config.broker, clock, on_reading))
-        else:
+        elif meter.adapter == "http":
             devices.append(HttpMeter(meter, clock, on_reading))
+        else:
+            raise ValueError(f"meter {meter.id}: no {meter.adapter} adapter in this build")
     return devices

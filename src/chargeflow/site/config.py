@@ -295,12 +295,20 @@ class MeterConfig(Model):
 
     id: str = Field(min_length=1)
     role: Literal["grid", "pv", "battery", "building", "circuit"]
-    adapter: Literal["mqtt", "http"]
+    #: mqtt and http read JSON (with the paths below); sunspec is Modbus TCP, dsmr a P1 port, sml an IR
+    #: head, over a serial port or TCP (a ser2net bridge, a P1 dongle)
+    adapter: Literal["mqtt", "http", "sunspec", "dsmr", "sml"]
     circuit: str | None = None  # for role ``circuit``: the circuit it measures
     topic: str | None = None  # mqtt: the topic its JSON messages come on
     url: str | None = None  # http: the address polled for its JSON
-    interval_s: Positive = 5.0  # http: how often it is polled
-    power: str = Field(min_length=1)  # the JSON path of its power, e.g. $.ENERGY.Power
+    interval_s: Positive = 5.0  # http and sunspec: how often it is polled
+    host: str | None = None  # sunspec, and dsmr or sml over TCP: the device's or bridge's address
+    port: Annotated[int, Field(ge=1, le=65535)] | None = None  # its TCP port (sunspec: 502)
+    serial_port: str | None = None  # dsmr or sml on a serial line, e.g. /dev/ttyUSB0
+    baudrate: Annotated[int, Field(gt=0)] | None = None  # of the serial line (dsmr 5: 115200; sml: 9600)
+    unit_id: Annotated[int, Field(ge=0, le=255)] = 1  # sunspec: the Modbus unit id
+    #: mqtt and http: the JSON path of its power, e.g. $.ENERGY.Power
+    power: str | None = Field(default=None, min_length=1)
     #: the JSON paths of its currents on grid phases L1, L2, L3 in A (a circuit meter's per-phase
     #: reading, e.g. a Shelly Pro 3EM's $.em:0.a_current …); None: the power counts balanced
     currents: list[str] | None = Field(default=None, min_length=3, max_length=3)
@@ -317,6 +325,12 @@ class MeterConfig(Model):
             raise ValueError("an mqtt meter needs its topic")
         if self.adapter == "http" and not self.url:
             raise ValueError("an http meter needs its url")
+        if self.adapter in ("mqtt", "http") and not self.power:
+            raise ValueError(f"an {self.adapter} meter needs the JSON path of its power (power: $.…)")
+        if self.adapter == "sunspec" and not self.host:
+            raise ValueError("a sunspec meter needs its host (and port, 502 by default)")
+        if self.adapter in ("dsmr", "sml") and (self.host is None) == (self.serial_port is None):
+            raise ValueError(f"a {self.adapter} meter needs either its serial_port or its host and port")
         if self.role == "circuit" and not self.circuit:
             raise ValueError("a circuit meter names its circuit")
         return self
