@@ -29,7 +29,9 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from websockets.sync.client import ClientConnection, connect
+from websockets.typing import Subprotocol
 
+from chargeflow.bench.fuzz import ACTIONS, exceptions_in_log, run_fuzz
 from chargeflow.bench.fuzz_frames import PayloadGenerator, load_schema
 from chargeflow.clock import SystemClock
 from chargeflow.csm.service import CsmConfig, CsmService
@@ -137,7 +139,7 @@ def assert_answered(frame: list[Any]) -> None:
 
 
 def heartbeat_round_trip_s(port: int, version: str, station_id: str) -> float:
-    with connect(f"ws://127.0.0.1:{port}/{station_id}", subprotocols=[VERSIONS[version]]) as ws:  # type: ignore[list-item]
+    with connect(f"ws://127.0.0.1:{port}/{station_id}", subprotocols=[Subprotocol(VERSIONS[version])]) as ws:
         started = time.perf_counter()
         answer = ask(ws, "Heartbeat", {})
         elapsed = time.perf_counter() - started
@@ -165,7 +167,7 @@ def test_every_fuzzed_frame_is_answered_and_the_connection_stays_open(
     sent: list[tuple[str, bool, int | str]] = []
     with connect(
         f"ws://127.0.0.1:{server.port}/{station_id}",
-        subprotocols=[VERSIONS[version]],  # type: ignore[list-item]
+        subprotocols=[Subprotocol(VERSIONS[version])],
         max_size=None,
     ) as ws:
 
@@ -198,3 +200,34 @@ def test_every_fuzzed_frame_is_answered_and_the_connection_stays_open(
     # A frame may be refused for what it carries, never by a handler that failed on it.
     assert "InternalError" not in {code for _, _, code in sent}
     assert server.crashes == []
+
+
+@pytest.mark.parametrize("version", list(VERSIONS))
+def test_the_longer_fuzz_run_sends_every_action_the_csm_routes(version: str) -> None:
+    assert sorted(ACTIONS[version]) == accepted_actions(version)
+
+
+def test_the_longer_fuzz_run_reads_exceptions_from_the_server_log() -> None:
+    log = "\n".join(
+        [
+            "2026-01-01 00:00:00 WARNING x: S1: malformed frame answered with FormatViolation: y",
+            "2026-01-01 00:00:01 ERROR chargeflow.x: S2: handler for MeterValues failed",
+            "Traceback (most recent call last):",
+            '  File "a.py", line 1, in f',
+            "    g()",
+            "OverflowError: Python int too large to convert to SQLite INTEGER",
+        ]
+    )
+    assert exceptions_in_log(log) == Counter({"S2: handler for MeterValues failed: OverflowError": 1})
+
+
+async def test_the_longer_fuzz_run_reports_its_figures() -> None:
+    """`chargeflow bench fuzz` in small: a serve process, 3 s of fuzzing, the figures it prints."""
+    result = await run_fuzz(3.0, seed=7)
+    figures = result.summary()
+    assert figures["frames_sent"] > 50
+    assert figures["frames_sent"] == sum(figures["answers"].values()) + figures["wrong_answers"]
+    assert figures["normal_station_heartbeats"] > 5
+    assert figures["server_rss_before_mib"] > 0
+    assert figures["server_rss_after_mib"] > 0
+    assert figures["crashes"] == result.crashes
