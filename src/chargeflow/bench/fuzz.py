@@ -115,13 +115,16 @@ class FuzzResult:
 
 
 async def _answer(ws: ClientConnection, message_id: str) -> list[Any]:
-    """The answer to ``message_id``; the CSM's own CALLs (after a boot) are left unanswered."""
+    """The answer to ``message_id``; the CSM's own CALLs (after a boot) are left unanswered, and a late
+    answer to an earlier frame (one counted as unanswered) is skipped."""
     while True:
         frame = json.loads(await ws.recv())
-        if isinstance(frame, list) and frame and frame[0] == 2:
-            continue
         if not isinstance(frame, list):
             raise ValueError(f"not a frame: {str(frame)[:80]}")
+        if frame and frame[0] == 2:
+            continue
+        if len(frame) >= 2 and frame[0] in (3, 4) and frame[1] != message_id:
+            continue
         return frame
 
 
@@ -151,35 +154,50 @@ async def _fuzzer(
                     await ws.send(json.dumps([2, message_id, action, payload]))
                     result.frames_sent += 1
                     result.bent += bent
+                    sent = f"{action} {json.dumps(payload)[:300]}"
                     try:
                         frame = await asyncio.wait_for(_answer(ws, message_id), ANSWER_TIMEOUT_S)
                     except TimeoutError:
-                        result.wrong_answers.append(f"no answer to {action} within {ANSWER_TIMEOUT_S} s")
+                        result.wrong_answers.append(f"no answer within {ANSWER_TIMEOUT_S:g} s to {sent}")
                         continue
                     except ValueError as err:
-                        result.wrong_answers.append(str(err))
+                        result.wrong_answers.append(f"{err} to {sent}")
                         continue
-                    _check(frame, message_id, result, f"{action} {json.dumps(payload)[:300]}")
-        except ConnectionClosed:
+                    _check(frame, message_id, result, sent)
+        except (ConnectionClosed, TimeoutError, OSError):  # closed, or no handshake within the timeout
             if time.monotonic() < deadline:
                 result.connections_closed += 1
+                await asyncio.sleep(0.5)
 
 
 async def _normal_station(url: str, deadline: float, result: FuzzResult) -> None:
-    async with connect(url, subprotocols=[Subprotocol("ocpp1.6")]) as ws:
-        boot = {"chargePointVendor": "Bench", "chargePointModel": "Normal"}
-        await ws.send(json.dumps([2, "boot", "BootNotification", boot]))
-        await _answer(ws, "boot")
-        for n in itertools.count():
-            if time.monotonic() >= deadline:
-                return
-            started = time.perf_counter()
-            await ws.send(json.dumps([2, f"hb{n}", "Heartbeat", {}]))
-            frame = await asyncio.wait_for(_answer(ws, f"hb{n}"), ANSWER_TIMEOUT_S)
-            result.heartbeat_ms.append((time.perf_counter() - started) * 1000)
-            if frame[0] != 3:
-                result.wrong_answers.append(f"normal station: {json.dumps(frame)[:200]}")
-            await asyncio.sleep(HEARTBEAT_EVERY_S)
+    """Heartbeats every 50 ms; one unanswered within the timeout counts as a crash, at the timeout."""
+    counter = itertools.count()
+    while time.monotonic() < deadline:
+        try:
+            async with connect(url, subprotocols=[Subprotocol("ocpp1.6")]) as ws:
+                boot = {"chargePointVendor": "Bench", "chargePointModel": "Normal"}
+                await ws.send(json.dumps([2, "boot", "BootNotification", boot]))
+                await asyncio.wait_for(_answer(ws, "boot"), ANSWER_TIMEOUT_S)
+                while time.monotonic() < deadline:
+                    message_id = f"hb{next(counter)}"
+                    started = time.perf_counter()
+                    await ws.send(json.dumps([2, message_id, "Heartbeat", {}]))
+                    try:
+                        frame = await asyncio.wait_for(_answer(ws, message_id), ANSWER_TIMEOUT_S)
+                    except TimeoutError:
+                        frame = [None]
+                        result.wrong_answers.append(
+                            f"normal station: no heartbeat answer in {ANSWER_TIMEOUT_S:g} s"
+                        )
+                    result.heartbeat_ms.append((time.perf_counter() - started) * 1000)
+                    if frame[0] != 3 and frame[0] is not None:
+                        result.wrong_answers.append(f"normal station: {json.dumps(frame)[:200]}")
+                    await asyncio.sleep(HEARTBEAT_EVERY_S)
+        except (ConnectionClosed, TimeoutError, OSError):
+            if time.monotonic() < deadline:
+                result.connections_closed += 1
+                await asyncio.sleep(0.5)
 
 
 def exceptions_in_log(log_text: str) -> Counter[str]:
