@@ -135,7 +135,9 @@ class SessionWrites:
         if not tx.active:
             self._by_id.pop(tx.id, None)
             if tx.external_id is not None:
-                self._by_external.pop((tx.station_id, tx.external_id), None)
+                key = (tx.station_id, tx.external_id)
+                if self._by_external.get(key) == tx.id:  # a newer session with the same id keeps its entry
+                    del self._by_external[key]
             return
         if len(self._by_id) >= MAX_CACHED:
             self._by_id.clear()
