@@ -107,7 +107,7 @@ def parse(telegram: str, version: str) -> tuple[float, tuple[float, float, float
     except (ParseError, ValueError, TypeError, IndexError) as err:
         raise DsmrError(f"{type(err).__name__}: {err}") from None
 
-    def kilowatts(name: str) -> float | None:
+    def kilowatts(name: str) -> float | None:  # in W, whatever the telegram's unit
         item = getattr(values, name, None)
         value = getattr(item, "value", None)
         if not isinstance(value, Decimal | int | float):
@@ -120,7 +120,7 @@ def parse(telegram: str, version: str) -> tuple[float, tuple[float, float, float
         return float(value) if isinstance(value, Decimal | int | float) else None
 
     phases = [
-        (kilowatts(f"INSTANTANEOUS_ACTIVE_POWER_L{n}_{way}") for way in ("POSITIVE", "NEGATIVE"))
+        tuple(kilowatts(f"INSTANTANEOUS_ACTIVE_POWER_L{n}_{way}") for way in ("POSITIVE", "NEGATIVE"))
         for n in (1, 2, 3)
     ]
     phase_w = [None if p is None else p - (n or 0.0) for p, n in phases]
