@@ -6,6 +6,7 @@ device (its reading goes stale), and a reconnect after the peer closes the link.
 from __future__ import annotations
 
 import asyncio
+import os
 import time
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
@@ -248,3 +249,20 @@ async def test_a_silent_sml_meter_goes_stale(peer: Replay, running: Callable[[St
     await _until(lambda: "silent" in (meter.error or ""))
     assert meter.latest is not None
     assert (SystemClock().now() - meter.latest.at).total_seconds() >= 0.3
+
+
+@pytest.mark.skipif(not hasattr(os, "openpty"), reason="a pseudo-terminal stands in for the serial port")
+async def test_dsmr_on_a_serial_port(running: Callable[[StreamMeter], None]) -> None:
+    """The serial path (serialx) on a pseudo-terminal, the test writing on its other end as a P1 cable."""
+    master, slave = os.openpty()
+    try:
+        config = MeterConfig(id="grid", role="grid", adapter="dsmr", serial_port=os.ttyname(slave))
+        meter = DsmrMeter(config, SystemClock(), retry_s=0.05)
+        running(meter)
+        await _until(lambda: meter.connections == 1)
+        os.write(master, telegram(1.5).encode())
+        await _until(lambda: meter.latest is not None)
+        assert _power(meter) == 1500.0
+    finally:
+        os.close(master)
+        os.close(slave)
