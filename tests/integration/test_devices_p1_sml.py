@@ -10,12 +10,13 @@ import os
 import time
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
 from functools import partial
 from typing import Any
 
 import pytest
 
-from chargeflow.clock import SystemClock
+from chargeflow.clock import ManualClock, SystemClock
 from chargeflow.devices.build import build_devices
 from chargeflow.devices.dsmr import DsmrMeter
 from chargeflow.devices.sml import SmlMeter
@@ -112,6 +113,8 @@ async def test_the_site_file_builds_dsmr_and_sml_meters() -> None:
     assert isinstance(p1, DsmrMeter)
     assert isinstance(ir, SmlMeter)
     assert (p1.config.dsmr_version, p1.default_baudrate, ir.source) == ("auto", 115200, "192.0.2.1:8899")
+    with pytest.raises(ValueError, match="over TCP needs its port"):
+        MeterConfig(id="p1", role="grid", adapter="dsmr", host="192.0.2.1")
 
 
 async def test_dsmr_reference_telegrams_over_tcp_a_broken_one_and_a_reconnect(
@@ -226,18 +229,19 @@ async def test_an_sml_meter_without_power_reads_it_from_its_energy(
     frames = sml_frames()
     if not frames:
         pytest.skip(MISSING_SML)
-    meter = SmlMeter(_config("sml", peer.port, sign=1), SystemClock())
+    clock = ManualClock(datetime(2026, 12, 7, 12, 0, tzinfo=UTC))
+    meter = SmlMeter(_config("sml", peer.port), clock)
     running(meter)
-    peer.send(frames[0].data)
+    peer.send(frames[0].data)  # 1.8.0 = 13 391 000 Wh
     await _until(lambda: meter._energy is not None)
-    assert meter.latest is None  # one energy reading gives no power yet
-    started = time.monotonic()
-    await asyncio.sleep(0.2)
-    # 50 Wh more than the DZG's 1.8.0 = 13 391 000 Wh, in a frame of our own (its checksums cover it)
-    peer.send(transport(get_list_response(entry("1-0:1.8.0*255", 30, 0, unsigned(13_391_050, 8)))))
+    for seconds, import_wh in ((5, 13_391_010), (60, 13_391_050)):  # frames of our own from here on
+        clock.advance(timedelta(seconds=seconds))
+        peer.send(transport(get_list_response(entry("1-0:1.8.0*255", 30, 0, unsigned(import_wh, 8)))))
+        await asyncio.sleep(0.1)
+        if seconds < meter.energy_window_s:
+            assert meter.latest is None  # not over a few seconds: the register counts whole Wh
     await _until(lambda: meter.latest is not None)
-    hours = (time.monotonic() - started) / 3600
-    assert _power(meter) == pytest.approx(50 / hours, rel=0.5)
+    assert _power(meter) == pytest.approx(50 * 3600 / 65)
 
 
 async def test_a_silent_sml_meter_goes_stale(peer: Replay, running: Callable[[StreamMeter], None]) -> None:

@@ -5,7 +5,9 @@ from __future__ import annotations
 
 import pytest
 
-from chargeflow.devices.dsmr import DsmrError, TelegramStream, detect, parse
+from chargeflow.clock import SystemClock
+from chargeflow.devices.dsmr import DsmrError, DsmrMeter, TelegramStream, detect, parse
+from chargeflow.site.config import MeterConfig
 from tests.dsmr_build import telegram
 from tests.meter_data import MISSING_DSMR, dsmr_telegrams
 
@@ -80,3 +82,17 @@ def test_a_telegram_without_its_crc_is_refused_where_the_version_has_one() -> No
     cut = telegram(1.0).split("!")[0] + "!\r\n"
     with pytest.raises(DsmrError):
         parse(cut, "5")
+
+
+def test_a_7e1_line_read_as_8n1_gives_the_same_telegram() -> None:
+    """DSMR 2.2 to 4 send 7 data bits and even parity: read as 8N1, the parity is each byte's 8th bit."""
+    text = telegram(2.25, currents_a=(9, 8, 7))
+    line = bytes(c | 0x80 if bin(c).count("1") % 2 else c for c in text.encode())
+    assert line != text.encode()
+    config = MeterConfig(id="grid", role="grid", adapter="dsmr", serial_port="/dev/ttyUSB0")
+    meter = DsmrMeter(config, SystemClock())
+    meter.restart()
+    meter.feed(line)
+    assert meter.error is None
+    assert meter.latest is not None
+    assert (meter.latest.power_w, meter.latest.current_a) == (2250.0, (9.0, 8.0, 7.0))

@@ -33,6 +33,9 @@ SPECIFICATIONS: dict[str, dict[str, Any]] = {
     "5L": specs.LUXEMBOURG_SMARTY,
 }
 MAX_TELEGRAM_CHARS = 16_384
+#: DSMR 2.2 to 4 send 7E1, DSMR 5 8N1: the line is read as 8N1 and the 8th bit (7E1's parity) dropped, which
+#: reads both (a 7E1 character is as long as an 8N1 one)
+_SEVEN_BITS = bytes(i & 0x7F for i in range(256))
 _END = re.compile(r"!([0-9A-Fa-f]{0,4})\x00?\r\n")
 
 
@@ -143,16 +146,19 @@ def parse(telegram: str, version: str) -> tuple[float, tuple[float, float, float
 
 
 class DsmrMeter(StreamMeter):
-    default_baudrate = 115200  # DSMR 4 and 5; 2.2 and 3 run at 9600 (7E1): set baudrate
-
     _stream: TelegramStream
     version: str | None = None
+
+    @property
+    def default_baudrate(self) -> int:  # type: ignore[override]
+        """115200 (DSMR 4 and 5) unless the site file names an older version (9600)."""
+        return 9600 if self.config.dsmr_version in ("2.2", "3") else 115200
 
     def restart(self) -> None:
         self._stream = TelegramStream()
 
     def feed(self, data: bytes) -> None:
-        for telegram in self._stream.feed(data.decode("ascii", errors="replace")):
+        for telegram in self._stream.feed(data.translate(_SEVEN_BITS).decode("ascii")):
             try:
                 if isinstance(telegram, DsmrError):
                     raise telegram

@@ -10,12 +10,17 @@ from chargeflow.devices.sml_frames import SmlError, SmlStream, SmlValues, parse_
 from chargeflow.devices.stream import StreamMeter
 from chargeflow.units import NOMINAL_VOLTAGE_V
 
+#: the shortest time over which a power is read from the energy registers: a register of 1 Wh read every
+#: second would give 0 or 3.6 kW
+ENERGY_WINDOW_S = 10.0
+
 
 class SmlMeter(StreamMeter):
     default_baudrate = 9600
 
     _stream: SmlStream
-    _energy: tuple[datetime, float] | None = None  # the last (time, import − export Wh) seen
+    _energy: tuple[datetime, float] | None = None  # (time, import − export Wh) at the window's start
+    energy_window_s = ENERGY_WINDOW_S
 
     def restart(self) -> None:
         self._stream = SmlStream()
@@ -36,13 +41,16 @@ class SmlMeter(StreamMeter):
         power_w = values.power_w
         if values.import_wh is not None:
             now, net_wh = self._clock.now(), values.import_wh - (values.export_wh or 0.0)
-            last, self._energy = self._energy, (now, net_wh)
-            if power_w is None and last is not None and now > last[0]:
-                power_w = (net_wh - last[1]) * 3600.0 / (now - last[0]).total_seconds()
+            start = self._energy
+            if start is None or power_w is not None:
+                self._energy = (now, net_wh)
+            elif (seconds := (now - start[0]).total_seconds()) >= self.energy_window_s:
+                power_w = (net_wh - start[1]) * 3600.0 / seconds
+                self._energy = (now, net_wh)
         if power_w is None:
             if values.import_wh is None:
                 self.failed(f"{self.source}: an SML frame without power (16.7.0) or energy (1.8.0)")
-            return  # energy only: the power comes with the next frame's energy
+            return  # energy only: the power comes when the window is full
         self.publish(power_w, _currents(values))
 
 

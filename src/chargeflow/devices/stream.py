@@ -23,7 +23,7 @@ class StreamMeter(Readings):
     """The link; a subclass turns the bytes into readings (``feed``) and forgets a partial message when
     the link starts again (``restart``)."""
 
-    default_baudrate = 9600
+    default_baudrate = 9600  # when the site file names none
 
     def __init__(
         self,

@@ -337,6 +337,8 @@ class MeterConfig(Model):
             raise ValueError("a sunspec meter needs its host (and port, 502 by default)")
         if self.adapter in ("dsmr", "sml") and (self.host is None) == (self.serial_port is None):
             raise ValueError(f"a {self.adapter} meter needs either its serial_port or its host and port")
+        if self.adapter in ("dsmr", "sml") and self.host is not None and self.port is None:
+            raise ValueError(f"a {self.adapter} meter over TCP needs its port")
         if self.role == "circuit" and not self.circuit:
             raise ValueError("a circuit meter names its circuit")
         return self
