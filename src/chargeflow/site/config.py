@@ -310,9 +310,7 @@ class MeterConfig(Model):
     unit_id: Annotated[int, Field(ge=0, le=255)] = 1  # sunspec: the Modbus unit id
     #: dsmr: the telegram's specification in dsmr-parser: auto (the one that reads most of the first good
     #: telegram), 2.2, 3, 4, 5, 5B (Belgium, Fluvius), 5L (Luxembourg), 5S (Sweden), Q3D, ISKRA_IE, 5EONHU
-    dsmr_version: Literal["auto", "2.2", "3", "4", "5", "5B", "5L", "5S", "Q3D", "ISKRA_IE", "5EONHU"] = (
-        "auto"
-    )
+    dsmr_version: DsmrVersion = "auto"
     #: mqtt and http: the JSON path of its power, e.g. $.ENERGY.Power
     power: str | None = Field(default=None, min_length=1)
     #: the JSON paths of its currents on grid phases L1, L2, L3 in A (a circuit meter's per-phase
