@@ -105,8 +105,12 @@ def _has_power(meter: StreamMeter, power_w: float) -> bool:
 
 async def test_the_site_file_builds_dsmr_and_sml_meters() -> None:
     meters = (
-        MeterConfig(id="p1", role="grid", adapter="dsmr", serial_port="/dev/ttyUSB0"),
-        MeterConfig(id="ir", role="pv", adapter="sml", host="192.0.2.1", port=8899, sign=-1),
+        MeterConfig.model_validate(
+            {"id": "p1", "role": "grid", "template": "dsmr", "serial_port": "/dev/ttyUSB0"}
+        ),
+        MeterConfig.model_validate(
+            {"id": "ir", "role": "pv", "template": "sml-tcp", "host": "192.0.2.1", "port": 8899, "sign": -1}
+        ),
     )
     config = MetersConfig(MqttBrokerConfig(), meters)
     p1, ir = build_devices(config, SystemClock())
