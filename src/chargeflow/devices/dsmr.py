@@ -110,24 +110,24 @@ def parse(telegram: str, version: str) -> tuple[float, tuple[float, float, float
     except (ParseError, ValueError, TypeError, IndexError) as err:
         raise DsmrError(f"{type(err).__name__}: {err}") from None
 
-    def kilowatts(name: str) -> float | None:  # in W, whatever the telegram's unit
+    def watts(name: str) -> float | None:
+        """A power in W, whether the telegram gives kW (DSMR) or W (Q3D)."""
         item = getattr(values, name, None)
-        value = getattr(item, "value", None)
-        if not isinstance(value, Decimal | int | float):
+        value, unit = getattr(item, "value", None), getattr(item, "unit", None)
+        if not isinstance(value, Decimal | int) or unit not in ("kW", "W"):
             return None
-        unit = getattr(item, "unit", "kW")
-        return float(value) * (1000.0 if unit == "kW" else 1.0) if unit in ("kW", "W") else None
+        return float(value * 1000 if unit == "kW" else value)  # Decimal: 02.027 kW is 2027 W exactly
 
     def plain(name: str) -> float | None:
         value = getattr(getattr(values, name, None), "value", None)
         return float(value) if isinstance(value, Decimal | int | float) else None
 
     phases = [
-        tuple(kilowatts(f"INSTANTANEOUS_ACTIVE_POWER_L{n}_{way}") for way in ("POSITIVE", "NEGATIVE"))
+        tuple(watts(f"INSTANTANEOUS_ACTIVE_POWER_L{n}_{way}") for way in ("POSITIVE", "NEGATIVE"))
         for n in (1, 2, 3)
     ]
     phase_w = [None if p is None else p - (n or 0.0) for p, n in phases]
-    delivered, returned = kilowatts("CURRENT_ELECTRICITY_USAGE"), kilowatts("CURRENT_ELECTRICITY_DELIVERY")
+    delivered, returned = watts("CURRENT_ELECTRICITY_USAGE"), watts("CURRENT_ELECTRICITY_DELIVERY")
     if delivered is not None:
         power_w = delivered - (returned or 0.0)
     elif None not in phase_w:
