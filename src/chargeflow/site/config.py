@@ -265,6 +265,7 @@ class BillingConfig(Model):
     )
 
 
+DsmrVersion = Literal["auto", "2.2", "3", "4", "5", "5B", "5L", "5S", "Q3D", "ISKRA_IE", "5EONHU"]
 Weekday = Literal["mon", "tue", "wed", "thu", "fri", "sat", "sun"]
 WEEKDAYS: tuple[Weekday, ...] = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
 
@@ -310,6 +311,9 @@ class MeterConfig(Model):
     serial_port: str | None = None  # dsmr or sml on a serial line, e.g. /dev/ttyUSB0
     baudrate: Annotated[int, Field(gt=0)] | None = None  # of the serial line (dsmr 5: 115200; sml: 9600)
     unit_id: Annotated[int, Field(ge=0, le=255)] = 1  # sunspec: the Modbus unit id
+    #: dsmr: the telegram's specification in dsmr-parser: auto (the one that reads most of the first good
+    #: telegram), 2.2, 3, 4, 5, 5B (Belgium, Fluvius), 5L (Luxembourg), 5S (Sweden), Q3D, ISKRA_IE, 5EONHU
+    dsmr_version: DsmrVersion = "auto"
     #: mqtt and http: the JSON path of its power, e.g. $.ENERGY.Power
     power: str | None = Field(default=None, min_length=1)
     #: the JSON paths of its currents on grid phases L1, L2, L3 in A (a circuit meter's per-phase
@@ -339,6 +343,8 @@ class MeterConfig(Model):
             raise ValueError("a sunspec meter needs its host (and port, 502 by default)")
         if self.adapter in ("dsmr", "sml") and (self.host is None) == (self.serial_port is None):
             raise ValueError(f"a {self.adapter} meter needs either its serial_port or its host and port")
+        if self.adapter in ("dsmr", "sml") and self.host is not None and self.port is None:
+            raise ValueError(f"a {self.adapter} meter over TCP needs its port")
         if self.role == "circuit" and not self.circuit:
             raise ValueError("a circuit meter names its circuit")
         return self

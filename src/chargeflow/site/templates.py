@@ -95,6 +95,31 @@ TEMPLATES: tuple[Template, ...] = (
         },
         {"host": "its address"},
     ),
+    Template(
+        "dsmr",
+        "a smart meter's DSMR P1 port (DSMR 2.2 to 5, Fluvius and the other variants dsmr-parser knows) on a "
+        "P1 cable; `baudrate` and `dsmr_version` may be set",
+        {"adapter": "dsmr", "serial_port": "{serial_port}"},
+        {"serial_port": "its serial port, e.g. /dev/ttyUSB0"},
+    ),
+    Template(
+        "dsmr-tcp",
+        "a DSMR P1 port through a P1 dongle or ser2net",
+        {"adapter": "dsmr", "host": "{host}", "port": "{port}"},
+        {"host": "the bridge's address", "port": "its TCP port"},
+    ),
+    Template(
+        "sml",
+        "a German smart meter's optical interface (SML) read by an IR head on a serial port (9600 baud)",
+        {"adapter": "sml", "serial_port": "{serial_port}"},
+        {"serial_port": "its serial port, e.g. /dev/ttyUSB0"},
+    ),
+    Template(
+        "sml-tcp",
+        "an SML IR head with Wi-Fi, or one on ser2net",
+        {"adapter": "sml", "host": "{host}", "port": "{port}"},
+        {"host": "the bridge's address", "port": "its TCP port"},
+    ),
 )
 
 BY_NAME = {t.name: t for t in TEMPLATES}
