@@ -8,6 +8,7 @@ from chargeflow.clock import Clock
 from chargeflow.devices.base import Device
 from chargeflow.devices.http import HttpMeter
 from chargeflow.devices.mqtt import MqttMeter
+from chargeflow.devices.sunspec import SunSpecDevice
 from chargeflow.site.config import MetersConfig
 
 
@@ -20,6 +21,8 @@ def build_devices(
             devices.append(MqttMeter(meter, config.broker, clock, on_reading))
         elif meter.adapter == "http":
             devices.append(HttpMeter(meter, clock, on_reading))
+        elif meter.adapter == "sunspec":
+            devices.append(SunSpecDevice(meter, clock, on_reading))
         else:
             raise ValueError(f"meter {meter.id}: no {meter.adapter} adapter in this build")
     return devices
