@@ -153,6 +153,16 @@ class DrawingStation16(Cp16, _Evses):
     def on_clear(self, **_: Any) -> Any:
         return result16.ClearChargingProfile(status="Accepted")
 
+    @on("GetConfiguration")
+    def on_get_configuration(self, key: list[str] | None = None) -> Any:
+        """The rate units it takes (the CSM asks once): current, as every 1.6 station must."""
+        known = {"ChargingScheduleAllowedChargingRateUnit": "Current"}
+        asked = key or list(known)
+        return result16.GetConfiguration(
+            configuration_key=[{"key": k, "readonly": True, "value": known[k]} for k in asked if k in known],
+            unknown_key=[k for k in asked if k not in known] or None,
+        )
+
     async def boot(self) -> None:
         await self.call(call16.BootNotification(charge_point_model="M", charge_point_vendor="V"))
         for n in self.evses:
@@ -217,6 +227,24 @@ class DrawingStation201(Cp201, _Evses):
     @on("ClearChargingProfile")
     def on_clear(self, **_: Any) -> Any:
         return result201.ClearChargingProfile(status="Accepted")
+
+    @on("GetVariables")
+    def on_get_variables(self, get_variable_data: list[dict[str, Any]]) -> Any:
+        """SmartChargingCtrlr.RateUnit, the unit it takes (the CSM asks once): A; nothing else is known."""
+        results = []
+        for item in get_variable_data:
+            known = (
+                item["component"]["name"] == "SmartChargingCtrlr" and item["variable"]["name"] == "RateUnit"
+            )
+            results.append(
+                {
+                    "attribute_status": "Accepted" if known else "UnknownVariable",
+                    "component": item["component"],
+                    "variable": item["variable"],
+                    **({"attribute_value": "A"} if known else {}),
+                }
+            )
+        return result201.GetVariables(get_variable_result=results)
 
     async def boot(self) -> None:
         await self.call(

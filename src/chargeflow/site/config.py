@@ -29,6 +29,7 @@ from pydantic import (
 
 from chargeflow.site.model import ChargingPoint, Circuit, Ess, GridConnection, PhaseTriple, Pv, Site
 from chargeflow.site.prices import EnergyPrices, TimeOfUse
+from chargeflow.site.templates import expand
 from chargeflow.site.tree import SiteError, check_site
 from chargeflow.units import NOMINAL_VOLTAGE_V
 
@@ -291,8 +292,10 @@ class EnergyPricesConfig(Model):
 
 
 class MeterConfig(Model):
-    """One measuring device of the site (``meters:``): where its readings come from and how to read them."""
+    """One measuring device of the site (``meters:``): where its readings come from and how to read them;
+    by ``template`` name (``site.templates``) with a few params, or setting by setting."""
 
+    template: str | None = None  # the template it was made from (``site.templates``), if any
     id: str = Field(min_length=1)
     role: Literal["grid", "pv", "battery", "building", "circuit"]
     #: mqtt and http read JSON (with the paths below); sunspec is Modbus TCP, dsmr a P1 port, sml an IR
@@ -318,6 +321,11 @@ class MeterConfig(Model):
     #: -1 for a meter that counts the other way
     sign: Literal[1, -1] = 1
     stale_after_s: Positive = 30.0  # a reading older than this is not used
+
+    @model_validator(mode="before")
+    @classmethod
+    def _from_template(cls, data: Any) -> Any:
+        return expand(data) if isinstance(data, dict) else data
 
     @model_validator(mode="after")
     def _source(self) -> MeterConfig:
