@@ -91,14 +91,15 @@ class SunSpecDevice(Readings):
             self._disconnect()
 
     async def set_discharge(self, discharge_w: float) -> None:
-        """Hold the battery at ``discharge_w`` (negative: charge), with the site file's sign; SunSpecError if
-        the device has no writable storage model, OSError if it refuses or does not answer."""
+        """Hold the battery at ``discharge_w`` (negative: charge; 124's rates say which way, whatever the
+        site file's ``sign`` for its readings); SunSpecError if the device has no writable storage model,
+        OSError if it refuses or does not answer."""
         async with self._lock:
             block = next((b for b in self._blocks if b.model_id == 124), None)
             points = self._points.get(124)
             if block is None or points is None:
                 raise SunSpecError(f"meter {self.config.id}: no 124 basic storage model read to set")
-            write = discharge_write(block, points, discharge_w * self.config.sign, self._revert_s)
+            write = discharge_write(block, points, discharge_w, self._revert_s)
             client = await self._connected()
             await self._check(
                 client.write_registers(write.rates_address, list(write.rates), device_id=self.config.unit_id)
