@@ -16,6 +16,7 @@ import pytest
 
 from chargeflow.clock import SystemClock
 from chargeflow.devices.build import build_devices
+from chargeflow.devices.ess import DeviceEss
 from chargeflow.devices.sunspec import ModbusAnswerError, SunSpecDevice
 from chargeflow.devices.sunspec_models import SunSpecError
 from chargeflow.site.config import MeterConfig, MetersConfig, MqttBrokerConfig
@@ -290,3 +291,31 @@ async def test_the_site_file_builds_a_sunspec_device() -> None:
     config = MetersConfig(MqttBrokerConfig(), (_config(peer),))
     (device,) = build_devices(config, SystemClock())
     assert isinstance(device, SunSpecDevice)
+
+
+async def test_the_ems_port_sets_a_writable_battery_and_leaves_another_to_itself(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    async with _serving(SunSpecPeer([model(1, **COMMON), model(103, W_SF=0, W_c=0), _storage()])) as peer:
+        device = SunSpecDevice(_config(peer, "battery"), SystemClock())
+        ess = DeviceEss("battery", device)
+        async with _running(device):
+            await _until(lambda: device.latest is not None)
+            await ess.set_discharge(-2500.0)  # the EMS's ``EssControl`` call: charge 2.5 kW
+            assert peer.read_back(124).InWRte.cvalue == pytest.approx(50.0)
+            assert ess.setpoint_w == -2500.0
+            peer.behaviour = "exception"
+            with caplog.at_level(logging.WARNING, logger="chargeflow.devices.ess"):
+                await ess.set_discharge(1000.0)  # refused: logged, not raised into the EMS's step
+                await ess.set_discharge(1000.0)
+            assert ess.setpoint_w == -2500.0
+            assert len([r for r in caplog.records if r.name == "chargeflow.devices.ess"]) == 1
+
+    battery = model(802, SoC_SF=0, SoC=50, W_SF=0, W_c=0)
+    async with _serving(SunSpecPeer([model(1, **COMMON), battery])) as peer:
+        device = SunSpecDevice(_config(peer, "battery"), SystemClock())
+        ess = DeviceEss("battery", device)
+        async with _running(device):
+            await _until(lambda: device.latest is not None)
+            await ess.set_discharge(1000.0)  # no 124 model: nothing written, nothing raised
+            assert ess.setpoint_w is None
