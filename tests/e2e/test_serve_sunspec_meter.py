@@ -9,6 +9,8 @@ import contextlib
 import time
 from pathlib import Path
 
+import pytest
+
 from chargeflow.bench.ocpp_load import serve_process
 from chargeflow.sim.drawing import VOLTAGE_V, DrawingStation, Ev, connected
 from tests.integration.sunspec_peer import SunSpecPeer, model
@@ -115,3 +117,62 @@ async def test_a_sunspec_grid_meter_steers_the_site(tmp_path: Path) -> None:
                 await asyncio.gather(*tasks, return_exceptions=True)
     finally:
         await peer.stop()
+
+
+def _battery_site(grid_port: int, battery_port: int) -> str:
+    return f"""
+id: sunspec-battery
+timezone: Europe/Vienna
+grid: {{max_import_w: {GRID_W:.0f}, max_export_w: 10000}}
+circuits:
+  - {{id: main, parent: null, max_current_a: 80}}
+charging_points:
+  - {{id: b1, circuit: main, max_current_a: 16}}
+ess: {{capacity_wh: 20000, max_charge_w: 10000, max_discharge_w: 10000}}
+meters:
+  - {{id: grid, role: grid, adapter: sunspec, host: 127.0.0.1, port: {grid_port}, interval_s: 0.25}}
+  - {{id: battery, role: battery, adapter: sunspec, host: 127.0.0.1, port: {battery_port}, interval_s: 0.25}}
+"""
+
+
+async def test_the_ems_sets_a_sunspec_battery_to_store_the_export(tmp_path: Path) -> None:
+    # 5 kW go to the grid; the battery (124 basic storage behind a battery inverter, half full) is to
+    # take them
+    grid = SunSpecPeer([model(1, Mn="Chargeflow tests", Md="grid meter"), model(203, W_SF=0, W_c=-5000)])
+    storage = model(
+        124,
+        WChaMax_SF=0,
+        WChaMax_c=10000,
+        ChaState_SF=0,
+        ChaState_c=50,
+        InOutWRte_SF=-2,
+        OutWRte=0,
+        InWRte=0,
+        StorCtl_Mod=0,
+        InOutWRte_RvrtTms=0,
+    )
+    inverter = model(103, W_SF=0, W_c=0)
+    battery = SunSpecPeer([model(1, Mn="Chargeflow tests", Md="battery"), inverter, storage])
+    site_file = tmp_path / "site.yaml"
+    site_file.write_text(_battery_site(grid.port, battery.port))
+    db = f"sqlite+aiosqlite:///{tmp_path / 'serve.db'}"
+    await grid.start()
+    await battery.start()
+    try:
+        async with serve_process(
+            db, "sunspec-token-0123456789abcdef", "--site", str(site_file), "--step", "2"
+        ):
+            deadline = time.monotonic() + 15
+            while (battery.read_back(124).InWRte.cvalue or 0) <= 0:  # a step before the readings: 0
+                assert time.monotonic() < deadline, "the EMS never set the battery"
+                await asyncio.sleep(0.2)
+            written = battery.read_back(124)
+            assert written.StorCtl_Mod.value == 3
+            # a charge of the 5 kW export (less the EMS's 3 % margin: 4.85 kW) in % of WChaMax, as the
+            # most it may take (InWRte) and, forced, the least (OutWRte negative)
+            assert written.InWRte.cvalue == pytest.approx(48.5)
+            assert written.OutWRte.cvalue == pytest.approx(-48.5)
+            assert written.InOutWRte_RvrtTms.value == 60
+    finally:
+        await battery.stop()
+        await grid.stop()
