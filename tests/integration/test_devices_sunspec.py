@@ -219,6 +219,7 @@ async def test_a_device_that_answers_exceptions_has_an_error_and_no_reading() ->
         async with _running(device):
             await _until(lambda: device.error is not None)
             assert "no SunSpec map" in str(device.error)
+            assert "exception 4 (DEVICE_FAILURE)" in str(device.error)
             assert device.latest is None
             peer.behaviour = "ok"
             await _until(lambda: device.latest is not None)

@@ -17,6 +17,7 @@ import logging
 from collections.abc import Awaitable, Callable, Sequence
 
 from pymodbus.client import AsyncModbusTcpClient
+from pymodbus.constants import ExcCodes
 from pymodbus.exceptions import ModbusException
 from pymodbus.pdu import ModbusPDU
 
@@ -46,6 +47,17 @@ DEFAULT_PORT = 502
 
 class ModbusAnswerError(OSError):
     """The device answered with a Modbus exception, or with fewer registers than asked for."""
+
+
+def _exception(answer: ModbusPDU) -> str:
+    """A Modbus exception answer in words: ``exception 2 (ILLEGAL_ADDRESS)``."""
+    code = getattr(answer, "exception_code", None)
+    if not isinstance(code, int):
+        return str(answer)
+    try:
+        return f"exception {code} ({ExcCodes(code).name})"
+    except ValueError:
+        return f"exception {code}"
 
 
 class SunSpecDevice(Readings):
@@ -78,6 +90,9 @@ class SunSpecDevice(Readings):
         return any(b.model_id == 124 for b in self._blocks)
 
     async def run(self) -> None:
+        # pymodbus logs every timeout and failed connection itself (ERROR and WARNING, each poll); the
+        # device's ``error`` reports each failure once, so those lines would only repeat it at every poll
+        logging.getLogger("pymodbus").setLevel(logging.CRITICAL)
         try:
             while True:
                 try:
@@ -191,7 +206,7 @@ class SunSpecDevice(Readings):
             self._timeout_s + 1.0,
         )
         if answer.isError():
-            raise ModbusAnswerError(f"reading {count} registers at {address}: {answer}")
+            raise ModbusAnswerError(f"reading {count} registers at {address}: {_exception(answer)}")
         registers: Sequence[int] = answer.registers
         if len(registers) != count:
             raise ModbusAnswerError(f"asked for {count} registers at {address}, got {len(registers)}")
@@ -200,7 +215,7 @@ class SunSpecDevice(Readings):
     async def _check(self, request: Awaitable[ModbusPDU]) -> None:
         answer = await asyncio.wait_for(request, self._timeout_s + 1.0)
         if answer.isError():
-            raise ModbusAnswerError(f"the battery refused the write: {answer}")
+            raise ModbusAnswerError(f"the battery refused the write: {_exception(answer)}")
 
     def _disconnect(self) -> None:
         self._blocks = []
