@@ -153,3 +153,11 @@ def test_a_setpoint_needs_wchamax_and_a_rate_scale_factor() -> None:
         discharge_write(ModelBlock(802, 40100, 62), _points(802), 1000.0, 30)
     no_revert = discharge_write(block, _points(124, WChaMax_SF=0, WChaMax_c=5000, InOutWRte_SF=0), 1.0, 30)
     assert no_revert.revert_address is None
+
+
+def test_a_model_cut_short_leaves_its_missing_points_unimplemented() -> None:
+    registers = _registers(_model(203, W_SF=0, W_c=100))
+    short = [203, 20, *registers[2:22]]  # a device whose 203 ends after 20 registers
+    points = decode(203, short)
+    assert scaled(203, points, "W") is None  # W lies beyond the 20 registers
+    assert points["ID"] == 203

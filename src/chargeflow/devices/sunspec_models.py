@@ -114,11 +114,14 @@ def decode(model_id: int, registers: Sequence[int]) -> dict[str, float | int | N
     if len(registers) < 2 or registers[0] != model_id:
         raise SunSpecError(f"model {model_id}: registers do not start with its ID")
     data = b"".join((value & 0xFFFF).to_bytes(2, "big") for value in registers)
-    model = sunspec_device.Model(model_id=model_id, model_len=registers[1], data=data)
-    values: dict[str, float | int | None] = {}
-    for name, point in model.points.items():
-        value = point.value
-        values[name] = value if isinstance(value, int | float) else None
+    try:
+        model = sunspec_device.Model(model_id=model_id, model_len=registers[1], data=data)
+        values: dict[str, float | int | None] = {}
+        for name, point in model.points.items():
+            value = point.value
+            values[name] = value if isinstance(value, int | float) else None
+    except Exception as err:  # pysunspec2's own errors, or struct's on a model cut short
+        raise SunSpecError(f"model {model_id}: cannot decode its registers: {err}") from err
     return values
 
 
