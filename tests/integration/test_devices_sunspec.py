@@ -311,6 +311,12 @@ async def test_the_ems_port_sets_a_writable_battery_and_leaves_another_to_itself
                 await ess.set_discharge(1000.0)
             assert ess.setpoint_w == -2500.0
             assert len([r for r in caplog.records if r.name == "chargeflow.devices.ess"]) == 1
+            peer.behaviour = "silent"  # a battery that does not answer holds the EMS's step up no longer
+            quick = DeviceEss("battery", device, timeout_s=0.5)
+            started = time.monotonic()
+            await quick.set_discharge(1000.0)
+            assert time.monotonic() - started < 1.5
+            assert quick.setpoint_w is None
 
     battery = model(802, SoC_SF=0, SoC=50, W_SF=0, W_c=0)
     async with _serving(SunSpecPeer([model(1, **COMMON), battery])) as peer:

@@ -8,6 +8,7 @@ reading of the battery shows what it really did (the EMS sets the ESS "as if", `
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from typing import Protocol, runtime_checkable
 
@@ -23,9 +24,10 @@ class SettableBattery(Protocol):
 
 
 class DeviceEss:
-    def __init__(self, device_id: str, battery: SettableBattery) -> None:
+    def __init__(self, device_id: str, battery: SettableBattery, timeout_s: float = 3.0) -> None:
         self._id = device_id
         self._battery = battery
+        self._timeout_s = timeout_s  # below the EMS's own timeout for the call (5 s), so the step goes on
         self._problem: str | None = None
         self.setpoint_w: float | None = None  # the last setpoint the battery took
 
@@ -34,7 +36,7 @@ class DeviceEss:
             self._report("it takes no setpoint (no writable storage model read yet)")
             return
         try:
-            await self._battery.set_discharge(discharge_w)
+            await asyncio.wait_for(self._battery.set_discharge(discharge_w), self._timeout_s)
         except (OSError, ValueError, TimeoutError) as err:  # SunSpecError is a ValueError
             self._report(f"a setpoint failed ({type(err).__name__} {err})")
             return

@@ -115,18 +115,20 @@ class SunSpecDevice(Readings):
             if block is None or points is None:
                 raise SunSpecError(f"meter {self.config.id}: no 124 basic storage model read to set")
             write = discharge_write(block, points, discharge_w, self._revert_s)
-            client = await self._connected()
-            await self._check(
-                client.write_registers(write.rates_address, list(write.rates), device_id=self.config.unit_id)
-            )
-            if write.revert_address is not None:
+            unit = self.config.unit_id
+            try:
+                client = await self._connected()
                 await self._check(
-                    client.write_register(write.revert_address, write.revert_s, device_id=self.config.unit_id)
+                    client.write_registers(write.rates_address, list(write.rates), device_id=unit)
                 )
-            await self._check(
-                client.write_register(write.mode_address, write.mode, device_id=self.config.unit_id)
-            )
-            log.info("meter %s: battery set to discharge %.0f W", self.config.id, discharge_w)
+                if write.revert_address is not None:
+                    await self._check(
+                        client.write_register(write.revert_address, write.revert_s, device_id=unit)
+                    )
+                await self._check(client.write_register(write.mode_address, write.mode, device_id=unit))
+            except ModbusException as err:  # pymodbus's (a timeout, a lost connection): an OSError here
+                raise ModbusAnswerError(f"the battery's setpoint: {type(err).__name__} {err}") from err
+            log.debug("meter %s: battery set to discharge %.0f W", self.config.id, discharge_w)
 
     # --- Modbus ---
 
