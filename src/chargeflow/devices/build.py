@@ -10,6 +10,7 @@ from chargeflow.devices.dsmr import DsmrMeter
 from chargeflow.devices.http import HttpMeter
 from chargeflow.devices.mqtt import MqttMeter
 from chargeflow.devices.sml import SmlMeter
+from chargeflow.devices.sunspec import SunSpecDevice
 from chargeflow.site.config import MetersConfig
 
 
@@ -26,6 +27,8 @@ def build_devices(
             devices.append(DsmrMeter(meter, clock, on_reading))
         elif meter.adapter == "sml":
             devices.append(SmlMeter(meter, clock, on_reading))
+        elif meter.adapter == "sunspec":
+            devices.append(SunSpecDevice(meter, clock, on_reading))
         else:
             raise ValueError(f"meter {meter.id}: no {meter.adapter} adapter in this build")
     return devices

@@ -120,6 +120,26 @@ TEMPLATES: tuple[Template, ...] = (
         {"adapter": "sml", "host": "{host}", "port": "{port}"},
         {"host": "the bridge's address", "port": "its TCP port"},
     ),
+    Template(
+        "sunspec-meter",
+        "a SunSpec meter (models 201–204) over Modbus TCP: the total power and each phase's current; set "
+        "`port` (502) and `unit_id` (1) where they differ",
+        {"adapter": "sunspec", "host": "{host}"},
+        {"host": "the meter's or its gateway's address"},
+    ),
+    Template(
+        "sunspec-inverter",
+        "a SunSpec PV inverter (models 101–103, 111–113, 701) over Modbus TCP: its AC power; for role `pv`",
+        {"adapter": "sunspec", "host": "{host}"},
+        {"host": "the inverter's address"},
+    ),
+    Template(
+        "sunspec-battery",
+        "a SunSpec battery (models 802, 124, with its inverter) over Modbus TCP: state of charge and power, "
+        "and the EMS's setpoint written where it has a 124 model; for role `battery`",
+        {"adapter": "sunspec", "host": "{host}"},
+        {"host": "the battery inverter's address"},
+    ),
 )
 
 BY_NAME = {t.name: t for t in TEMPLATES}
