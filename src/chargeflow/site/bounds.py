@@ -23,6 +23,8 @@ MAX_POWER_W: Final = 100e6
 MAX_CURRENT_A: Final = 5_000.0
 # Energy: a meter register of 1 TWh is decades of a megawatt charger; exact as a float and as BIGINT.
 MAX_ENERGY_WH: Final = 10**12
+# A driver's price cap per kWh, in any currency the site bills in.
+MAX_PRICE_PER_KWH: Final = 1_000
 # Ids and counters the standard types as integers: PostgreSQL's INTEGER (2^31 - 1) is the narrowest column
 # they are stored in; SQLite refuses 2^63 and above.
 MAX_ID: Final = 2**31 - 1
@@ -95,6 +97,11 @@ def in_time_window(value: datetime, now: datetime) -> bool:
 def clamp_time(value: datetime, now: datetime) -> datetime:
     """A stored moment brought into the window, for views that must render whatever was stored."""
     return min(max(value, now - MAX_AGE), now + MAX_AHEAD)
+
+
+def finite_or_none(value: float | None) -> float | None:
+    """A stored or live reading as a view shows it: a NaN or an infinity is no reading."""
+    return value if value is not None and math.isfinite(value) else None
 
 
 def has_nul(text: str) -> bool:
