@@ -35,6 +35,9 @@ MAX_MULTIPLIER: Final = 9
 # station may deliver transactions some weeks old, a clock may run a little fast.
 MAX_AGE: Final = timedelta(days=5 * 366)
 MAX_AHEAD: Final = timedelta(days=366)
+# A charging session longer than this is a clock's fault, not a session: a view prices at most this much
+# of it (a time-of-use tariff over 56 years from 1970 took 4 s per render, and over 2,000 years hung).
+MAX_SESSION_LENGTH: Final = timedelta(days=31)
 
 
 class OutOfBounds(ValueError):

@@ -104,12 +104,15 @@ def costs(
     time-of-use tariff prices each kWh at the time it came), else its register at its start and now."""
     start_wh = tx.meter_start_wh or 0
     # A session stored with a start years away (a station's clock reset to 1970 or 0001 before the edge
-    # checked it) is priced from the edge of the time window: priced over the years, its estimate took
-    # 8.6 s (1970) and hung the server above 2 GB (0001) on every render (#13).
-    started = bounds.clamp_time(tx.started_at, now)
-    if started != tx.started_at or not all(bounds.in_time_window(r.at, now) for r in readings or ()):
+    # checked it) is priced over its last ``MAX_SESSION_LENGTH`` only: priced over the years, its estimate
+    # took seconds per render (1970) and hung the server above 2 GB (0001) (#13).
+    end = bounds.clamp_time(tx.stopped_at or now, now)
+    started = max(bounds.clamp_time(tx.started_at, now), end - bounds.MAX_SESSION_LENGTH)
+    last = max(end, started)
+    if started != tx.started_at or not all(
+        started <= r.at and bounds.in_time_window(r.at, now) for r in readings or ()
+    ):
         readings = None
-    last = max(bounds.clamp_time(tx.stopped_at or now, now), started)
     samples = [MeterSample(started, start_wh)]
     if readings:
         samples = list(readings)
