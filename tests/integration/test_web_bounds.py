@@ -191,3 +191,21 @@ async def test_the_dashboard_and_driver_page_skip_a_nan_reading(
     (session,) = state["sessions"]
     assert session["power_w"] == 0.0  # the NaN reading is skipped, not shown
     assert state["stations"][0]["power_w"] is None
+
+
+@pytest.mark.parametrize(
+    ("url", "code"),
+    [
+        ("/api/stations/A%00B", 404),
+        (f"/api/sessions/{2**63}", 404),
+        (f"/api/sessions/{2**31}", 404),
+        ("/charge/A%00B", 404),
+        (f"/charge/OLD-1/session/{2**63}?s=x", 404),
+        ("/api/sessions?station_id=A%00B", 422),
+        (f"/api/stations/A/composite-schedule?connector_id={2**63}", 422),
+    ],
+)
+async def test_path_and_query_values_the_database_refuses_get_a_clean_answer(
+    client: httpx.AsyncClient, url: str, code: int
+) -> None:
+    assert (await client.get(url, headers=ADMIN)).status_code == code
