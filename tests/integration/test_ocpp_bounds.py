@@ -81,6 +81,7 @@ async def assert_still_served(node: CsmNode, ws: Any, version: str) -> float:
         began = time.perf_counter()
         assert (await exchange(other, '[2, "hb-other", "Heartbeat", {}]'))[:2] == [3, "hb-other"]
         took = time.perf_counter() - began
+    print(f"other station's heartbeat answered in {took * 1000:.1f} ms")
     assert took < 1.0
     return took
 
