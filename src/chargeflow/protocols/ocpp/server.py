@@ -17,6 +17,8 @@ import binascii
 import hashlib
 import logging
 import ssl
+import time
+import weakref
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from http import HTTPStatus
@@ -29,6 +31,7 @@ from websockets.datastructures import Headers
 from websockets.http11 import Request, Response
 from websockets.typing import Subprotocol
 
+from chargeflow.csm.throttle import Admission, Budget, FailureBudget, may_replace
 from chargeflow.protocols.ocpp.connection import ConnectionOptions, Handler, StationConnection
 from chargeflow.protocols.ocpp.frames import OcppVersion
 from chargeflow.protocols.ocpp.schemas import SchemaRegistry
@@ -36,6 +39,10 @@ from chargeflow.protocols.ocpp.schemas import SchemaRegistry
 log = logging.getLogger(__name__)
 
 PREFERENCE = (OcppVersion.V21, OcppVersion.V201, OcppVersion.V16)
+# A station that got its password wrong retries every few seconds to minutes; 10 at once and then one
+# per 10 s stops a guesser (an hour of guessing is 360 tries) and costs at most one hash per 10 s per id.
+STATION_FAILURES = Budget(burst=10, refill_s=10.0)
+ADDRESS_FAILURES = Budget(burst=20, refill_s=5.0)  # a host may front several stations (a gateway, NAT)
 
 
 @dataclass(frozen=True, slots=True)
@@ -92,6 +99,13 @@ class OcppServerConfig:
     #: security profile 3: station id → the SHA-256 (hex) its client certificate must have, beyond being
     #: signed by the client CA and naming the station (a certificate pinned in the site file)
     certificate_pins: Mapping[str, str] = field(default_factory=dict)
+    #: wrong passwords allowed per station id and per client address before the handshake is refused
+    #: with 429 without checking the password (``csm.throttle``)
+    failures_per_station: Budget = STATION_FAILURES
+    failures_per_address: Budget = ADDRESS_FAILURES
+    #: a station with no credentials (known by its id alone) that has spoken within this many seconds
+    #: is not displaced by a new connection naming it: the heartbeat interval and some slack
+    live_window_s: float = 360.0
 
     @property
     def scheme(self) -> str:
@@ -104,7 +118,7 @@ class OcppServerConfig:
 class StationGate(Protocol):
     """What the server asks the CSM about a connecting station."""
 
-    async def authenticate(self, station_id: str, password: str | None) -> bool: ...
+    async def admission(self, station_id: str, password: str | None) -> Admission: ...
 
     async def admit_certified(self, station_id: str) -> bool: ...
 
@@ -155,6 +169,12 @@ class OcppServer:
         self._new_message_id = new_message_id
         self.schemas = SchemaRegistry()
         self.connections: dict[str, StationConnection] = {}
+        self._heard: dict[str, _Heard] = {}  # the transports of ``connections``, with when they last spoke
+        # between the handshake and the serving; weak: a handshake that fails later leaves nothing here
+        self._admitted: weakref.WeakKeyDictionary[ServerConnection, Admission] = weakref.WeakKeyDictionary()
+        self._station_failures = FailureBudget(config.failures_per_station)
+        self._address_failures = FailureBudget(config.failures_per_address)
+        self._verified_from: dict[str, str] = {}  # station id → the address it last proved itself from
         self.started = asyncio.Event()
         self.port: int | None = None
 
@@ -179,12 +199,55 @@ class OcppServer:
             return ws.respond(HTTPStatus.BAD_REQUEST, "no supported OCPP subprotocol offered\n")
         if self.config.tls is not None and self.config.tls.client_ca_file is not None:
             return await self._check_certificate(ws, station_id)
-        password = basic_password(request.headers, station_id)
-        if not await self._gate.authenticate(station_id, password):
+        return await self._check_password(ws, station_id, basic_password(request.headers, station_id))
+
+    async def _check_password(
+        self, ws: ServerConnection, station_id: str, password: str | None
+    ) -> Response | None:
+        """Security profile 1. Wrong passwords are budgeted per station id and per client address; over
+        either budget the handshake is refused with 429 before any hash is computed. The address a
+        station last proved itself from is spared its station's budget, so that whoever spends that
+        budget does not keep the real station out."""
+        address = _address(ws)
+        now = time.monotonic()
+        wait = self._address_failures.retry_after_s(address, now)
+        if wait is None and self._verified_from.get(station_id) != address:
+            wait = self._station_failures.retry_after_s(station_id, now)
+        if wait is not None:
+            log.warning(
+                "refused %s from %s: too many wrong passwords, %d s to wait", station_id, address, wait
+            )
+            response = ws.respond(HTTPStatus.TOO_MANY_REQUESTS, "too many failed attempts\n")
+            response.headers["Retry-After"] = str(wait)
+            return response
+        admission = await self._gate.admission(station_id, password)
+        if admission is Admission.REFUSED:
+            now = time.monotonic()
+            self._station_failures.failed(station_id, now)
+            self._address_failures.failed(address, now)
             log.warning("refused %s: unknown station or wrong password", station_id)
             response = ws.respond(HTTPStatus.UNAUTHORIZED, "unknown station or wrong password\n")
             response.headers["WWW-Authenticate"] = 'Basic realm="chargeflow", charset="UTF-8"'
             return response
+        if admission is Admission.VERIFIED:
+            self._verified_from[station_id] = address
+        return self._admit(ws, station_id, admission)
+
+    def _admit(self, ws: ServerConnection, station_id: str, admission: Admission) -> Response | None:
+        """A station has one connection: may this one take the place of the one it has?"""
+        heard = self._heard.get(station_id)
+        if heard is not None:
+            quiet_s = time.monotonic() - heard.last_heard
+            if not may_replace(admission, quiet_s, self.config.live_window_s):
+                log.warning(
+                    "refused %s from %s: connected already and heard from %.0f s ago, and the newcomer "
+                    "proved nothing",
+                    station_id,
+                    _address(ws),
+                    quiet_s,
+                )
+                return ws.respond(HTTPStatus.CONFLICT, "this station is connected already\n")
+        self._admitted[ws] = admission
         return None
 
     async def _check_certificate(self, ws: ServerConnection, station_id: str) -> Response | None:
@@ -203,7 +266,7 @@ class OcppServer:
         if not await self._gate.admit_certified(station_id):
             log.warning("refused %s: unknown station", station_id)
             return ws.respond(HTTPStatus.UNAUTHORIZED, "unknown station\n")
-        return None
+        return self._admit(ws, station_id, Admission.VERIFIED)
 
     def _select_subprotocol(self, ws: ServerConnection, offered: Sequence[Subprotocol]) -> Subprotocol | None:
         assert ws.request is not None
@@ -217,10 +280,18 @@ class OcppServer:
         station_id = station_id_of(ws.request.path)
         version = OcppVersion(ws.subprotocol)
         policy = self.config.policy(station_id)
+        admission = self._admitted.pop(ws, Admission.REFUSED)
+        previous_heard = self._heard.get(station_id)
+        if previous_heard is not None and not may_replace(
+            admission, time.monotonic() - previous_heard.last_heard, self.config.live_window_s
+        ):  # another connection took the place between this one's handshake and now
+            await ws.close(1008, "this station is connected already")
+            return
+        heard = _Heard(ws)
         connection = StationConnection(
             station_id,
             version,
-            ws,
+            heard,
             self._routes[version],
             self.schemas,
             self._new_message_id,
@@ -232,6 +303,7 @@ class OcppServer:
         )
         previous = self.connections.get(station_id)
         self.connections[station_id] = connection
+        self._heard[station_id] = heard
         if previous is not None:
             # A station has one connection: the newer one wins (the older is often half-open).
             log.info("%s reconnected; the older connection is closed", station_id)
@@ -243,6 +315,7 @@ class OcppServer:
         finally:
             if self.connections.get(station_id) is connection:
                 del self.connections[station_id]
+                del self._heard[station_id]
             log.info("%s disconnected", station_id)
 
     async def serve(self) -> None:
@@ -270,3 +343,27 @@ class OcppServer:
             self.config.host,
             self.port,
         )
+
+
+def _address(ws: ServerConnection) -> str:
+    peer = ws.remote_address
+    return str(peer[0]) if isinstance(peer, tuple) and peer else str(peer)
+
+
+class _Heard:
+    """A station's websocket that notes when the station last sent a message."""
+
+    def __init__(self, ws: ServerConnection) -> None:
+        self._ws = ws
+        self.last_heard = time.monotonic()
+
+    async def send(self, message: str) -> None:
+        await self._ws.send(message)
+
+    async def recv(self) -> str | bytes:
+        message = await self._ws.recv()
+        self.last_heard = time.monotonic()
+        return message
+
+    async def close(self, code: int = 1000, reason: str = "") -> None:
+        await self._ws.close(code, reason)

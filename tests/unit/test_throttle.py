@@ -1,0 +1,44 @@
+"""The pure rules of ``csm.throttle``: failure budgets and who may take a station's place."""
+
+from __future__ import annotations
+
+from hypothesis import given
+from hypothesis import strategies as st
+
+from chargeflow.csm.throttle import Admission, Budget, FailureBudget, may_replace
+
+
+def test_a_budget_allows_its_burst_then_one_more_per_refill() -> None:
+    budget = FailureBudget(Budget(burst=3, refill_s=10.0))
+    for _ in range(3):
+        assert budget.retry_after_s("k", 0.0) is None
+        budget.failed("k", 0.0)
+    assert budget.retry_after_s("k", 0.0) == 10
+    assert budget.retry_after_s("k", 9.5) == 1
+    assert budget.retry_after_s("k", 10.0) is None
+    assert budget.retry_after_s("other", 0.0) is None
+
+
+@given(st.lists(st.floats(0, 1000), max_size=200))
+def test_never_more_failures_than_the_burst_and_the_refills(times: list[float]) -> None:
+    budget = FailureBudget(Budget(burst=5, refill_s=7.0))
+    allowed = 0
+    for now in sorted(times):
+        if budget.retry_after_s("k", now) is None:
+            allowed += 1
+            budget.failed("k", now)
+    assert allowed <= 5 + (max(times, default=0.0) / 7.0) + 1
+
+
+def test_the_keys_kept_are_bounded() -> None:
+    budget = FailureBudget(Budget(burst=2, refill_s=60.0), max_keys=100)
+    for n in range(10_000):
+        budget.failed(f"10.0.{n // 256}.{n % 256}", float(n) / 1000)
+    assert len(budget) <= 100
+
+
+def test_only_a_verified_newcomer_displaces_a_live_connection() -> None:
+    assert may_replace(Admission.VERIFIED, 0.0, 360.0)
+    assert not may_replace(Admission.OPEN, 10.0, 360.0)
+    assert may_replace(Admission.OPEN, 400.0, 360.0)
+    assert not may_replace(Admission.REFUSED, 10_000.0, 360.0)
