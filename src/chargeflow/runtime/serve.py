@@ -137,7 +137,7 @@ async def serve(settings: ServeSettings, ready: Callable[[CsmNode, int, int], No
         api = create_api(
             node.service, node.operations, settings.admin_token, request_ids(clock), ui, billing=billing
         )
-        http = http_server(api, settings.host, settings.http_port)
+        http = http_server(api, settings.host, settings.http_port, settings.trusted_proxies)
         async with asyncio.TaskGroup() as group:
             group.create_task(node.ocpp.serve(), name="ocpp")
             group.create_task(http.serve(), name="http")
