@@ -151,3 +151,40 @@ async def test_an_open_station_is_not_displaced_while_it_speaks(node: CsmNode) -
         async with station(node, "OPEN", None, "127.0.0.8") as newcomer:
             await asyncio.wait_for(real.wait_closed(), 2)
             await heartbeat(newcomer)
+
+
+async def test_a_flood_of_wrong_passwords_costs_a_few_hashes_and_leaves_others_served(
+    node: CsmNode, hashes: list[str]
+) -> None:
+    """400 wrong-password handshakes from 4 addresses, 8 at a time, while a station sends heartbeats.
+    Bounds are generous (a busy machine); the figures are printed (pytest -s)."""
+    latencies: list[float] = []
+    flood_done = asyncio.Event()
+
+    async def beating(ws: ClientConnection) -> None:
+        while not flood_done.is_set():
+            started = asyncio.get_running_loop().time()
+            await heartbeat(ws)
+            latencies.append(asyncio.get_running_loop().time() - started)
+            await asyncio.sleep(0.02)
+
+    async def guesser(n: int) -> list[int]:
+        return [await refused(node, "LOCKED", f"g{n}-{k}", f"127.0.2.{n % 4 + 1}") for k in range(50)]
+
+    loop = asyncio.get_running_loop()
+    async with station(node, "OPEN") as ws:
+        beats = asyncio.create_task(beating(ws))
+        started = loop.time()
+        answers = [a for many in await asyncio.gather(*(guesser(n) for n in range(8))) for a in many]
+        took = loop.time() - started
+        flood_done.set()
+        await beats
+    latencies.sort()
+    p99 = latencies[int(len(latencies) * 0.99) - 1] if latencies else 0.0
+    print(
+        f"\n{len(answers)} guesses in {took:.2f} s: {answers.count(401)} x 401, {answers.count(429)} x 429, "
+        f"{len(hashes)} hashes; heartbeats {len(latencies)}, p99 {p99 * 1000:.1f} ms"
+    )
+    assert len(hashes) == 3  # the station's budget: every other guess refused before hashing
+    assert answers.count(429) == 397
+    assert p99 < 1.0

@@ -42,3 +42,14 @@ def test_only_a_verified_newcomer_displaces_a_live_connection() -> None:
     assert not may_replace(Admission.OPEN, 10.0, 360.0)
     assert may_replace(Admission.OPEN, 400.0, 360.0)
     assert not may_replace(Admission.REFUSED, 10_000.0, 360.0)
+
+
+def test_a_failure_counted_ahead_is_taken_back_after_a_success() -> None:
+    budget = FailureBudget(Budget(burst=2, refill_s=60.0))
+    budget.failed("k", 0.0)
+    budget.failed("k", 0.0)  # two attempts in flight: the budget is spent for a third
+    assert budget.retry_after_s("k", 0.0) is not None
+    budget.refund("k", 1.0)  # one of them was right
+    assert budget.retry_after_s("k", 1.0) is None
+    budget.refund("nobody", 1.0)
+    assert len(budget) == 1

@@ -5,7 +5,9 @@ failures at once, then one more every ``refill_s``. Once a key's budget is spent
 at once, before any costly check (a PBKDF2 hash costs tens of milliseconds of CPU) — whether the
 attempt would have been right or not, for otherwise the budget would only slow the wrong guesses a
 little. A success does not refill the budget: a guesser that also knows one right password (its own
-station's) must not earn guesses with it.
+station's) must not earn guesses with it. Where the check takes time and attempts overlap, the caller
+counts an attempt as failed *before* the check and ``refund``s it after a success, so that a burst of
+concurrent attempts cannot all pass the budget before the first failure is counted.
 
 The number of keys kept is bounded: when it is full, the keys whose budgets are whole again are
 forgotten first, then the oldest; a flood of new addresses costs memory only up to ``max_keys``.
@@ -56,6 +58,12 @@ class FailureBudget:
         if key not in self._buckets and len(self._buckets) >= self._max_keys:
             self._forget(now)
         self._buckets[key] = _Bucket(min(spent + 1.0, float(self.budget.burst)), now)
+
+    def refund(self, key: str, now: float) -> None:
+        """Take back one failure counted ahead of a check that then succeeded."""
+        bucket = self._buckets.get(key)
+        if bucket is not None:
+            self._buckets[key] = _Bucket(max(0.0, self._spent(key, now) - 1.0), now)
 
     def _forget(self, now: float) -> None:
         self._buckets = {k: b for k, b in self._buckets.items() if self._spent(k, now) > 0}

@@ -210,8 +210,9 @@ class OcppServer:
         budget does not keep the real station out."""
         address = _address(ws)
         now = time.monotonic()
+        spare_station = self._verified_from.get(station_id) == address
         wait = self._address_failures.retry_after_s(address, now)
-        if wait is None and self._verified_from.get(station_id) != address:
+        if wait is None and not spare_station:
             wait = self._station_failures.retry_after_s(station_id, now)
         if wait is not None:
             log.warning(
@@ -220,11 +221,18 @@ class OcppServer:
             response = ws.respond(HTTPStatus.TOO_MANY_REQUESTS, "too many failed attempts\n")
             response.headers["Retry-After"] = str(wait)
             return response
-        admission = await self._gate.admission(station_id, password)
-        if admission is Admission.REFUSED:
-            now = time.monotonic()
+        # counted as failed before the check, taken back if right: concurrent guesses cannot all slip in
+        # while the first ones are being hashed
+        self._address_failures.failed(address, now)
+        if not spare_station:
             self._station_failures.failed(station_id, now)
-            self._address_failures.failed(address, now)
+        admission = await self._gate.admission(station_id, password)
+        if admission is not Admission.REFUSED:
+            now = time.monotonic()
+            self._address_failures.refund(address, now)
+            if not spare_station:
+                self._station_failures.refund(station_id, now)
+        if admission is Admission.REFUSED:
             log.warning("refused %s: unknown station or wrong password", station_id)
             response = ws.respond(HTTPStatus.UNAUTHORIZED, "unknown station or wrong password\n")
             response.headers["WWW-Authenticate"] = 'Basic realm="chargeflow", charset="UTF-8"'
