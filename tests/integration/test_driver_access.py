@@ -129,3 +129,33 @@ async def test_a_start_needs_the_station_pages_own_form(node: CsmNode, client_fr
     cookie = (await client_from("10.0.0.5").get("/charge/DA-2")).headers["set-cookie"].lower()
     assert "httponly" in cookie
     assert "samesite=strict" in cookie
+
+
+async def test_the_browser_that_started_charging_is_led_to_its_session(
+    node: CsmNode, client_from: Client, links: DriverLinks
+) -> None:
+    async with open_ws(port_of(node), "DA-3", "ocpp1.6") as ws:
+        station = Station16("DA-3", ws)
+        async with running(station):
+            await station.call(call.BootNotification(charge_point_model="M", charge_point_vendor="V"))
+            driver = client_from("10.0.0.6")
+            other = client_from("10.0.0.7")
+            await csrf_of(other, "DA-3")
+            started = await driver.post("/charge/DA-3/start", data={"csrf": await csrf_of(driver, "DA-3")})
+            waiting = await driver.get(started.headers["location"])  # no session yet: the page reloads
+            begun = await station.call(
+                call.StartTransaction(connector_id=1, id_tag="web-driver", meter_start=0, timestamp=iso(NOW))
+            )
+            tx = begun.transaction_id
+            led = await driver.get("/charge/DA-3")
+            again = await driver.get("/charge/DA-3")  # the ticket is used up
+            stranger = await other.get("/charge/DA-3")  # the same free-vend token, another browser
+    assert started.headers["location"] == "/charge/DA-3?answer=Accepted"
+    assert waiting.status_code == 200
+    assert '<meta http-equiv="refresh" content="5">' in waiting.text
+    assert "This page opens your session" in waiting.text
+    assert led.status_code == 303
+    assert led.headers["location"] == f"/charge/DA-3/session/{tx}?s={links.secret(tx)}"
+    assert again.status_code == 200
+    assert stranger.status_code == 200
+    assert "session/" not in stranger.text

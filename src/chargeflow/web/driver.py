@@ -38,10 +38,12 @@ from chargeflow.protocols.ocpp.operations import StationOperations
 from chargeflow.store.billing import register_readings
 from chargeflow.web.calls import station_call
 from chargeflow.web.session_view import SessionView, session_view
+from chargeflow.web.starts import StartsFromHere
 from chargeflow.web.tariff_words import tariff_words
 from chargeflow.web.ui import UiSettings, script_json, segment, templates
 
 DRIVER_CSRF_COOKIE = "chargeflow_driver_csrf"
+START_COOKIE = "chargeflow_start"  # the ticket of a start from this browser (``web.starts``)
 # Wrong session codes: a driver mistypes once or twice; a guesser needs ~10^8 / sessions running tries
 FIND_PER_ADDRESS = Budget(burst=5, refill_s=60.0)
 FIND_PER_STATION = Budget(burst=10, refill_s=30.0)
@@ -113,6 +115,7 @@ def driver_router(
     remembered: dict[str, Preferences] = {}  # the last choices per id token at this site
     wrong_by_address = FailureBudget(FIND_PER_ADDRESS)
     wrong_by_station = FailureBudget(FIND_PER_STATION)
+    starts = StartsFromHere()
 
     async def own_session(station_id: str, session_id: int, secret: str | None) -> TransactionRecord:
         tx = await repository.get_transaction(session_id)
@@ -157,8 +160,25 @@ def driver_router(
             "soc_pct": sv.soc_pct,
         }
 
+    def cookie(request: Request, response: Response, name: str, value: str) -> None:
+        response.set_cookie(
+            name,
+            value,
+            httponly=True,
+            samesite="strict",
+            secure=request.url.scheme == "https",
+            path="/charge",
+        )
+
+    def link_to(tx: TransactionRecord) -> str:
+        return f"/charge/{segment(tx.station_id)}/session/{tx.id}?s={settings.links.secret(tx.id)}"
+
     async def station_form(
-        request: Request, station_id: str, answer: str = "", retry_after_s: int | None = None
+        request: Request,
+        station_id: str,
+        answer: str = "",
+        retry_after_s: int | None = None,
+        starting: bool = False,
     ) -> HTMLResponse:
         if await repository.get_station(station_id) is None:
             raise HTTPException(status.HTTP_404_NOT_FOUND, f"no station {station_id}")
@@ -176,16 +196,10 @@ def driver_router(
                 "prices": prices,
                 "csrf": token,
                 "retry_after_s": retry_after_s,
+                "starting": starting,
             },
         )
-        page.set_cookie(
-            DRIVER_CSRF_COOKIE,
-            token,
-            httponly=True,
-            samesite="strict",
-            secure=request.url.scheme == "https",
-            path="/charge",
-        )
+        cookie(request, page, DRIVER_CSRF_COOKIE, token)
         return page
 
     def same_origin_form(request: Request, csrf: str) -> None:
@@ -193,8 +207,19 @@ def driver_router(
         if not expected or not secrets.compare_digest(expected.encode(), csrf.encode()):
             raise HTTPException(status.HTTP_403_FORBIDDEN, "missing or wrong CSRF token: reload the page")
 
-    @router.get("/charge/{station_id}", response_class=HTMLResponse, include_in_schema=False)
-    async def station_page(request: Request, station_id: str, answer: str = "") -> HTMLResponse:
+    @router.get("/charge/{station_id}", include_in_schema=False, response_model=None)
+    async def station_page(request: Request, station_id: str, answer: str = "") -> Response:
+        """The station's page; to the browser that started charging here, its session once it runs."""
+        ticket = request.cookies.get(START_COOKIE)
+        now = settings.now().timestamp()
+        if starts.pending(ticket, station_id, now):
+            running = await repository.list_transactions(station_id, active=True)
+            tx = starts.session_of(ticket, station_id, running, now)
+            if tx is not None:
+                response = RedirectResponse(link_to(tx), status.HTTP_303_SEE_OTHER)
+                response.delete_cookie(START_COOKIE, path="/charge")
+                return response
+            return await station_form(request, station_id, answer, starting=True)
         return await station_form(request, station_id, answer)
 
     @router.post("/charge/{station_id}/find", include_in_schema=False, response_model=None)
@@ -214,8 +239,7 @@ def driver_router(
         typed = "".join(code.split())  # "1234 5678" as the receipt groups it
         for tx in await repository.list_transactions(station_id, active=True):
             if hmac.compare_digest(settings.links.code(tx.id).encode(), typed.encode()):
-                link = f"/charge/{segment(station_id)}/session/{tx.id}?s={settings.links.secret(tx.id)}"
-                return RedirectResponse(link, status.HTTP_303_SEE_OTHER)
+                return RedirectResponse(link_to(tx), status.HTTP_303_SEE_OTHER)
         wrong_by_address.failed(address, now)
         wrong_by_station.failed(station_id, now)
         return RedirectResponse(f"/charge/{segment(station_id)}?answer=not-yours", status.HTTP_303_SEE_OTHER)
@@ -343,11 +367,20 @@ def driver_router(
         Only from the station's own page (its CSRF token): another site cannot start with a card's token."""
         same_origin_form(request, csrf)
         token = id_token.strip() or "web-driver"
+        running = await repository.list_transactions(station_id, active=True)
         call = operations.remote_start(station_id, token, 1, new_request_id())
         answer = await station_call(station_id, "RemoteStart", call)
         verdict = str(answer.answer.get("status", "?"))
-        return RedirectResponse(
+        response = RedirectResponse(
             f"/charge/{segment(station_id)}?answer={quote(verdict)}", status.HTTP_303_SEE_OTHER
         )
+        if verdict == "Accepted":  # this browser is led to the session once it begins
+            cookie(
+                request,
+                response,
+                START_COOKIE,
+                starts.add(station_id, token, running, settings.now().timestamp()),
+            )
+        return response
 
     return router
