@@ -188,3 +188,37 @@ async def test_a_flood_of_wrong_passwords_costs_a_few_hashes_and_leaves_others_s
     assert len(hashes) == 3  # the station's budget: every other guess refused before hashing
     assert answers.count(429) == 397
     assert p99 < 1.0
+
+
+async def test_behind_a_named_proxy_the_budget_is_the_stations_address() -> None:
+    config = OcppServerConfig(
+        port=0, failures_per_address=Budget(burst=2, refill_s=60.0), trusted_proxies=("127.0.0.0/8",)
+    )
+    node = build_csm(MemoryRepository(), SystemClock(), CsmConfig(), config)
+    task = asyncio.create_task(node.ocpp.serve())
+    await asyncio.wait_for(node.ocpp.started.wait(), 5)
+    await node.service.register_station("P-1", PASSWORD)
+
+    async def attempt(forwarded_for: str, password: str) -> int:
+        headers = {**basic_auth("P-1", password), "X-Forwarded-For": forwarded_for}
+        try:
+            async with connect(
+                f"ws://127.0.0.1:{node.ocpp.port}/P-1",
+                subprotocols=["ocpp1.6"],  # type: ignore[list-item]
+                additional_headers=headers,
+                open_timeout=5,
+            ):
+                return 101
+        except InvalidStatus as refusal:
+            return refusal.response.status_code
+
+    try:
+        # a guesser behind the proxy rotates its own entries; the proxy's appended address decides
+        guesses = [await attempt(f"10.0.0.{n}, 198.51.100.1", "wrong") for n in range(3)]
+        station = await attempt("198.51.100.2", PASSWORD)  # another host behind the same proxy
+    finally:
+        task.cancel()
+        with suppress(asyncio.CancelledError):
+            await task
+    assert guesses == [401, 401, 429]
+    assert station == 101

@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import ipaddress
+
 from hypothesis import given
 from hypothesis import strategies as st
 
 from chargeflow.csm.throttle import Admission, Budget, FailureBudget, may_replace
+from chargeflow.protocols.ocpp.server import client_address
 
 
 def test_a_budget_allows_its_burst_then_one_more_per_refill() -> None:
@@ -53,3 +56,12 @@ def test_a_failure_counted_ahead_is_taken_back_after_a_success() -> None:
     assert budget.retry_after_s("k", 1.0) is None
     budget.refund("nobody", 1.0)
     assert len(budget) == 1
+
+
+def test_the_client_behind_trusted_proxies_is_the_last_untrusted_hop() -> None:
+    proxies = [ipaddress.ip_network("10.0.0.0/8")]
+    assert client_address("203.0.113.5", "1.2.3.4", proxies) == "203.0.113.5"  # not from a proxy
+    assert client_address("10.0.0.1", "1.2.3.4, 198.51.100.7", proxies) == "198.51.100.7"
+    assert client_address("10.0.0.1", "198.51.100.7, 10.0.0.2", proxies) == "198.51.100.7"
+    assert client_address("10.0.0.1", None, proxies) == "10.0.0.1"
+    assert client_address("10.0.0.1", "1.2.3.4", []) == "10.0.0.1"  # no proxy named: header ignored

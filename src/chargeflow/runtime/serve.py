@@ -104,6 +104,7 @@ async def serve(settings: ServeSettings, ready: Callable[[CsmNode, int, int], No
         tls=settings.tls,
         certificate_pins=certificate_pins(credentials, settings.tls),
         live_window_s=settings.heartbeat_interval_s + 60.0,
+        trusted_proxies=settings.trusted_proxies,
     )
     csm_config = CsmConfig(
         heartbeat_interval_s=settings.heartbeat_interval_s,

@@ -15,6 +15,7 @@ import asyncio
 import base64
 import binascii
 import hashlib
+import ipaddress
 import logging
 import ssl
 import time
@@ -106,6 +107,8 @@ class OcppServerConfig:
     #: a station with no credentials (known by its id alone) that has spoken within this many seconds
     #: is not displaced by a new connection naming it: the heartbeat interval and some slack
     live_window_s: float = 360.0
+    #: reverse proxies (addresses or networks) whose X-Forwarded-For names the station's address
+    trusted_proxies: tuple[str, ...] = ()
 
     @property
     def scheme(self) -> str:
@@ -174,6 +177,7 @@ class OcppServer:
         self._admitted: weakref.WeakKeyDictionary[ServerConnection, Admission] = weakref.WeakKeyDictionary()
         self._station_failures = FailureBudget(config.failures_per_station)
         self._address_failures = FailureBudget(config.failures_per_address)
+        self._proxies = tuple(ipaddress.ip_network(p, strict=False) for p in config.trusted_proxies)
         self._verified_from: dict[str, str] = {}  # station id → the address it last proved itself from
         self.started = asyncio.Event()
         self.port: int | None = None
@@ -199,16 +203,18 @@ class OcppServer:
             return ws.respond(HTTPStatus.BAD_REQUEST, "no supported OCPP subprotocol offered\n")
         if self.config.tls is not None and self.config.tls.client_ca_file is not None:
             return await self._check_certificate(ws, station_id)
-        return await self._check_password(ws, station_id, basic_password(request.headers, station_id))
+        address = client_address(_address(ws), request.headers.get("X-Forwarded-For"), self._proxies)
+        return await self._check_password(
+            ws, station_id, basic_password(request.headers, station_id), address
+        )
 
     async def _check_password(
-        self, ws: ServerConnection, station_id: str, password: str | None
+        self, ws: ServerConnection, station_id: str, password: str | None, address: str
     ) -> Response | None:
         """Security profile 1. Wrong passwords are budgeted per station id and per client address; over
         either budget the handshake is refused with 429 before any hash is computed. The address a
         station last proved itself from is spared its station's budget, so that whoever spends that
         budget does not keep the real station out."""
-        address = _address(ws)
         now = time.monotonic()
         spare_station = self._verified_from.get(station_id) == address
         wait = self._address_failures.retry_after_s(address, now)
@@ -351,6 +357,29 @@ class OcppServer:
             self.config.host,
             self.port,
         )
+
+
+Network = ipaddress.IPv4Network | ipaddress.IPv6Network
+
+
+def client_address(peer: str, forwarded_for: str | None, proxies: Sequence[Network]) -> str:
+    """Who connects: the socket's peer, or behind trusted proxies the last address in X-Forwarded-For
+    that is not one of them (what the first proxy appended; the client's own entries before it prove
+    nothing)."""
+
+    def trusted(address: str) -> bool:
+        try:
+            ip = ipaddress.ip_address(address)
+        except ValueError:
+            return False
+        return any(ip in network for network in proxies)
+
+    if not proxies or not trusted(peer) or not forwarded_for:
+        return peer
+    for hop in reversed([part.strip() for part in forwarded_for.split(",")]):
+        if not trusted(hop):
+            return hop or peer
+    return peer
 
 
 def _address(ws: ServerConnection) -> str:
