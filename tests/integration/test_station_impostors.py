@@ -222,3 +222,22 @@ async def test_behind_a_named_proxy_the_budget_is_the_stations_address() -> None
             await task
     assert guesses == [401, 401, 429]
     assert station == 101
+
+
+async def test_auto_registrations_with_a_password_spend_the_address_budget() -> None:
+    config = OcppServerConfig(port=0, failures_per_address=Budget(burst=2, refill_s=60.0))
+    node = build_csm(MemoryRepository(), SystemClock(), CsmConfig(auto_register=True), config)
+    task = asyncio.create_task(node.ocpp.serve())
+    await asyncio.wait_for(node.ocpp.started.wait(), 5)
+    try:
+        for n in range(2):  # each one a PBKDF2 hash and a row
+            async with station(node, f"NEW-{n}", PASSWORD, "127.0.3.1") as ws:
+                await heartbeat(ws)
+        assert await refused(node, "NEW-2", PASSWORD, "127.0.3.1") == 429
+        assert await node.service.repository.get_station("NEW-2") is None
+        async with station(node, "NEW-2", PASSWORD, "127.0.3.2") as ws:  # from elsewhere
+            await heartbeat(ws)
+    finally:
+        task.cancel()
+        with suppress(asyncio.CancelledError):
+            await task

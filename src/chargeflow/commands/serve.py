@@ -76,8 +76,8 @@ def register(sub: Subparsers) -> None:
         action="append",
         default=[],
         metavar="ADDR",
-        help="a reverse proxy (address or network, repeatable) whose X-Forwarded-For names the client; "
-        "default none: the header is ignored",
+        help="a reverse proxy (address or network, repeatable) whose X-Forwarded-For names the client, "
+        "for the web and the OCPP listener; default none: the header is ignored",
     )
     parser.add_argument(
         "--auto-register",

@@ -111,7 +111,7 @@ class CsmService:
             if not self._config.auto_register:
                 return Admission.REFUSED
             await self.register_station(station_id, password)
-            return Admission.VERIFIED if password else Admission.OPEN
+            return Admission.REGISTERED if password else Admission.OPEN
         if station.password_hash is None:
             return Admission.OPEN  # known by id alone (listed in the site file, or registered without one)
         if password is None:

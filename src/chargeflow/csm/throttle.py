@@ -80,7 +80,8 @@ class Admission(enum.Enum):
 
     REFUSED = "refused"  # unknown, or a wrong or missing password
     OPEN = "open"  # a station known by its id alone (no password, no certificate): anyone may use the id
-    VERIFIED = "verified"  # its password or client certificate checked, or registered just now
+    VERIFIED = "verified"  # its password or client certificate checked
+    REGISTERED = "registered"  # unknown, registered just now with the password it gave (auto-registration)
 
 
 def may_replace(newcomer: Admission, current_quiet_s: float, live_window_s: float) -> bool:
@@ -92,7 +93,7 @@ def may_replace(newcomer: Admission, current_quiet_s: float, live_window_s: floa
     ``live_window_s`` (the heartbeat interval and some slack): a live station is not displaced by
     whoever else knows its id, while a station whose old socket died still gets back in.
     """
-    if newcomer is Admission.VERIFIED:
+    if newcomer in (Admission.VERIFIED, Admission.REGISTERED):
         return True
     if newcomer is Admission.OPEN:
         return current_quiet_s > live_window_s

@@ -235,7 +235,8 @@ class OcppServer:
         admission = await self._gate.admission(station_id, password)
         if admission is not Admission.REFUSED:
             now = time.monotonic()
-            self._address_failures.refund(address, now)
+            if admission is not Admission.REGISTERED:  # a new station id (a hash, a row) spends it too
+                self._address_failures.refund(address, now)
             if not spare_station:
                 self._station_failures.refund(station_id, now)
         if admission is Admission.REFUSED:
@@ -243,7 +244,7 @@ class OcppServer:
             response = ws.respond(HTTPStatus.UNAUTHORIZED, "unknown station or wrong password\n")
             response.headers["WWW-Authenticate"] = 'Basic realm="chargeflow", charset="UTF-8"'
             return response
-        if admission is Admission.VERIFIED:
+        if admission in (Admission.VERIFIED, Admission.REGISTERED):
             self._verified_from[station_id] = address
         return self._admit(ws, station_id, admission)
 
