@@ -241,3 +241,17 @@ async def test_auto_registrations_with_a_password_spend_the_address_budget() -> 
         task.cancel()
         with suppress(asyncio.CancelledError):
             await task
+
+
+async def test_many_stations_behind_one_address_reconnecting_together_all_get_in(node: CsmNode) -> None:
+    """A gateway's stations after a restart: more at once than the address's budget (5 here), all right
+    passwords: they wait their turn for a check, none is refused."""
+    ids = [f"GW-{n}" for n in range(12)]
+    for station_id in ids:
+        await node.service.register_station(station_id, PASSWORD)
+
+    async def connect_one(station_id: str) -> None:
+        async with station(node, station_id, PASSWORD, "127.0.5.1") as ws:
+            await heartbeat(ws)
+
+    await asyncio.gather(*(connect_one(station_id) for station_id in ids))

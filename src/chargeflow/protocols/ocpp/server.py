@@ -14,13 +14,14 @@ from __future__ import annotations
 import asyncio
 import base64
 import binascii
+import contextlib
 import hashlib
 import ipaddress
 import logging
 import ssl
 import time
 import weakref
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import AsyncIterator, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from http import HTTPStatus
 from pathlib import Path
@@ -44,6 +45,7 @@ PREFERENCE = (OcppVersion.V21, OcppVersion.V201, OcppVersion.V16)
 # per 10 s stops a guesser (an hour of guessing is 360 tries) and costs at most one hash per 10 s per id.
 STATION_FAILURES = Budget(burst=10, refill_s=10.0)
 ADDRESS_FAILURES = Budget(burst=20, refill_s=5.0)  # a host may front several stations (a gateway, NAT)
+LANES_PER_ADDRESS = 4  # password checks in flight at once per client address; the others wait their turn
 
 
 @dataclass(frozen=True, slots=True)
@@ -178,6 +180,7 @@ class OcppServer:
         self._station_failures = FailureBudget(config.failures_per_station)
         self._address_failures = FailureBudget(config.failures_per_address)
         self._proxies = tuple(ipaddress.ip_network(p, strict=False) for p in config.trusted_proxies)
+        self._lanes = _Lanes(LANES_PER_ADDRESS)
         self._verified_from: dict[str, str] = {}  # station id → the address it last proved itself from
         self.started = asyncio.Event()
         self.port: int | None = None
@@ -221,24 +224,11 @@ class OcppServer:
         if wait is None and not spare_station:
             wait = self._station_failures.retry_after_s(station_id, now)
         if wait is not None:
-            log.warning(
-                "refused %s from %s: too many wrong passwords, %d s to wait", station_id, address, wait
-            )
-            response = ws.respond(HTTPStatus.TOO_MANY_REQUESTS, "too many failed attempts\n")
-            response.headers["Retry-After"] = str(wait)
-            return response
-        # counted as failed before the check, taken back if right: concurrent guesses cannot all slip in
-        # while the first ones are being hashed
-        self._address_failures.failed(address, now)
-        if not spare_station:
-            self._station_failures.failed(station_id, now)
-        admission = await self._gate.admission(station_id, password)
-        if admission is not Admission.REFUSED:
-            now = time.monotonic()
-            if admission is not Admission.REGISTERED:  # a new station id (a hash, a row) spends it too
-                self._address_failures.refund(address, now)
-            if not spare_station:
-                self._station_failures.refund(station_id, now)
+            return self._too_many(ws, station_id, address)
+        async with self._lanes.one_of_few(address):
+            admission = await self._checked(station_id, password, address, spare_station)
+        if admission is None:
+            return self._too_many(ws, station_id, address)
         if admission is Admission.REFUSED:
             log.warning("refused %s: unknown station or wrong password", station_id)
             response = ws.respond(HTTPStatus.UNAUTHORIZED, "unknown station or wrong password\n")
@@ -247,6 +237,43 @@ class OcppServer:
         if admission in (Admission.VERIFIED, Admission.REGISTERED):
             self._verified_from[station_id] = address
         return self._admit(ws, station_id, admission)
+
+    async def _checked(
+        self, station_id: str, password: str | None, address: str, spare_station: bool
+    ) -> Admission | None:
+        """The check itself, at most ``LANES_PER_ADDRESS`` at a time per address (``_lanes``); None if a
+        budget was spent while this attempt waited its turn.
+
+        Concurrent guesses must not all pass the budgets before the first failure is counted: an
+        attempt is counted against its station before the check and taken back if right (a station
+        rarely connects twice at once), and the few lanes per address bound the attempts in flight
+        from one host without refusing the many stations behind a gateway that reconnect together
+        (they wait their turn: a check takes tens of ms)."""
+        now = time.monotonic()
+        if self._address_failures.retry_after_s(address, now) is not None or (
+            not spare_station and self._station_failures.retry_after_s(station_id, now) is not None
+        ):
+            return None
+        if not spare_station:
+            self._station_failures.failed(station_id, now)
+        admission = await self._gate.admission(station_id, password)
+        now = time.monotonic()
+        if admission is not Admission.REFUSED and not spare_station:
+            self._station_failures.refund(station_id, now)
+        if admission in (Admission.REFUSED, Admission.REGISTERED):  # a new id is a hash and a row too
+            self._address_failures.failed(address, now)
+        return admission
+
+    def _too_many(self, ws: ServerConnection, station_id: str, address: str) -> Response:
+        now = time.monotonic()
+        wait = max(
+            self._address_failures.retry_after_s(address, now) or 1,
+            self._station_failures.retry_after_s(station_id, now) or 1,
+        )
+        log.warning("refused %s from %s: too many wrong passwords, %d s to wait", station_id, address, wait)
+        response = ws.respond(HTTPStatus.TOO_MANY_REQUESTS, "too many failed attempts\n")
+        response.headers["Retry-After"] = str(wait)
+        return response
 
     def _admit(self, ws: ServerConnection, station_id: str, admission: Admission) -> Response | None:
         """A station has one connection: may this one take the place of the one it has?"""
@@ -386,6 +413,26 @@ def client_address(peer: str, forwarded_for: str | None, proxies: Sequence[Netwo
 def _address(ws: ServerConnection) -> str:
     peer = ws.remote_address
     return str(peer[0]) if isinstance(peer, tuple) and peer else str(peer)
+
+
+class _Lanes:
+    """A few lanes per key: ``one_of_few(key)`` waits for a free one; keys with nobody are forgotten."""
+
+    def __init__(self, lanes: int) -> None:
+        self._lanes = lanes
+        self._keys: dict[str, tuple[asyncio.Semaphore, list[int]]] = {}
+
+    @contextlib.asynccontextmanager
+    async def one_of_few(self, key: str) -> AsyncIterator[None]:
+        lane, users = self._keys.setdefault(key, (asyncio.Semaphore(self._lanes), [0]))
+        users[0] += 1
+        try:
+            async with lane:
+                yield
+        finally:
+            users[0] -= 1
+            if users[0] == 0:
+                del self._keys[key]
 
 
 class _Heard:
