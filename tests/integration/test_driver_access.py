@@ -6,6 +6,7 @@ httpx against the ASGI app, each client with its own source address, and a real 
 
 from __future__ import annotations
 
+import asyncio
 import itertools
 import re
 from collections.abc import AsyncIterator, Callable
@@ -159,3 +160,25 @@ async def test_the_browser_that_started_charging_is_led_to_its_session(
     assert again.status_code == 200
     assert stranger.status_code == 200
     assert "session/" not in stranger.text
+
+
+async def test_many_guesses_at_once_do_not_outrun_the_budget(
+    node: CsmNode, client_from: Client, links: DriverLinks
+) -> None:
+    async with open_ws(port_of(node), "DA-4", "ocpp1.6") as ws:
+        station = Station16("DA-4", ws)
+        async with running(station):
+            await station.call(
+                call.StartTransaction(connector_id=1, id_tag="CARD-4", meter_start=0, timestamp=iso(NOW))
+            )
+            guesser = client_from("10.0.0.8")
+            csrf = await csrf_of(guesser, "DA-4")
+            answers = await asyncio.gather(
+                *(
+                    guesser.post("/charge/DA-4/find", data={"code": f"{n:08d}", "csrf": csrf})
+                    for n in range(40)
+                )
+            )
+    codes = [a.status_code for a in answers]
+    assert codes.count(303) == 5  # the address's budget, however many arrive together
+    assert codes.count(429) == 35

@@ -236,12 +236,16 @@ def driver_router(
             page.status_code = status.HTTP_429_TOO_MANY_REQUESTS
             page.headers["Retry-After"] = str(wait)
             return page
+        # counted wrong before the look-up and taken back if right: many requests at once cannot all
+        # pass the budgets while the first wait for the database
+        wrong_by_address.failed(address, now)
+        wrong_by_station.failed(station_id, now)
         typed = "".join(code.split())  # "1234 5678" as the receipt groups it
         for tx in await repository.list_transactions(station_id, active=True):
             if hmac.compare_digest(settings.links.code(tx.id).encode(), typed.encode()):
+                wrong_by_address.refund(address, now)
+                wrong_by_station.refund(station_id, now)
                 return RedirectResponse(link_to(tx), status.HTTP_303_SEE_OTHER)
-        wrong_by_address.failed(address, now)
-        wrong_by_station.failed(station_id, now)
         return RedirectResponse(f"/charge/{segment(station_id)}?answer=not-yours", status.HTTP_303_SEE_OTHER)
 
     @router.get(
