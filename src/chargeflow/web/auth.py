@@ -64,8 +64,10 @@ class OwnerAuth:
         failures = self._failures.get(client)
         if failures is not None and failures.locked_until is not None and now < failures.locked_until:
             raise LoginThrottled(max(1, math.ceil((failures.locked_until - now).total_seconds())))
+        # counted as a failure before the check and cleared if right: once the check is awaited (off the
+        # event loop), many attempts at once must not all pass the lockout while the first is hashed
+        self._failed(client, now)
         if not verify_password(password, self._hash):
-            self._failed(client, now)
             return None
         self._failures.pop(client, None)
         session_id = secrets.token_urlsafe(32)
