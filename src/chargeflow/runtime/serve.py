@@ -103,6 +103,8 @@ async def serve(settings: ServeSettings, ready: Callable[[CsmNode, int, int], No
         stations=settings.station_policies,
         tls=settings.tls,
         certificate_pins=certificate_pins(credentials, settings.tls),
+        live_window_s=settings.heartbeat_interval_s + 60.0,
+        trusted_proxies=settings.trusted_proxies,
     )
     csm_config = CsmConfig(
         heartbeat_interval_s=settings.heartbeat_interval_s,
@@ -136,7 +138,7 @@ async def serve(settings: ServeSettings, ready: Callable[[CsmNode, int, int], No
         api = create_api(
             node.service, node.operations, settings.admin_token, request_ids(clock), ui, billing=billing
         )
-        http = http_server(api, settings.host, settings.http_port)
+        http = http_server(api, settings.host, settings.http_port, settings.trusted_proxies)
         async with asyncio.TaskGroup() as group:
             group.create_task(node.ocpp.serve(), name="ocpp")
             group.create_task(http.serve(), name="http")

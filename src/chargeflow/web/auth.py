@@ -28,6 +28,7 @@ MAX_FAILURES = 5
 FIRST_LOCKOUT = timedelta(minutes=1)
 LONGEST_LOCKOUT = timedelta(minutes=15)
 MAX_TRACKED_CLIENTS = 10_000
+CODE_DIGITS = 8
 
 
 class LoginThrottled(Exception):
@@ -63,8 +64,10 @@ class OwnerAuth:
         failures = self._failures.get(client)
         if failures is not None and failures.locked_until is not None and now < failures.locked_until:
             raise LoginThrottled(max(1, math.ceil((failures.locked_until - now).total_seconds())))
+        # counted as a failure before the check and cleared if right: once the check is awaited (off the
+        # event loop), many attempts at once must not all pass the lockout while the first is hashed
+        self._failed(client, now)
         if not verify_password(password, self._hash):
-            self._failed(client, now)
             return None
         self._failures.pop(client, None)
         session_id = secrets.token_urlsafe(32)
@@ -112,3 +115,11 @@ class DriverLinks:
 
     def allows(self, session_id: int, secret: str | None) -> bool:
         return secret is not None and hmac.compare_digest(self.secret(session_id).encode(), secret.encode())
+
+    def code(self, session_id: int) -> str:
+        """The session's short code, for the station's display or the receipt: eight digits (a phone's
+        number pad types them), under the same key. Short enough to type, so only a throttled form
+        trades it for the link (``web.driver``): at 10 wrong codes and then one per 30 s per station, a
+        day of guessing finds a running session with a chance of about 3 in 100,000."""
+        digest = hmac.new(self._key, f"code:{session_id}".encode(), hashlib.sha256).digest()
+        return f"{int.from_bytes(digest[:8], 'big') % 10**CODE_DIGITS:0{CODE_DIGITS}d}"
