@@ -54,7 +54,7 @@ async def test_a_lost_broker_brings_the_safe_limit_and_its_return_the_grant(
         ]
 
         async def report() -> None:
-            await asyncio.gather(*(s.report(ev, 0.5) for s in stations))
+            await asyncio.gather(*(s.report(ev, 0.5) for s in stations), return_exceptions=True)
 
         for i, s in enumerate(stations):
             await s.start_session(f"t{i}")

@@ -93,7 +93,7 @@ async def test_a_heat_pump_on_a_metered_sub_circuit_lowers_its_stations_within_i
 
         async def draw() -> None:
             while True:
-                await asyncio.gather(*(s.report(ev, 0.5) for s in stations))
+                await asyncio.gather(*(s.report(ev, 0.5) for s in stations), return_exceptions=True)
                 await asyncio.sleep(0.5)
 
         tasks = [asyncio.create_task(meters()), asyncio.create_task(draw())]

@@ -96,7 +96,7 @@ async def test_stations_that_ignore_their_limits_and_a_building_step_leave_grid_
 
         async def draw() -> None:
             while True:
-                await asyncio.gather(*(s.report(ev, 0.5) for s in stations.values()))
+                await asyncio.gather(*(s.report(ev, 0.5) for s in stations.values()), return_exceptions=True)
                 await asyncio.sleep(0.5)
 
         tasks = [asyncio.create_task(meter()), asyncio.create_task(draw())]

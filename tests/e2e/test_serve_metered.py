@@ -86,7 +86,7 @@ async def test_a_grid_meter_over_mqtt_steers_the_site_and_its_silence_brings_the
 
         async def draw() -> None:
             while True:
-                await asyncio.gather(*(s.report(ev, 0.5) for s in stations))
+                await asyncio.gather(*(s.report(ev, 0.5) for s in stations), return_exceptions=True)
                 await asyncio.sleep(0.5)
 
         tasks = [asyncio.create_task(meter()), asyncio.create_task(draw())]

@@ -67,7 +67,7 @@ async def test_a_grid_meter_on_a_p1_port_steers_the_site_and_its_silence_brings_
 
         async def draw() -> None:
             while True:
-                await asyncio.gather(*(s.report(ev, 0.5) for s in stations))
+                await asyncio.gather(*(s.report(ev, 0.5) for s in stations), return_exceptions=True)
                 await asyncio.sleep(0.5)
 
         drawing = asyncio.create_task(draw())

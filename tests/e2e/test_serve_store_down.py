@@ -129,7 +129,7 @@ async def test_a_store_that_goes_away_brings_the_safe_limit_within_a_step_and_ba
             ]
 
             async def report() -> None:
-                await asyncio.gather(*(s.report(ev, 0.5) for s in stations))
+                await asyncio.gather(*(s.report(ev, 0.5) for s in stations), return_exceptions=True)
 
             for i, s in enumerate(stations):
                 await s.start_session(f"t{i}")

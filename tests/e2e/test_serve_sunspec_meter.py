@@ -71,7 +71,7 @@ async def test_a_sunspec_grid_meter_steers_the_site(tmp_path: Path) -> None:
 
             async def draw() -> None:
                 while True:
-                    await asyncio.gather(*(s.report(ev, 0.5) for s in stations))
+                    await asyncio.gather(*(s.report(ev, 0.5) for s in stations), return_exceptions=True)
                     await asyncio.sleep(0.5)
 
             tasks = [asyncio.create_task(meter()), asyncio.create_task(draw())]

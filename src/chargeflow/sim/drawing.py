@@ -325,6 +325,7 @@ async def connected(
         f"ws://127.0.0.1:{port}/{station_id}",
         subprotocols=[subprotocol],  # type: ignore[list-item]
         open_timeout=10,
+        close_timeout=5,
         additional_headers=headers,
     ) as ws:
         station: DrawingStation = (
@@ -338,4 +339,5 @@ async def connected(
             yield station
         finally:
             task.cancel()
-            await asyncio.gather(task, return_exceptions=True)
+            with contextlib.suppress(TimeoutError):  # a receive loop stuck in a send must not hang the caller
+                await asyncio.wait_for(asyncio.gather(task, return_exceptions=True), 5)
