@@ -26,9 +26,11 @@ from urllib.parse import unquote, urlsplit
 
 from websockets.asyncio.server import Server, ServerConnection, serve
 from websockets.datastructures import Headers
+from websockets.frames import CloseCode
 from websockets.http11 import Request, Response
 from websockets.typing import Subprotocol
 
+from chargeflow.protocols.ocpp.budgets import OcppBudgets
 from chargeflow.protocols.ocpp.connection import ConnectionOptions, Handler, StationConnection
 from chargeflow.protocols.ocpp.frames import OcppVersion
 from chargeflow.protocols.ocpp.schemas import SchemaRegistry
@@ -92,6 +94,9 @@ class OcppServerConfig:
     #: security profile 3: station id → the SHA-256 (hex) its client certificate must have, beyond being
     #: signed by the client CA and naming the station (a certificate pinned in the site file)
     certificate_pins: Mapping[str, str] = field(default_factory=dict)
+    budgets: OcppBudgets = field(
+        default_factory=OcppBudgets
+    )  # what one connection may cost (``protocols.ocpp.budgets``)
 
     @property
     def scheme(self) -> str:
@@ -228,6 +233,7 @@ class OcppServer:
                 strict=policy.strict,
                 call_timeout_s=self.config.call_timeout_s,
                 handler_timeout_s=self.config.handler_timeout_s,
+                budgets=self.config.budgets,
             ),
         )
         previous = self.connections.get(station_id)
@@ -240,6 +246,12 @@ class OcppServer:
         try:
             await self._gate.connected(station_id, version.value)
             await connection.run()
+            if ws.close_code == CloseCode.MESSAGE_TOO_BIG:
+                log.warning(
+                    "%s sent a message over %d bytes: connection closed (1009)",
+                    station_id,
+                    self.config.budgets.max_frame_bytes,
+                )
         finally:
             if self.connections.get(station_id) is connection:
                 del self.connections[station_id]
@@ -255,7 +267,10 @@ class OcppServer:
             select_subprotocol=self._select_subprotocol,
             ping_interval=self.config.ping_interval_s,
             ping_timeout=self.config.ping_interval_s,
-            max_queue=64,
+            # a message over max_size is refused as it arrives (close 1009), never buffered whole; past
+            # max_queue messages waiting, the socket is not read and TCP pushes back on the station
+            max_size=self.config.budgets.max_frame_bytes,
+            max_queue=self.config.budgets.max_queued_frames,
             ssl=None if self.config.tls is None else server_ssl_context(self.config.tls),
         ) as server:
             self._bound(server)
