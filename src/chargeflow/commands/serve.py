@@ -14,11 +14,13 @@ from typing import TYPE_CHECKING
 from chargeflow.commands import event_loop
 from chargeflow.commands.serve_config import OcppSection, TlsSection, load_serve_file, tls_settings
 from chargeflow.protocols.mqtt.exchange import settings_from_url
+from chargeflow.protocols.ocpp.budgets import OcppBudgets
 from chargeflow.protocols.ocpp.server import TlsSettings
-from chargeflow.runtime.app import CsmNode, ServeSettings
+from chargeflow.runtime.app import Budgets, CsmNode, ServeSettings
 from chargeflow.runtime.serve import serve
 from chargeflow.site.config import ConfigError
 from chargeflow.store.database import DEFAULT_URL
+from chargeflow.web.limits import HttpBudgets
 
 if TYPE_CHECKING:
     Subparsers = argparse._SubParsersAction[argparse.ArgumentParser]
@@ -79,6 +81,28 @@ def register(sub: Subparsers) -> None:
         default=None,
         metavar="FILE",
         help="YAML file: OCPP options, per-station overrides",
+    )
+    limits = parser.add_argument_group("budgets", "what one station or request may cost (docs/security.md)")
+    limits.add_argument(
+        "--max-frame-kib",
+        type=int,
+        default=OcppBudgets().max_frame_bytes // 1024,
+        metavar="KIB",
+        help="largest OCPP message taken; a bigger one closes the connection with 1009 (default %(default)s)",
+    )
+    limits.add_argument(
+        "--max-body-kib",
+        type=int,
+        default=HttpBudgets().max_body_bytes // 1024,
+        metavar="KIB",
+        help="largest HTTP request body taken; a bigger one gets 413 (default %(default)s)",
+    )
+    limits.add_argument(
+        "--station-messages-per-s",
+        type=float,
+        default=OcppBudgets().messages_per_s,
+        metavar="N",
+        help="a station's messages beyond this rate are delayed (default %(default)s)",
     )
     tls = parser.add_argument_group(
         "TLS (wss://)", "security profile 2 with --tls-cert and --tls-key; profile 3 adds --tls-client-ca"
@@ -141,8 +165,19 @@ def settings_from(args: argparse.Namespace, environ: dict[str, str]) -> tuple[Se
         owner_password=password,
         public_url=args.public_url,
         link_key=hashlib.sha256(b"chargeflow-links:" + link_key.encode()).digest() if link_key else None,
+        budgets=budgets_from(args),
     )
     return settings, generated
+
+
+def budgets_from(args: argparse.Namespace) -> Budgets:
+    try:
+        ocpp = OcppBudgets(
+            max_frame_bytes=args.max_frame_kib * 1024, messages_per_s=args.station_messages_per_s
+        )
+        return Budgets(ocpp, HttpBudgets(max_body_bytes=args.max_body_kib * 1024))
+    except ValueError as err:
+        raise ConfigError(f"--max-frame-kib, --max-body-kib, --station-messages-per-s: {err}") from None
 
 
 def _ems_url(url: str | None, site: Path | None) -> str | None:

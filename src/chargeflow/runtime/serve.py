@@ -103,6 +103,7 @@ async def serve(settings: ServeSettings, ready: Callable[[CsmNode, int, int], No
         stations=settings.station_policies,
         tls=settings.tls,
         certificate_pins=certificate_pins(credentials, settings.tls),
+        budgets=settings.budgets.ocpp,
     )
     csm_config = CsmConfig(
         heartbeat_interval_s=settings.heartbeat_interval_s,
@@ -134,7 +135,13 @@ async def serve(settings: ServeSettings, ready: Callable[[CsmNode, int, int], No
         if site is not None:
             await _register_site_stations(node.service, credentials, settings.tls)
         api = create_api(
-            node.service, node.operations, settings.admin_token, request_ids(clock), ui, billing=billing
+            node.service,
+            node.operations,
+            settings.admin_token,
+            request_ids(clock),
+            ui,
+            billing=billing,
+            budgets=settings.budgets.http,
         )
         http = http_server(api, settings.host, settings.http_port)
         async with asyncio.TaskGroup() as group:

@@ -20,6 +20,7 @@ from chargeflow.csm.service import CsmService
 from chargeflow.protocols.ocpp.operations import StationOperations
 from chargeflow.web.billing_api import billing_router
 from chargeflow.web.calls import offline, station_call
+from chargeflow.web.limits import HttpBudgets, install_limits
 from chargeflow.web.schemas import (
     ChargingLimitIn,
     ConnectorOut,
@@ -62,10 +63,12 @@ def create_api(
     new_request_id: Callable[[], int],
     ui: UiSettings | None = None,
     billing: BillingService | None = None,
+    budgets: HttpBudgets | None = None,
 ) -> FastAPI:
     """The REST API; with ``billing`` also tariffs, CDRs and reports (``web.billing_api``); with ``ui``
     also the owner's dashboard and the driver pages (``web.ui``)."""
     app = FastAPI(title="Chargeflow CSM", version="0.1.0")
+    install_limits(app, budgets or HttpBudgets())
     api = APIRouter(prefix="/api", dependencies=[Depends(_bearer_check(admin_token))])
     repository = service.repository
 
