@@ -23,7 +23,7 @@ COMMANDS: dict[str, tuple[tuple[str, ...], str]] = {
     "simulate": (("simulate",), "a site over days of real sessions, headless; metrics, timeline, plot"),
     "tariff": (("tariff",), "price a charge detail record under an OCPI tariff"),
     "station-password": (("station_password",), "hash a station's password for the site file"),
-    "bench": (("bench", "bench_ocpp"), "reproducible benchmarks"),
+    "bench": (("bench", "bench_ocpp", "bench_abuse"), "reproducible benchmarks"),
 }
 
 
