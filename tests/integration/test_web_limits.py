@@ -5,17 +5,27 @@ from __future__ import annotations
 
 import itertools
 from collections.abc import AsyncIterator
+from pathlib import Path
 
 import httpx
 import pytest
 
+from chargeflow.csm.ports import CsmRepository
 from chargeflow.runtime.app import CsmNode
 from chargeflow.web.api import create_api
 from chargeflow.web.limits import HttpBudgets
+from tests.databases import open_repository
 
 TOKEN = "test-admin-token"
 AUTH = {"Authorization": f"Bearer {TOKEN}"}
 OVER = HttpBudgets().max_body_bytes + 1
+
+
+@pytest.fixture
+async def repository(tmp_path: Path) -> AsyncIterator[CsmRepository]:
+    """One store is enough here (the conftest runs each test on every store): the store is not the point."""
+    async with open_repository("memory", tmp_path) as repo:
+        yield repo
 
 
 @pytest.fixture

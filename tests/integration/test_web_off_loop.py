@@ -4,7 +4,8 @@ reports run on worker threads, not on the event loop that serves every station."
 from __future__ import annotations
 
 import threading
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -16,8 +17,10 @@ import chargeflow.web.auth
 import chargeflow.web.billing_api
 import chargeflow.web.driver
 import chargeflow.web.ui
+from chargeflow.csm.ports import CsmRepository
 from chargeflow.runtime.app import CsmNode
 from chargeflow.web.auth import HASHING_AT_ONCE, OwnerAuth
+from tests.databases import open_repository
 from tests.integration.conftest import port_of
 from tests.integration.stations import Station16, iso, open_ws, running
 from tests.integration.test_billing import AUTH as BILLING_AUTH
@@ -30,6 +33,13 @@ from tests.integration.test_web_ui import (  # noqa: F401 (client, links, view: 
     links,
     view,
 )
+
+
+@pytest.fixture
+async def repository(tmp_path: Path) -> AsyncIterator[CsmRepository]:
+    """One store is enough here (the conftest runs each test on every store): the store is not the point."""
+    async with open_repository("memory", tmp_path) as repo:
+        yield repo
 
 
 class Threads:
