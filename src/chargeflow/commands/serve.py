@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import gc
 import hashlib
 import logging
 import os
@@ -201,6 +202,11 @@ def run(args: argparse.Namespace) -> int:
         return 2
 
     def ready(node: CsmNode, ocpp_port: int, http_port: int) -> None:
+        # What start-up made (compiled schemas, the site, modules) lives as long as the process: kept out
+        # of the collector's full passes, which then scan only what serving makes. Under a flood of
+        # connections those passes stalled every station: normal p99 135-273 ms without, 34-76 ms with
+        # (docs/security.md, chargeflow bench abuse).
+        gc.freeze()
         scheme, profile = ("ws", 1) if settings.tls is None else ("wss", settings.tls.profile)
         print(
             f"OCPP   {scheme}://{settings.host}:{ocpp_port}/{{station_id}}  "
