@@ -119,6 +119,25 @@ async def test_messages_beyond_the_rate_are_delayed_not_refused() -> None:
     assert elapsed_s >= 0.8  # 50 beyond the burst of 10, at 50 a second: 1 s (a busy machine only adds)
 
 
+async def test_reconnecting_does_not_refill_a_stations_rate_budget() -> None:
+    handlers = Counting()
+    budgets = OcppBudgets(messages_per_s=20.0, burst=10)
+    async with server(handlers, budgets) as built:
+        async with open_ws(port(built), "AGAIN-1", "ocpp1.6") as ws:
+            for n in range(10):  # the whole burst
+                await ws.send(json.dumps([2, f"a{n}", "Heartbeat", {}]))
+            for _ in range(10):
+                await asyncio.wait_for(ws.recv(), 10)
+        async with open_ws(port(built), "AGAIN-1", "ocpp1.6") as ws:
+            started = time.perf_counter()
+            for n in range(10):
+                await ws.send(json.dumps([2, f"b{n}", "Heartbeat", {}]))
+            for _ in range(10):
+                await asyncio.wait_for(ws.recv(), 10)
+            elapsed_s = time.perf_counter() - started
+    assert elapsed_s >= 0.3  # 10 at 20 a second, less what the reconnection refilled: about 0.45 s
+
+
 async def test_the_queued_messages_of_a_closed_connection_are_not_run() -> None:
     handlers = Counting(delay_s=0.3)
     async with server(handlers) as built:

@@ -87,7 +87,10 @@ class StationConnection:
         schemas: SchemaRegistry,
         new_message_id: Callable[[], str],
         options: ConnectionOptions,
+        bucket: TokenBucket | None = None,
     ) -> None:
+        """``bucket``: the station's message-rate budget where the server keeps it across connections;
+        else the connection makes its own on its first CALL."""
         self.station_id = station_id
         self.version = version
         self._transport = transport
@@ -102,7 +105,7 @@ class StationConnection:
         self._deadlines: dict[asyncio.Task[Any], float] = {}  # the handlers running, by task
         self._expired: set[asyncio.Task[Any]] = set()
         self._watch: asyncio.TimerHandle | None = None
-        self._bucket: TokenBucket | None = None  # made on the first CALL, on the running loop's clock
+        self._bucket = bucket
         self._warned: set[str] = set()  # the budgets this connection has overrun, logged once each
         self.refused_calls = 0  # CALLs answered with a CALLERROR for breaking a budget
         self.dropped_calls = 0  # CALLs still queued when the connection closed, never handled

@@ -30,7 +30,7 @@ from websockets.frames import CloseCode
 from websockets.http11 import Request, Response
 from websockets.typing import Subprotocol
 
-from chargeflow.protocols.ocpp.budgets import OcppBudgets
+from chargeflow.protocols.ocpp.budgets import OcppBudgets, TokenBucket
 from chargeflow.protocols.ocpp.connection import ConnectionOptions, Handler, StationConnection
 from chargeflow.protocols.ocpp.frames import OcppVersion
 from chargeflow.protocols.ocpp.schemas import SchemaRegistry
@@ -38,6 +38,7 @@ from chargeflow.protocols.ocpp.schemas import SchemaRegistry
 log = logging.getLogger(__name__)
 
 PREFERENCE = (OcppVersion.V21, OcppVersion.V201, OcppVersion.V16)
+MAX_TRACKED_STATIONS = 10_000  # message-rate buckets kept; past it, those of stations not connected go
 
 
 @dataclass(frozen=True, slots=True)
@@ -160,6 +161,7 @@ class OcppServer:
         self._new_message_id = new_message_id
         self.schemas = SchemaRegistry()
         self.connections: dict[str, StationConnection] = {}
+        self._buckets: dict[str, TokenBucket] = {}  # a station's message rate, across its reconnections
         self.started = asyncio.Event()
         self.port: int | None = None
 
@@ -235,6 +237,7 @@ class OcppServer:
                 handler_timeout_s=self.config.handler_timeout_s,
                 budgets=self.config.budgets,
             ),
+            self._bucket_of(station_id),
         )
         previous = self.connections.get(station_id)
         self.connections[station_id] = connection
@@ -256,6 +259,17 @@ class OcppServer:
             if self.connections.get(station_id) is connection:
                 del self.connections[station_id]
             log.info("%s disconnected", station_id)
+
+    def _bucket_of(self, station_id: str) -> TokenBucket:
+        """The station's rate budget, the same across its connections: reconnecting does not refill it."""
+        bucket = self._buckets.get(station_id)
+        if bucket is None:
+            if len(self._buckets) >= MAX_TRACKED_STATIONS:
+                self._buckets = {s: b for s, b in self._buckets.items() if s in self.connections}
+            budgets = self.config.budgets
+            now = asyncio.get_running_loop().time()
+            bucket = self._buckets[station_id] = TokenBucket(budgets.messages_per_s, budgets.burst, now)
+        return bucket
 
     async def serve(self) -> None:
         """Run until cancelled; ``started`` is set and ``port`` known once the socket listens."""
