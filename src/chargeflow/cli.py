@@ -22,8 +22,9 @@ COMMANDS: dict[str, tuple[tuple[str, ...], str]] = {
     "ems": (("ems",), "run a site's EMS alone, reached over MQTT by serve --ems"),
     "simulate": (("simulate",), "a site over days of real sessions, headless; metrics, timeline, plot"),
     "tariff": (("tariff",), "price a charge detail record under an OCPI tariff"),
+    "devices": (("devices",), "the device templates a site file can name"),
     "station-password": (("station_password",), "hash a station's password for the site file"),
-    "bench": (("bench", "bench_ocpp", "bench_abuse"), "reproducible benchmarks"),
+    "bench": (("bench", "bench_ocpp", "bench_fuzz", "bench_abuse"), "reproducible benchmarks"),
 }
 
 

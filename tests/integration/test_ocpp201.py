@@ -7,14 +7,18 @@ from __future__ import annotations
 
 import asyncio
 import json
+from contextlib import suppress
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from ocpp.v201 import call
 
-from chargeflow.csm.model import AuthStatus, IdTokenRecord
+from chargeflow.clock import SystemClock
+from chargeflow.csm.model import AuthStatus, IdTokenRecord, TransactionRecord
 from chargeflow.csm.ports import CsmRepository
-from chargeflow.runtime.app import CsmNode
+from chargeflow.csm.service import CsmConfig
+from chargeflow.protocols.ocpp.server import OcppServerConfig
+from chargeflow.runtime.app import CsmNode, build_csm
 from tests.integration.conftest import port_of
 from tests.integration.stations import Station201, iso, open_ws, running
 
@@ -147,6 +151,52 @@ async def test_duplicate_transaction_event_is_idempotent(node: CsmNode, reposito
     (tx,) = await repository.list_transactions()
     assert tx.energy_wh == 800
     assert len(await repository.meter_values(tx.id)) == 4
+
+
+class BillingCalls:
+    """Session hooks that note what billing would be asked: a tariff at each start, a CDR at each end."""
+
+    def __init__(self) -> None:
+        self.started: list[int] = []
+        self.ended: list[tuple[int, int | None]] = []
+
+    async def session_started(self, tx: TransactionRecord) -> None:
+        self.started.append(tx.id)
+
+    async def session_ended(self, tx: TransactionRecord) -> None:
+        self.ended.append((tx.id, tx.energy_wh))
+
+
+async def test_a_reused_transaction_id_after_a_counter_reset_is_a_new_billed_session(
+    repository: CsmRepository,
+) -> None:
+    """#13 item 13: after a reset the station names its next session TX-1 again, seqNo from 0."""
+    billing = BillingCalls()
+    config = OcppServerConfig(host="127.0.0.1", port=0, call_timeout_s=1.0)
+    built = build_csm(repository, SystemClock(), CsmConfig(auto_register=True), config, 1.0, billing)
+    task = asyncio.create_task(built.ocpp.serve())
+    await asyncio.wait_for(built.ocpp.started.wait(), 5)
+    later = T0 + timedelta(hours=3)
+    try:
+        async with open_ws(port_of(built), "CS201-R", "ocpp2.0.1") as ws:
+            station = Station201("CS201-R", ws)
+            async with running(station):
+                await station.call(tx_event("Started", 0, T0, 100.0, "CablePluggedIn"))
+                await station.call(tx_event("Ended", 1, T0 + timedelta(hours=1), 5100.0, "EVDeparted"))
+                await station.call(tx_event("Started", 0, later, 5100.0, "CablePluggedIn"))
+                await station.call(tx_event("Started", 0, later, 5100.0, "CablePluggedIn"))  # again
+                await station.call(tx_event("Ended", 1, later + timedelta(hours=1), 12100.0, "EVDeparted"))
+    finally:
+        task.cancel()
+        with suppress(asyncio.CancelledError):
+            await task
+    sessions = sorted(await repository.list_transactions("CS201-R"), key=lambda tx: tx.started_at)
+    assert [(tx.started_at, tx.energy_wh, tx.active) for tx in sessions] == [
+        (T0, 5000, False),
+        (later, 7000, False),
+    ]
+    assert billing.started == [tx.id for tx in sessions]
+    assert billing.ended == [(sessions[0].id, 5000), (sessions[1].id, 7000)]
 
 
 async def test_smart_charging_set_profile_and_read_composite_schedule(node: CsmNode) -> None:

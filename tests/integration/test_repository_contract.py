@@ -103,6 +103,37 @@ async def test_queued_events_arriving_late_fold_in_order_once(repository: CsmRep
     assert await repository.set_charging_needs(ChargingNeeds("S2", 1, T0, 5000)) is None
 
 
+async def test_a_transaction_id_reused_after_a_counter_reset_is_a_new_session(
+    repository: CsmRepository,
+) -> None:
+    """#13 item 13: the station numbers its sessions from the start again; each keeps its own energy."""
+
+    def ev(kind: TxEventType, seq: int, minutes: int, wh: int) -> TransactionEvent:
+        at = T0 + timedelta(minutes=minutes)
+        sample = MeterSample(at, str(wh), transactions.ENERGY_REGISTER, unit="Wh")
+        return TransactionEvent("S3", "TX-7", seq, kind, at, "Trigger", 1, 1, samples=(sample,))
+
+    async def send(e: TransactionEvent) -> bool:
+        outcome = await repository.apply_event(e, lambda tx: transactions.apply_event(tx, e))
+        return outcome.duplicate
+
+    first = [ev(TxEventType.STARTED, 0, 0, 10), ev(TxEventType.UPDATED, 1, 30, 1010)]
+    first.append(ev(TxEventType.ENDED, 2, 60, 2010))
+    second = [ev(TxEventType.STARTED, 0, 120, 2010), ev(TxEventType.UPDATED, 1, 150, 3010)]
+    second.append(ev(TxEventType.ENDED, 2, 180, 5010))
+    assert [await send(e) for e in first] == [False] * 3
+    assert await send(first[2])  # a retransmission of the end is still a duplicate
+    assert [await send(e) for e in second] == [False] * 3
+    assert [await send(e) for e in second] == [True] * 3  # and so is the new session's, whole
+    sessions = sorted(await repository.list_transactions("S3"), key=lambda tx: tx.started_at)
+    assert [(tx.external_id, tx.energy_wh, tx.active) for tx in sessions] == [
+        ("TX-7", 2000, False),
+        ("TX-7", 3000, False),
+    ]
+    assert [len(await repository.meter_values(tx.id)) for tx in sessions] == [3, 3]
+    assert sessions[1].started_at == T0 + timedelta(hours=2)
+
+
 async def test_charging_needs_attach_to_the_running_session(repository: CsmRepository) -> None:
     start = StartRequest("S3", 1, "TAG", 0, T0)
     outcome = await repository.start_transaction(start, transactions.from_start(start))

@@ -73,6 +73,8 @@ class FakeControl:
         purpose: str,
         transaction_id: str | None = None,
         power_w: float | None = None,
+        stack_level: int = 0,
+        valid_to: datetime | None = None,
     ) -> bool:
         self.sent.append((station_id, evse_id, current_a, purpose))
         if station_id in self.refuse_all:

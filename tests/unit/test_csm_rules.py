@@ -102,6 +102,27 @@ def test_late_started_event_moves_the_start_back() -> None:
     assert started.energy_wh == 600
 
 
+def test_a_reused_transaction_id_is_a_new_session_only_after_the_end() -> None:
+    events = [event(TxEventType.STARTED, 0, 0, 100), event(TxEventType.ENDED, 1, 60, 900)]
+    ended = None
+    for e in events:
+        ended = transactions.apply_event(ended, e)
+    assert ended is not None
+    seen = {e.seq_no: e.timestamp for e in events}
+    # The same messages again are duplicates, not sessions.
+    assert not any(transactions.is_new_session(ended, e, seen) for e in events)
+    # The counter was reset: seqNo 0 again, an hour later; or a Started event after the end.
+    assert transactions.is_new_session(ended, event(TxEventType.STARTED, 0, 120, 900), seen)
+    assert transactions.is_new_session(ended, event(TxEventType.STARTED, 7, 120, 900), seen)
+    assert transactions.is_new_session(ended, event(TxEventType.UPDATED, 1, 120, 900), seen)
+    # A Started event queued offline and dated before the end belongs to the session that ended.
+    assert not transactions.is_new_session(ended, event(TxEventType.STARTED, 5, 30, 500), seen)
+    assert not transactions.is_new_session(ended, event(TxEventType.UPDATED, 5, 120, 900), seen)
+    # A running session is never replaced.
+    running = transactions.apply_event(None, events[0])
+    assert not transactions.is_new_session(running, event(TxEventType.STARTED, 0, 120, 900), seen)
+
+
 def test_password_hash_verifies_only_the_right_password() -> None:
     stored = hash_password("correct horse", b"0123456789abcdef", iterations=1000)
     assert verify_password("correct horse", stored)

@@ -3,7 +3,7 @@ limit within that step, and the next step that runs brings the grant back; each 
 
 from __future__ import annotations
 
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Any, cast
 
 from chargeflow.csm.ports import CsmRepository
@@ -116,6 +116,8 @@ class BrokenStation(FakeControl):
         purpose: str,
         transaction_id: str | None = None,
         power_w: float | None = None,
+        stack_level: int = 0,
+        valid_to: datetime | None = None,
     ) -> bool:
         if station_id == "cp1" and self.broken:
             raise RuntimeError("nonsense")

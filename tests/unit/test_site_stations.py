@@ -18,6 +18,7 @@ from chargeflow.csm.model import MeterSample, StartRequest
 from chargeflow.csm.passwords import hash_password, verify_password
 from chargeflow.csm.safe import safe_currents
 from chargeflow.csm.smart_charging import TX_DEFAULT, TX_PROFILE, SmartCharging, SmartChargingConfig
+from chargeflow.csm.split import Strategy
 from chargeflow.ems.service import EmsConfig, EmsService
 from chargeflow.exchange import InMemoryExchange
 from chargeflow.protocols.ocpp.operations import profile_id_for
@@ -123,6 +124,9 @@ def test_places_for_stations_that_register_themselves_count_in_the_safe_shares()
 class Control:
     connected: set[str] = field(default_factory=set)
     sent: list[tuple[str, int, float, str]] = field(default_factory=list)
+    #: each limit's stack level and validity, in the order sent
+    terms: list[tuple[int, datetime | None]] = field(default_factory=list)
+    refuse_tx_profiles: bool = False
 
     def is_connected(self, station_id: str) -> bool:
         return station_id in self.connected
@@ -138,9 +142,12 @@ class Control:
         purpose: str,
         transaction_id: str | None = None,
         power_w: float | None = None,
+        stack_level: int = 0,
+        valid_to: datetime | None = None,
     ) -> bool:
         self.sent.append((station_id, evse_id, current_a, purpose))
-        return True
+        self.terms.append((stack_level, valid_to))
+        return not (self.refuse_tx_profiles and purpose == TX_PROFILE)
 
 
 @dataclass
@@ -152,13 +159,13 @@ class Meter:
 
 
 class Rig:
-    def __init__(self, site: Site) -> None:
+    def __init__(self, site: Site, strategy: Strategy = Strategy.EDF) -> None:
         self.clock = ManualClock(T0)
         bus = InMemoryExchange()
         meter = Meter(self.clock)
         self.control = Control()
         self.repo = MemoryRepository()
-        config = SmartChargingConfig(step_s=10, safe_current_a=None, margin_pct=0.0)
+        config = SmartChargingConfig(step_s=10, safe_current_a=None, margin_pct=0.0, strategy=strategy)
         self.csm = SmartCharging(site, self.repo, bus, self.control, self.clock, config, meter)
         self.ems = EmsService(site, meter, bus, self.clock, EmsConfig(step_s=10, margin_pct=0.0))
 

@@ -84,24 +84,33 @@ class ServeProcess:
 
 @asynccontextmanager
 async def serve_process(
-    database_url: str, admin_token: str, *extra: str, start_timeout_s: float = 60.0
+    database_url: str,
+    admin_token: str,
+    *extra: str,
+    start_timeout_s: float = 60.0,
+    log: Path | None = None,
 ) -> AsyncIterator[ServeProcess]:
     """``chargeflow serve --auto-register`` on free loopback ports, as its own process.
 
     Yields once the server has printed both its ports; stops it on the way out (SIGTERM, then SIGKILL
-    after 10 s) unless it has already ended.
+    after 10 s) unless it has already ended. Its log goes to the file ``log``, or nowhere.
     """
     env = {**os.environ, "CHARGEFLOW_DATABASE_URL": database_url, "CHARGEFLOW_ADMIN_TOKEN": admin_token}
     arguments = ("serve", "--ocpp-port", "0", "--http-port", "0", "--auto-register", *extra)
-    process = await asyncio.create_subprocess_exec(
-        sys.executable,
-        "-m",
-        "chargeflow.cli",
-        *arguments,
-        env=env,
-        stdout=asyncio.subprocess.PIPE,
-        stderr=asyncio.subprocess.DEVNULL,
-    )
+    log_file = None if log is None else log.open("ab")
+    try:
+        process = await asyncio.create_subprocess_exec(
+            sys.executable,
+            "-m",
+            "chargeflow.cli",
+            *arguments,
+            env=env,
+            stdout=asyncio.subprocess.PIPE,
+            stderr=asyncio.subprocess.DEVNULL if log_file is None else log_file,
+        )
+    finally:
+        if log_file is not None:
+            log_file.close()  # the server holds its own copy
     assert process.stdout is not None
     try:
         ports: dict[str, int] = {}

@@ -14,6 +14,7 @@ other loads and the grant, held for the whole horizon (a persistence forecast: t
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -29,6 +30,8 @@ from chargeflow.ems.phasor import line_currents, linearise, phasor_matrix
 from chargeflow.ems.pilots import Pilots, round_to_pilots
 from chargeflow.site.tree import CircuitTree
 from chargeflow.units import SECONDS_PER_HOUR, floor_current
+
+log = logging.getLogger(__name__)
 
 REASON = "mpc_plan"
 #: the plan's slot where the control step is shorter (a live site steps every 10 s): 5 minutes
@@ -47,6 +50,9 @@ class MpcPlanner:
     #: start each solve from the last one's basis (``ems.optimiser``); the EVs are known by their session id
     warm: bool = True
     fallbacks: int = 0
+    #: the fallbacks by cause: the solver's status where it found no optimum (``time limit reached``,
+    #: ``infeasible`` …), ``need_unmet`` or ``limit_broken`` where the rounded plan would break a rule
+    causes: dict[str, int] = field(default_factory=dict)
     _planner: Planner | None = field(default=None, repr=False)
     _keys: dict[str, int] = field(default_factory=dict, repr=False)
 
@@ -66,9 +72,11 @@ class MpcPlanner:
             known.clear()
         return np.asarray([known.setdefault(i, len(known)) for i in ids], dtype=np.int64)
 
-    def _fallback(self) -> SplitResult | None:
-        """Count a plan that is late, failed or would break a rule; the core split stands."""
+    def _fallback(self, cause: str) -> SplitResult | None:
+        """Count a plan that is late, failed or would break a rule, by its cause; the core split stands."""
         self.fallbacks += 1
+        self.causes[cause] = self.causes.get(cause, 0) + 1
+        log.debug("mpc: the core split stands (%s)", cause)
         return None
 
     def __call__(
@@ -149,7 +157,7 @@ class MpcPlanner:
             origin_slot=origin,
         )
         if not plan.ok:
-            return self._fallback()
+            return self._fallback(plan.status.lower())
         levels = [np.array([m, x]) for m, x in zip(evs.min_a.tolist(), evs.max_a.tolist(), strict=True)]
         rates = round_to_pilots(
             plan.first_a, np.zeros(n), max_a, Pilots(levels, np.ones(n, dtype=bool)), phasors, limits
@@ -157,8 +165,10 @@ class MpcPlanner:
         stepped = floor_current(rates)
         rates = np.where(stepped < evs.min_a - _TOL, 0.0, stepped)
         met = rates >= evs.need_a - _TOL
-        if not met.all() or np.any(line_currents(phasors, rates) > limits + _TOL):
-            return self._fallback()
+        if not met.all():
+            return self._fallback("need_unmet")
+        if np.any(line_currents(phasors, rates) > limits + _TOL):
+            return self._fallback("limit_broken")
         power = rates * evs.w_per_a
         reasons = [evs.reason(i).value if rates[i] >= evs.max_a[i] - _TOL else REASON for i in range(n)]
         out = tuple(map(Limit, evs.ids, rates.tolist(), power.tolist(), reasons, met.tolist()))

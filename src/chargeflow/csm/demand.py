@@ -26,7 +26,7 @@ import numpy as np
 import numpy.typing as npt
 
 from chargeflow.site.model import ChargingPoint
-from chargeflow.units import SECONDS_PER_HOUR, ceil_current, grid_phases_of
+from chargeflow.units import SECONDS_PER_HOUR, ceil_current, floor_current, grid_phases_of
 
 FloatArray = npt.NDArray[np.float64]
 BoolArray = npt.NDArray[np.bool_]
@@ -169,7 +169,9 @@ def demand_table(
     ok_b = np.fromiter((_price_ok(price_per_kwh, p.price_cap_wished_per_kwh) for p in prefs), bool, n)
 
     w_per_a = phases * voltage_v
-    max_a = np.minimum(station_max, ev_max)
+    # on the stations' current step: a limit is rounded down to it, and a need capped at an EV maximum off the
+    # step (a learned 16.48 A) could never be met by a limit (16.4 A)
+    max_a = floor_current(np.minimum(station_max, ev_max))
     max_reason = np.where(ev_max < station_max, _REASONS.index(WishReason.EV_MAX), 0)
     runs = (max_a >= min_a) & (max_a > 0)
     max_w = max_a * w_per_a

@@ -141,6 +141,10 @@ class CsmService:
         )
         return BootDecision(accepted=True, current_time=now, interval_s=self._config.heartbeat_interval_s)
 
+    def now(self) -> datetime:
+        """The CSM's clock, for the edges that check a station's timestamps against it."""
+        return self._clock.now()
+
     async def heartbeat(self, station_id: str) -> datetime:
         now = self._clock.now()
         station = await self.repository.get_station(station_id)

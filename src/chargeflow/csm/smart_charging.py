@@ -37,6 +37,7 @@ from chargeflow.csm.model import (
     TransactionEvent,
     TransactionRecord,
 )
+from chargeflow.csm.overdraw import Excess, add_excess, excess_of, held_to
 from chargeflow.csm.ports import CsmRepository, TxUpdate
 from chargeflow.csm.safe import safe_currents
 from chargeflow.csm.split import SplitResult, Strategy, split
@@ -50,6 +51,11 @@ from chargeflow.site.tree import CircuitTree, check_site
 log = logging.getLogger(__name__)
 
 TX_DEFAULT = "TxDefaultProfile"
+#: a draw this far over its limit is meter noise, not excess
+EXCESS_NOISE_A = 0.2
+#: how far back a session's limits are kept to judge late readings against (``csm.overdraw.held_to``)
+_HISTORY_S = 600.0
+_HISTORY_LIMITS = 32
 TX_PROFILE = "TxProfile"
 
 
@@ -68,9 +74,12 @@ class StationControl(Protocol):
         purpose: str,
         transaction_id: str | None = None,
         power_w: float | None = None,
+        stack_level: int = 0,
+        valid_to: datetime | None = None,
     ) -> bool:
         """Send a limit: ``current_a`` per phase, or ``power_w`` to a station that takes power only (a
-        TxProfile names its transaction). True when the station accepted it."""
+        TxProfile names its transaction), on ``stack_level``, holding until ``valid_to`` where given.
+        True when the station accepted it."""
         ...
 
 
@@ -108,6 +117,11 @@ class SmartChargingConfig:
     default_stay_s: float = 8 * 3600.0  # … by this long after it started
     overdraw_tolerance_a: float = 1.0
     overdraw_grace_s: float = 30.0
+    #: how long an EV has to follow a lowered limit before its draw above it counts as excess
+    comply_s: float = 10.0
+    #: a session's limit holds this many steps at the station (validTo) unless renewed; a station that
+    #: loses the CSM then falls back to its safe TxDefault. Renewed when half of it is left.
+    profile_validity_steps: int = 6
     change_threshold_a: float = 0.1
     timeout_s: float = 10.0
     #: plans ahead on top of the split (``--strategy mpc``); None: the split alone
@@ -138,6 +152,18 @@ class ChargingStep:
     limits: tuple[StationLimit, ...]
     events: tuple[str, ...] = ()
     refusing: tuple[str, ...] = ()  # stations that refuse every profile (``SmartCharging.refusing``)
+    #: what EVs drew beyond their limits (``csm.overdraw``), taken off the grant and counted on the fuses
+    excess_w: float = 0.0
+
+
+@dataclass(frozen=True, slots=True)
+class _Sent:
+    """A session's limit as the station took it, until when it holds there, and the limits it took
+    before with when (an EV is given ``comply_s`` to follow a lowered limit: ``csm.overdraw.held_to``)."""
+
+    current_a: float
+    valid_to: datetime
+    history: tuple[tuple[datetime, float], ...]
 
 
 @dataclass(slots=True)
@@ -148,6 +174,9 @@ class _Pending:
     #: sessions on no charging point of the site (a station with no place, an EVSE the file does not
     #: list): held at 0 A, since no fuse counts them
     unplaced: list[TransactionRecord]
+    #: sessions drawing more than their limits: out of the split, their whole draw counted as a load
+    #: (``csm.overdraw``); at their last limit during the grace period, then suspended at 0 A
+    held: list[tuple[TransactionRecord, ChargingPoint]]
 
 
 class SmartCharging:
@@ -189,7 +218,7 @@ class SmartCharging:
         self._meter = meter
         self.live = live or LiveState()
         self._preferences: dict[int, Preferences] = {}
-        self._sent: dict[tuple[str, int], float] = {}  # the last limit sent per connector
+        self._sent: dict[int, _Sent] = {}  # the last limit each session took
         self._defaults: set[str] = set()  # stations that hold our TxDefault profile
         self._suspended: set[int] = set()
         self._circuits_unusable: set[str] = set()  # circuits whose meter could not be read last step
@@ -230,6 +259,7 @@ class SmartCharging:
         )
         sessions: list[tuple[TransactionRecord, ChargingPoint]] = []
         unplaced: list[TransactionRecord] = []
+        held: list[tuple[TransactionRecord, ChargingPoint]] = []
         evs = []
         ev_w = 0.0
         for tx in running:
@@ -240,9 +270,16 @@ class SmartCharging:
                 unplaced.append(tx)  # no fuse counts it: held at 0 A
                 continue
             live = self.live.get(tx.station_id, tx.evse_id)
-            offered = self._sent.get((tx.station_id, tx.evse_id))
+            if self._over_limit(tx, point, now) is None:
+                live.over_since = None
+            else:
+                live.over_since = live.over_since or now
+            if tx.id in self._suspended or live.over_since is not None:
+                held.append((tx, point))  # it draws what it likes: out of the split, its draw counted
+                continue
+            offered = self._sent.get(tx.id)
             if offered is not None:  # what the EV drew under the limit in force tells its own maximum
-                self.live.learn(tx.station_id, tx.evse_id, offered, point.min_current_a)
+                self.live.learn(tx.station_id, tx.evse_id, offered.current_a, point.min_current_a)
             charged = tx.energy_wh or 0
             prefs = self.preferences_of(tx)
             evs.append(EvSession.at(point, prefs, charged, live.estimate.current_a, phases=live.phases_used))
@@ -258,7 +295,7 @@ class SmartCharging:
                 demand_profile(evs, table, now, self._config.step_s),
             )
         )
-        self._pending = _Pending(table, sessions, evs, unplaced)
+        self._pending = _Pending(table, sessions, evs, unplaced, held)
         self.ev_power_w = ev_w
         return table
 
@@ -279,12 +316,15 @@ class SmartCharging:
         elif measured is None:
             fallback = "fallback_measurements_stale"
 
-        events = self._overdraw(now, sessions)
+        events = self._overdraw(now, pending.held)
+        excess_w = 0.0
         if fallback is None and grant is not None and granted is not None and measured is not None:
             loads = self._other_loads(now, measured, sessions, events)
-            result = split(table, self._tree, loads, granted, self._config.strategy, grant.reason)
+            excess_w = add_excess(self._tree, loads, self._excesses(now, pending))
+            available = max(granted - excess_w, 0.0)
+            result = split(table, self._tree, loads, available, self._config.strategy, grant.reason)
             if self._config.planner is not None:
-                result = await self._plan(now, pending.evs, table, loads, granted) or result
+                result = await self._plan(now, pending.evs, table, loads, available) or result
             targets = [(lim.current_a, lim.reason) for lim in result.limits]
         else:
             targets = [(self.safe_a.get(p.id, 0.0), fallback or "") for _, p in sessions]
@@ -305,9 +345,17 @@ class SmartCharging:
                 current, reason = 0.0, "suspended_overdraw"
             phases = self.live.get(tx.station_id, tx.evse_id).phases_used or point.phases
             limits.append(await self._send(tx, current, reason, phases))
+        for tx, point in pending.held:
+            held = self._sent.get(tx.id)
+            current, reason = (held.current_a if held else self.safe_a.get(point.id, 0.0)), "overdrawing"
+            if tx.id in self._suspended:
+                current, reason = 0.0, "suspended_overdraw"
+            limits.append(await self._send(tx, current, reason, point.phases))
         for tx in pending.unplaced:
             limits.append(await self._send(tx, 0.0, "not_on_the_site", 3))
         await self._tx_defaults()
+        present = {tx.id for tx, _ in [*sessions, *pending.held]} | {tx.id for tx in pending.unplaced}
+        self._sent = {k: v for k, v in self._sent.items() if k in present}  # ended sessions go
         step = ChargingStep(
             now,
             table.needed_w,
@@ -317,6 +365,7 @@ class SmartCharging:
             tuple(limits),
             tuple(events),
             tuple(sorted(self.refusing)),
+            excess_w,
         )
         self.last = step
         self._known = sessions
@@ -385,7 +434,8 @@ class SmartCharging:
         draws = []
         for tx, point in sessions:
             live = self.live.get(tx.station_id, tx.evse_id)
-            limit = self._sent.get((tx.station_id, tx.evse_id))
+            sent = self._sent.get(tx.id)
+            limit = sent.current_a if sent is not None else None
             draws.append(EvDraw.at(point, live.current_a, live.power_w, self.site.voltage_v, limit))
         unusable = {r.circuit for r in readings if r.power_w is None}
         for circuit in sorted(unusable ^ self._circuits_unusable):
@@ -416,58 +466,109 @@ class SmartCharging:
             return None
         return m
 
-    def _overdraw(
-        self,
-        now: datetime,
-        sessions: Sequence[tuple[TransactionRecord, ChargingPoint]],
-    ) -> list[str]:
+    def _over_limit(self, tx: TransactionRecord, point: ChargingPoint, now: datetime) -> float | None:
+        """The limit a session's EV draws more than (by ``overdraw_tolerance_a``) in its latest reading,
+        given time to follow a lowered one; None where it keeps to it or has none of ours yet."""
+        sent = self._sent.get(tx.id)
+        if sent is None:
+            return None
+        live = self.live.get(tx.station_id, tx.evse_id)
+        limit = self._held_to(sent, live.at or now, self.safe_a.get(point.id, 0.0))
+        return limit if live.drawn_a > limit + self._config.overdraw_tolerance_a else None
+
+    def _overdraw(self, now: datetime, held: Sequence[tuple[TransactionRecord, ChargingPoint]]) -> list[str]:
+        """Suspend (0 A) the EVs that drew more than their limit for longer than the grace period."""
         events = []
         grace = timedelta(seconds=self._config.overdraw_grace_s)
-        for tx, _ in sessions:
-            key = (tx.station_id, tx.evse_id)
-            live = self.live.get(*key)
-            limit = self._sent.get(key)
-            if limit is None or tx.id in self._suspended:
+        for tx, point in held:
+            live = self.live.get(tx.station_id, tx.evse_id)
+            if tx.id in self._suspended or live.over_since is None or now - live.over_since < grace:
                 continue
-            if live.drawn_a > limit + self._config.overdraw_tolerance_a:
-                live.over_since = live.over_since or now
-                if now - live.over_since >= grace:
-                    self._suspended.add(tx.id)
-                    event = (
-                        f"{now.isoformat()} suspended {tx.station_id} (transaction {tx.id}): "
-                        f"drew {live.drawn_a:.1f} A under a {limit:.1f} A limit for {now - live.over_since}"
-                    )
-                    log.warning(event)
-                    events.append(event)
-                    self.events.append(event)
-            else:
-                live.over_since = None
+            self._suspended.add(tx.id)
+            sent = self._sent.get(tx.id)
+            limit = sent.current_a if sent is not None else self.safe_a.get(point.id, 0.0)
+            event = (
+                f"{now.isoformat()} suspended {tx.station_id} (transaction {tx.id}): "
+                f"drew {live.drawn_a:.1f} A under a {limit:.1f} A limit for {now - live.over_since}"
+            )
+            log.warning(event)
+            events.append(event)
+            self.events.append(event)
         return events
 
     async def _send(self, tx: TransactionRecord, current: float, reason: str, phases: int) -> StationLimit:
-        key = (tx.station_id, tx.evse_id)
-        last = self._sent.get(key)
-        if last is not None and abs(last - current) < self._config.change_threshold_a:
+        """Send a session its limit where it changed, or where the one it holds is half way through its
+        validity (renewed so that it never runs out while the CSM runs). Per session, not per connector:
+        a new session on the same connector gets its own limit even where it equals the last one's."""
+        now = self._clock.now()
+        validity = timedelta(seconds=self._config.profile_validity_steps * self._config.step_s)
+        last = self._sent.get(tx.id)
+        if (
+            last is not None
+            and abs(last.current_a - current) < self._config.change_threshold_a
+            and now < last.valid_to - validity / 2
+        ):
             return StationLimit(tx.station_id, tx.evse_id, tx.id, current, reason, False, None)
         if not self._control.is_connected(tx.station_id):
             return StationLimit(tx.station_id, tx.evse_id, tx.id, current, reason, False, None)
+        valid_to = now + validity
         try:
             wire_id = tx.external_id or str(tx.id)  # 2.0.1: the station's id; 1.6: the one we gave
             power = current * phases * self.site.voltage_v
             accepted = await self._control.set_limit(
-                tx.station_id, tx.evse_id, current, TX_PROFILE, wire_id, power
+                tx.station_id, tx.evse_id, current, TX_PROFILE, wire_id, power, valid_to=valid_to
             )
-            if not accepted:  # a station that takes no Tx profiles gets the limit as its default
+            if not accepted:  # a station that takes no Tx profiles: the limit as a default above the safe one
                 accepted = await self._control.set_limit(
-                    tx.station_id, tx.evse_id, current, TX_DEFAULT, power_w=power
+                    tx.station_id,
+                    tx.evse_id,
+                    current,
+                    TX_DEFAULT,
+                    power_w=power,
+                    stack_level=1,
+                    valid_to=valid_to,
                 )
             self._answered(tx.station_id, accepted)
         except (TimeoutError, OSError, LookupError) as err:
             log.warning("smart charging: %s did not take its limit (%s)", tx.station_id, err)
             return StationLimit(tx.station_id, tx.evse_id, tx.id, current, reason, True, False)
         if accepted:
-            self._sent[key] = current
+            past = last.history if last is not None else ()
+            keep = now - timedelta(seconds=_HISTORY_S)
+            history = (*tuple(h for h in past if h[0] >= keep)[-_HISTORY_LIMITS:], (now, current))
+            self._sent[tx.id] = _Sent(current, valid_to, history)
         return StationLimit(tx.station_id, tx.evse_id, tx.id, current, reason, True, accepted)
+
+    def _held_to(self, sent: _Sent, reading_at: datetime, default_a: float) -> float:
+        """The limit a session's EV is held to in a reading taken at ``reading_at`` (``csm.overdraw``);
+        ``default_a``, its station's safe default, for a reading from before the session's first limit."""
+        found = held_to(sent.history, min(reading_at, self._clock.now()), self._config.comply_s)
+        return default_a if found is None else found
+
+    def _excesses(self, now: datetime, pending: _Pending) -> list[Excess]:
+        """What each session draws beyond the limit in force at its station: the one it took while that
+        holds, else its station's safe TxDefault (0 A where the site has no place for it)."""
+        out = []
+        root = self.site.root.id
+        voltage = self.site.voltage_v
+        held = {tx.id for tx, _ in pending.held}
+        for tx, point in [*pending.sessions, *pending.held]:
+            sent = self._sent.get(tx.id)
+            in_force = self.safe_a.get(point.id, 0.0)  # what its station falls back to
+            live = self.live.get(tx.station_id, tx.evse_id)
+            if tx.id in held:
+                in_force = 0.0  # out of the split: its whole draw counts
+            elif sent is not None and now < sent.valid_to:
+                in_force = self._held_to(sent, live.at or now, in_force)
+            found = excess_of(point, root, live.current_a, in_force, voltage, EXCESS_NOISE_A)
+            if found is not None:
+                out.append(found)
+        for tx in pending.unplaced:
+            live = self.live.get(tx.station_id, tx.evse_id)
+            found = excess_of(None, root, live.current_a, 0.0, voltage, EXCESS_NOISE_A)
+            if found is not None:
+                out.append(found)
+        return out
 
     def _answered(self, station_id: str, accepted: bool) -> None:
         """A station that refused every profile it was sent (TxProfile and TxDefault) charges outside the

@@ -8,8 +8,9 @@ below are written so that applying a message twice, or late, gives the same sess
 from __future__ import annotations
 
 import math
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import replace
+from datetime import datetime
 from typing import Final
 
 from chargeflow.csm.model import (
@@ -106,6 +107,25 @@ def apply_meter_values(tx: TransactionRecord, samples: Iterable[MeterSample]) ->
     latest = reading if tx.meter_stop_wh is None else max(tx.meter_stop_wh, reading)
     start = tx.meter_start_wh if tx.meter_start_wh is not None else reading
     return replace(tx, meter_stop_wh=latest, meter_start_wh=start)
+
+
+def is_new_session(tx: TransactionRecord, event: TransactionEvent, seen: Mapping[int, datetime]) -> bool:
+    """Whether an event naming the transaction id of the ended session ``tx`` starts a new session.
+
+    A 2.0.1 station numbers its transactions itself, and a station whose counter was reset (a factory
+    reset, a new controller board) names a new session with an id it used before. ``seen`` maps the
+    seqNo of each event already stored for ``tx`` to its timestamp. The same seqNo at the same time is
+    the same message again (the station did not hear our answer); a seqNo that ``tx`` already used at
+    another time, or a Started event after ``tx`` ended, is a new session with its own energy and bill.
+    A Started event dated before the end is a late message of ``tx`` itself (queued while offline).
+    """
+    if tx.stopped_at is None:
+        return False
+    if seen.get(event.seq_no) == event.timestamp:
+        return False
+    if event.seq_no in seen:
+        return True
+    return event.event_type is TxEventType.STARTED and event.timestamp > tx.stopped_at
 
 
 def apply_event(tx: TransactionRecord | None, event: TransactionEvent) -> TransactionRecord:

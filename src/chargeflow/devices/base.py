@@ -38,6 +38,7 @@ class Readings:
         it goes stale."""
         try:
             document: Any = json.loads(payload)
+            assert self.config.power is not None  # checked with the site file for the JSON adapters
             power = read_power(document, self.config.power, self.config.unit, self.config.sign)
             soc = number(json_path(document, self.config.soc), self.config.soc) if self.config.soc else None
             currents = read_currents(document, self.config.currents) if self.config.currents else None

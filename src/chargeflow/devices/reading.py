@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
+from chargeflow.site import bounds
 from chargeflow.site.measurement import BuildingPower
 
 _STEP = re.compile(r"\.([^.\[\]]+)|\[(\d+)\]")
@@ -63,7 +64,7 @@ def number(value: Any, what: str) -> float:
 def read_power(document: Any, path: str, unit: str, sign: int) -> float:
     """The power at ``path`` in W, signed as the role counts it."""
     value = number(json_path(document, path), path)
-    return value * (1000.0 if unit == "kW" else 1.0) * sign
+    return bounds.check_power_w(value * (1000.0 if unit == "kW" else 1.0) * sign, path)
 
 
 def implausible(power_w: float, role: str, limit_w: float) -> str | None:
@@ -82,7 +83,7 @@ def implausible(power_w: float, role: str, limit_w: float) -> str | None:
 
 def read_currents(document: Any, paths: Sequence[str]) -> tuple[float, float, float]:
     """The currents on L1, L2, L3 in A at three JSON paths."""
-    a, b, c = (number(json_path(document, path), path) for path in paths)
+    a, b, c = (bounds.check_current_a(number(json_path(document, path), path), path, True) for path in paths)
     return (a, b, c)
 
 

@@ -17,6 +17,7 @@ from pathlib import Path
 from chargeflow.clock import Clock
 from chargeflow.devices.base import Device
 from chargeflow.devices.build import build_devices
+from chargeflow.devices.ess import DeviceEss, SettableBattery
 from chargeflow.devices.site_meter import DevicesMeter
 from chargeflow.runtime.site import StationsMeter
 from chargeflow.site.config import load_meters
@@ -32,6 +33,7 @@ class MeterSetup:
     metered: bool  # a grid meter measures the site: the step's flows are real, and billing attributes them
     description: str  # for the start-up lines
     wake: asyncio.Event = field(default_factory=asyncio.Event)  # set when a reading jumps
+    ess: DeviceEss | None = None  # the battery's setpoint, where its device takes one
 
 
 @contextlib.asynccontextmanager
@@ -74,6 +76,7 @@ async def site_meter(
     holder.extend(build_devices(config, clock, on_reading))
     meter = DevicesMeter(site, holder, clock, ev_power_w)
     described = ", ".join(f"{d.config.id} ({d.config.role}, {d.config.adapter})" for d in holder)
+    battery = next((d for d in holder if d.config.role == "battery" and isinstance(d, SettableBattery)), None)
     tasks = [asyncio.create_task(d.run(), name=f"meter-{d.config.id}") for d in holder]
     try:
         yield MeterSetup(
@@ -81,6 +84,7 @@ async def site_meter(
             any(d.config.role == "grid" for d in holder),
             f"meters {described}",
             wake,
+            DeviceEss(battery.config.id, battery) if battery is not None else None,
         )
     finally:
         for task in tasks:

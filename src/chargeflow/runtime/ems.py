@@ -28,7 +28,7 @@ async def run_ems(
     async with contextlib.AsyncExitStack() as stack:
         meter = await stack.enter_async_context(site_meter(site_file, site, clock, lambda: 0.0))
         bus = await stack.enter_async_context(MqttExchange.connect(mqtt, site.id))
-        ems = EmsService(site, meter.meter, bus, clock, EmsConfig(step_s=step_s))
+        ems = EmsService(site, meter.meter, bus, clock, EmsConfig(step_s=step_s), meter.ess)
         if ready is not None:
             ready(ems)
         await ems.run(asyncio.Event())

@@ -197,6 +197,7 @@ async def _site_runtime(
             prices=load_energy_prices(settings.site_file),
         ),
         EmsConfig(step_s=settings.step_s),
+        ess=setup.ess,
         operation_timeout_s=settings.operation_timeout_s,
         billing=billing,
     )

@@ -38,6 +38,11 @@ class Received:
     limit_a: float
     transaction: str | None
     profile_id: int | None = None
+    stack_level: int = 0
+    valid_to: datetime | None = None  # after it, the profile no longer holds
+
+    def holds(self, now: datetime) -> bool:
+        return self.valid_to is None or now < self.valid_to
 
 
 @dataclass(slots=True)
@@ -57,14 +62,24 @@ class DrawingState:
     drawn_a: float = 0.0
     #: reject Tx profiles (a station that takes none): the CSM must fall back to TxDefault
     reject_tx_profiles: bool = False
+    #: an EV (or a station) that ignores its limit: it draws what it can whatever it is sent
+    ignore_limits: bool = False
 
     def allowed_a(self) -> float:
-        """The limit in force: the newest TxProfile of the running transaction, else the newest
-        TxDefault, else the station's own maximum (none: 32 A)."""
+        """The limit in force: of the profiles still valid (``validTo``), the running transaction's
+        TxProfile, else a TxDefault; of several, the highest stack level, then the newest; else the
+        station's own maximum (none: 32 A)."""
+        now = datetime.now(UTC)
         for purpose in ("TxProfile", "TxDefaultProfile"):
-            for p in reversed(self.profiles):
-                if p.purpose == purpose and (purpose != "TxProfile" or p.transaction == self.transaction):
-                    return p.limit_a
+            valid = [
+                p
+                for p in self.profiles
+                if p.purpose == purpose
+                and p.holds(now)
+                and (purpose != "TxProfile" or p.transaction == self.transaction)
+            ]
+            if valid:
+                return max(valid, key=lambda p: (p.stack_level, p.at)).limit_a
         return 32.0
 
     def draw(self, ev: Ev, dt_s: float) -> float | None:
@@ -73,20 +88,27 @@ class DrawingState:
         if self.transaction is None:
             self.drawn_a = 0.0
             return None
-        self.drawn_a = min(ev.max_a, self.allowed_a())
+        self.drawn_a = ev.max_a if self.ignore_limits else min(ev.max_a, self.allowed_a())
         power = self.drawn_a * ev.phases * VOLTAGE_V
         self.register_wh += power * dt_s / 3600
         return power
 
     def received(
-        self, purpose: str, schedule: dict[str, Any], transaction: Any, profile_id: int | None = None
+        self,
+        purpose: str,
+        schedule: dict[str, Any],
+        transaction: Any,
+        profile_id: int | None = None,
+        stack_level: int = 0,
+        valid_to: str | None = None,
     ) -> None:
         periods = schedule["charging_schedule_period"]
         limit = float(periods[0]["limit"])
         if schedule["charging_rate_unit"] == "W":
             limit /= VOLTAGE_V * float(periods[0].get("number_phases") or 3)
         tx = None if transaction is None else str(transaction)
-        self.profiles.append(Received(time.monotonic(), purpose, limit, tx, profile_id))
+        until = None if valid_to is None else datetime.fromisoformat(valid_to.replace("Z", "+00:00"))
+        self.profiles.append(Received(time.monotonic(), purpose, limit, tx, profile_id, stack_level, until))
 
 
 class _Evses:
@@ -122,12 +144,24 @@ class DrawingStation16(Cp16, _Evses):
                 cs_charging_profiles["charging_schedule"],
                 cs_charging_profiles.get("transaction_id"),
                 cs_charging_profiles.get("charging_profile_id"),
+                int(cs_charging_profiles.get("stack_level", 0)),
+                cs_charging_profiles.get("valid_to"),
             )
         return result16.SetChargingProfile(status="Accepted")
 
     @on("ClearChargingProfile")
     def on_clear(self, **_: Any) -> Any:
         return result16.ClearChargingProfile(status="Accepted")
+
+    @on("GetConfiguration")
+    def on_get_configuration(self, key: list[str] | None = None) -> Any:
+        """The rate units it takes (the CSM asks once): current, as every 1.6 station must."""
+        known = {"ChargingScheduleAllowedChargingRateUnit": "Current"}
+        asked = key or list(known)
+        return result16.GetConfiguration(
+            configuration_key=[{"key": k, "readonly": True, "value": known[k]} for k in asked if k in known],
+            unknown_key=[k for k in asked if k not in known] or None,
+        )
 
     async def boot(self) -> None:
         await self.call(call16.BootNotification(charge_point_model="M", charge_point_vendor="V"))
@@ -180,12 +214,37 @@ class DrawingStation201(Cp201, _Evses):
             return result201.SetChargingProfile(status="Rejected")
         schedule = charging_profile["charging_schedule"][0]
         for t in targets:
-            t.received(purpose, schedule, charging_profile.get("transaction_id"), charging_profile.get("id"))
+            t.received(
+                purpose,
+                schedule,
+                charging_profile.get("transaction_id"),
+                charging_profile.get("id"),
+                int(charging_profile.get("stack_level", 0)),
+                charging_profile.get("valid_to"),
+            )
         return result201.SetChargingProfile(status="Accepted")
 
     @on("ClearChargingProfile")
     def on_clear(self, **_: Any) -> Any:
         return result201.ClearChargingProfile(status="Accepted")
+
+    @on("GetVariables")
+    def on_get_variables(self, get_variable_data: list[dict[str, Any]]) -> Any:
+        """SmartChargingCtrlr.RateUnit, the unit it takes (the CSM asks once): A; nothing else is known."""
+        results = []
+        for item in get_variable_data:
+            known = (
+                item["component"]["name"] == "SmartChargingCtrlr" and item["variable"]["name"] == "RateUnit"
+            )
+            results.append(
+                {
+                    "attribute_status": "Accepted" if known else "UnknownVariable",
+                    "component": item["component"],
+                    "variable": item["variable"],
+                    **({"attribute_value": "A"} if known else {}),
+                }
+            )
+        return result201.GetVariables(get_variable_result=results)
 
     async def boot(self) -> None:
         await self.call(

@@ -106,6 +106,7 @@ class SimResult:
     ms_per_step_median: float = 0.0
     steps: int = 0
     mpc_fallbacks: int = 0  # steps in which the mpc plan was late or broke a rule and the core split stood
+    mpc_fallback_causes: dict[str, int] = field(default_factory=dict)  # by cause (``MpcPlanner.causes``)
     ms_per_step_mean: float = 0.0
     #: needs met among the sessions that left before the end: a strategy that charges later is not judged
     #: by the energy of EVs still plugged in when the run stops
@@ -140,6 +141,7 @@ class SimResult:
             "ms_per_step_median": round(self.ms_per_step_median, 3),
             "steps": self.steps,
             "mpc_fallbacks": self.mpc_fallbacks,
+            "mpc_fallback_causes": dict(sorted(self.mpc_fallback_causes.items())),
             "ms_per_step_mean": round(self.ms_per_step_mean, 3),
             "needs_met_departed_pct": round(self.needs_met_departed_pct, 2),
             "sessions_at_end": self.sessions_at_end,
@@ -458,6 +460,7 @@ def simulate(
         finish(c, left=False)
     res.steps = total
     res.mpc_fallbacks = planner.fallbacks if planner is not None else 0
+    res.mpc_fallback_causes = dict(planner.causes) if planner is not None else {}
     if site_planner is not None and study is not None:
         res.site_plan_fallbacks = site_planner.fallbacks
         res.site_plan_solves = site_planner.solves

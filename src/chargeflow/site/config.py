@@ -29,6 +29,7 @@ from pydantic import (
 
 from chargeflow.site.model import ChargingPoint, Circuit, Ess, GridConnection, PhaseTriple, Pv, Site
 from chargeflow.site.prices import EnergyPrices, TimeOfUse
+from chargeflow.site.templates import expand
 from chargeflow.site.tree import SiteError, check_site
 from chargeflow.units import NOMINAL_VOLTAGE_V
 
@@ -264,6 +265,7 @@ class BillingConfig(Model):
     )
 
 
+DsmrVersion = Literal["auto", "2.2", "3", "4", "5", "5B", "5L", "5S", "Q3D", "ISKRA_IE", "5EONHU"]
 Weekday = Literal["mon", "tue", "wed", "thu", "fri", "sat", "sun"]
 WEEKDAYS: tuple[Weekday, ...] = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
 
@@ -291,16 +293,29 @@ class EnergyPricesConfig(Model):
 
 
 class MeterConfig(Model):
-    """One measuring device of the site (``meters:``): where its readings come from and how to read them."""
+    """One measuring device of the site (``meters:``): where its readings come from and how to read them;
+    by ``template`` name (``site.templates``) with a few params, or setting by setting."""
 
+    template: str | None = None  # the template it was made from (``site.templates``), if any
     id: str = Field(min_length=1)
     role: Literal["grid", "pv", "battery", "building", "circuit"]
-    adapter: Literal["mqtt", "http"]
+    #: mqtt and http read JSON (with the paths below); sunspec is Modbus TCP, dsmr a P1 port, sml an IR
+    #: head, over a serial port or TCP (a ser2net bridge, a P1 dongle)
+    adapter: Literal["mqtt", "http", "sunspec", "dsmr", "sml"]
     circuit: str | None = None  # for role ``circuit``: the circuit it measures
     topic: str | None = None  # mqtt: the topic its JSON messages come on
     url: str | None = None  # http: the address polled for its JSON
-    interval_s: Positive = 5.0  # http: how often it is polled
-    power: str = Field(min_length=1)  # the JSON path of its power, e.g. $.ENERGY.Power
+    interval_s: Positive = 5.0  # http and sunspec: how often it is polled
+    host: str | None = None  # sunspec, and dsmr or sml over TCP: the device's or bridge's address
+    port: Annotated[int, Field(ge=1, le=65535)] | None = None  # its TCP port (sunspec: 502)
+    serial_port: str | None = None  # dsmr or sml on a serial line, e.g. /dev/ttyUSB0
+    baudrate: Annotated[int, Field(gt=0)] | None = None  # of the serial line (dsmr 5: 115200; sml: 9600)
+    unit_id: Annotated[int, Field(ge=0, le=255)] = 1  # sunspec: the Modbus unit id
+    #: dsmr: the telegram's specification in dsmr-parser: auto (the one that reads most of the first good
+    #: telegram), 2.2, 3, 4, 5, 5B (Belgium, Fluvius), 5L (Luxembourg), 5S (Sweden), Q3D, ISKRA_IE, 5EONHU
+    dsmr_version: DsmrVersion = "auto"
+    #: mqtt and http: the JSON path of its power, e.g. $.ENERGY.Power
+    power: str | None = Field(default=None, min_length=1)
     #: the JSON paths of its currents on grid phases L1, L2, L3 in A (a circuit meter's per-phase
     #: reading, e.g. a Shelly Pro 3EM's $.em:0.a_current …); None: the power counts balanced
     currents: list[str] | None = Field(default=None, min_length=3, max_length=3)
@@ -311,12 +326,25 @@ class MeterConfig(Model):
     sign: Literal[1, -1] = 1
     stale_after_s: Positive = 30.0  # a reading older than this is not used
 
+    @model_validator(mode="before")
+    @classmethod
+    def _from_template(cls, data: Any) -> Any:
+        return expand(data) if isinstance(data, dict) else data
+
     @model_validator(mode="after")
     def _source(self) -> MeterConfig:
         if self.adapter == "mqtt" and not self.topic:
             raise ValueError("an mqtt meter needs its topic")
         if self.adapter == "http" and not self.url:
             raise ValueError("an http meter needs its url")
+        if self.adapter in ("mqtt", "http") and not self.power:
+            raise ValueError(f"an {self.adapter} meter needs the JSON path of its power (power: $.…)")
+        if self.adapter == "sunspec" and not self.host:
+            raise ValueError("a sunspec meter needs its host (and port, 502 by default)")
+        if self.adapter in ("dsmr", "sml") and (self.host is None) == (self.serial_port is None):
+            raise ValueError(f"a {self.adapter} meter needs either its serial_port or its host and port")
+        if self.adapter in ("dsmr", "sml") and self.host is not None and self.port is None:
+            raise ValueError(f"a {self.adapter} meter over TCP needs its port")
         if self.role == "circuit" and not self.circuit:
             raise ValueError("a circuit meter names its circuit")
         return self

@@ -22,7 +22,7 @@ from chargeflow.csm.model import (
     TransactionRecord,
 )
 from chargeflow.csm.ports import TxUpdate
-from chargeflow.csm.transactions import is_same_start
+from chargeflow.csm.transactions import is_new_session, is_same_start
 
 
 class MemoryRepository:
@@ -31,7 +31,7 @@ class MemoryRepository:
         self.statuses: dict[tuple[str, int, int], ConnectorStatus] = {}
         self.tokens: dict[str, IdTokenRecord] = {}
         self.transactions: dict[int, TransactionRecord] = {}
-        self.events: set[tuple[str, str, int]] = set()
+        self.events: dict[int, dict[int, datetime]] = {}  # per session: the seqNo of each event, its time
         self.samples: dict[int | None, list[MeterSample]] = {}
         self.profiles: list[tuple[str, int, dict[str, Any], str, datetime]] = []
         self.reservations: dict[int, ReservationRecord] = {}
@@ -80,22 +80,26 @@ class MemoryRepository:
         return updated
 
     def _by_external(self, station_id: str, external_id: str) -> TransactionRecord | None:
+        """The latest session the station named so (a reset station may have reused the id)."""
+        found = None
         for tx in self.transactions.values():
             if tx.station_id == station_id and tx.external_id == external_id:
-                return tx
-        return None
+                found = tx
+        return found
 
     async def apply_event(self, event: TransactionEvent, update: TxUpdate) -> EventOutcome:
-        key = (event.station_id, event.external_id, event.seq_no)
         existing = self._by_external(event.station_id, event.external_id)
-        if key in self.events and existing is not None:
+        seen = self.events.get(existing.id, {}) if existing is not None else {}
+        if existing is not None and is_new_session(existing, event, seen):
+            existing, seen = None, {}
+        if existing is not None and event.seq_no in seen:
             return EventOutcome(existing, duplicate=True)
-        self.events.add(key)
         updated = update(existing)
         if existing is None:
             updated = self._insert(updated)
         else:
             self.transactions[existing.id] = updated
+        self.events.setdefault(updated.id, {})[event.seq_no] = event.timestamp
         self.samples.setdefault(updated.id, []).extend(event.samples)
         return EventOutcome(updated, duplicate=False)
 

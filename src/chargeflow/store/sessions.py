@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
+from datetime import datetime
 from typing import Any, Final
 
 from sqlalchemy import Row, bindparam, select
@@ -25,6 +26,7 @@ from chargeflow.csm.model import (
     TransactionRecord,
 )
 from chargeflow.csm.ports import TxUpdate
+from chargeflow.csm.transactions import is_new_session
 from chargeflow.store.tables import meter_values, transaction_events, transactions
 from chargeflow.store.writer import WriteContext
 
@@ -49,8 +51,12 @@ MAX_CACHED: Final = 100_000
 _BY_ID = select(transactions).where(
     (transactions.c.id == bindparam("tx_id")) & (transactions.c.station_id == bindparam("sid"))
 )
-_BY_EXTERNAL = select(transactions).where(
-    (transactions.c.station_id == bindparam("sid")) & (transactions.c.external_id == bindparam("ext"))
+# The latest session with the id: a station whose counter was reset may have named an older one so too.
+_BY_EXTERNAL = (
+    select(transactions)
+    .where((transactions.c.station_id == bindparam("sid")) & (transactions.c.external_id == bindparam("ext")))
+    .order_by(transactions.c.id.desc())
+    .limit(1)
 )
 _BY_START = select(transactions).where(
     (transactions.c.station_id == bindparam("sid"))
@@ -69,9 +75,8 @@ _ACTIVE_ON_EVSE = (
     .order_by(transactions.c.started_at.desc())
     .limit(1)
 )
-_SEQ_NOS = select(transaction_events.c.seq_no).where(
-    (transaction_events.c.station_id == bindparam("sid"))
-    & (transaction_events.c.external_id == bindparam("ext"))
+_SEEN = select(transaction_events.c.seq_no, transaction_events.c.timestamp).where(
+    transaction_events.c.transaction_id == bindparam("tx_id")
 )
 _INSERT = transactions.insert().returning(transactions.c.id)
 _UPDATE = transactions.update().where(transactions.c.id == bindparam("tx_id"))
@@ -113,7 +118,7 @@ def sample_rows(
 @dataclass(slots=True)
 class _Session:
     record: TransactionRecord
-    seq_nos: set[int] = field(default_factory=set)
+    seen: dict[int, datetime] = field(default_factory=dict)  # the seqNo of each stored event, its time
 
 
 class SessionWrites:
@@ -130,7 +135,9 @@ class SessionWrites:
         if not tx.active:
             self._by_id.pop(tx.id, None)
             if tx.external_id is not None:
-                self._by_external.pop((tx.station_id, tx.external_id), None)
+                key = (tx.station_id, tx.external_id)
+                if self._by_external.get(key) == tx.id:  # a newer session with the same id keeps its entry
+                    del self._by_external[key]
             return
         if len(self._by_id) >= MAX_CACHED:
             self._by_id.clear()
@@ -150,11 +157,10 @@ class SessionWrites:
         known = self._session(ctx, tx.id)
         if known is not None:
             return known
-        seq_nos: set[int] = set()
+        seen: dict[int, datetime] = {}
         if tx.external_id is not None:
-            params = {"sid": tx.station_id, "ext": tx.external_id}
-            seq_nos = {r.seq_no for r in ctx.connection.execute(_SEQ_NOS, params)}
-        return _Session(tx, seq_nos)
+            seen = {r.seq_no: r.timestamp for r in ctx.connection.execute(_SEEN, {"tx_id": tx.id})}
+        return _Session(tx, seen)
 
     def _by_station_id(self, ctx: WriteContext, station_id: str, tx_id: int) -> _Session | None:
         session = self._session(ctx, tx_id)
@@ -227,7 +233,7 @@ class SessionWrites:
             tx = session.record
             updated = update(tx)
             if updated != tx:
-                session = _Session(updated, session.seq_nos)
+                session = _Session(updated, session.seen)
                 self._keep(ctx, session)
                 ctx.insert_later(_INSERT_SAMPLES, sample_rows(tx.station_id, tx.evse_id, tx.id, stop.samples))
             return updated
@@ -237,21 +243,24 @@ class SessionWrites:
     def event(self, event: TransactionEvent, update: TxUpdate) -> Callable[[WriteContext], EventOutcome]:
         def write(ctx: WriteContext) -> EventOutcome:
             session = self._by_external_id(ctx, event.station_id, event.external_id)
-            if session is not None and event.seq_no in session.seq_nos:
+            if session is not None and is_new_session(session.record, event, session.seen):
+                session = None
+            if session is not None and event.seq_no in session.seen:
                 return EventOutcome(session.record, duplicate=True)
             if session is None:
                 session = self._insert(ctx, update(None))
                 before = None
             else:
                 before = session.record
-                session = _Session(update(session.record), session.seq_nos)
-            session.seq_nos = {*session.seq_nos, event.seq_no}
+                session = _Session(update(session.record), session.seen)
+            session.seen = {**session.seen, event.seq_no: event.timestamp}
             self._keep(ctx, session, before)
             tx = session.record
             ctx.insert_later(
                 _INSERT_EVENT,
                 [
                     {
+                        "transaction_id": tx.id,
                         "station_id": event.station_id,
                         "external_id": event.external_id,
                         "seq_no": event.seq_no,
@@ -282,7 +291,7 @@ class SessionWrites:
                 and update is not None
                 and (updated := update(session.record)) != session.record
             ):
-                self._keep(ctx, _Session(updated, session.seq_nos), before=session.record)
+                self._keep(ctx, _Session(updated, session.seen), before=session.record)
             tx_id = session.record.id if session is not None else None
             ctx.insert_later(_INSERT_SAMPLES, sample_rows(station_id, evse_id, tx_id, samples))
 
@@ -299,7 +308,7 @@ class SessionWrites:
             updated = replace(
                 session.record, departure_time=needs.departure_time, energy_need_wh=needs.energy_need_wh
             )
-            self._keep(ctx, _Session(updated, session.seq_nos))
+            self._keep(ctx, _Session(updated, session.seen))
             return updated
 
         return write

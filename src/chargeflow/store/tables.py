@@ -93,7 +93,9 @@ transactions = Table(
     Column("stop_reason", String(40)),
     Column("departure_time", UtcDateTime),
     Column("energy_need_wh", BigInteger),
-    UniqueConstraint("station_id", "external_id", name="uq_transactions_external"),
+    # Not unique: a station whose transaction counter was reset names a new session with an old id;
+    # the latest session with that id is the one its events continue.
+    Index("ix_transactions_external", "station_id", "external_id"),
     Index("ix_transactions_start_key", "station_id", "connector_id", "meter_start_wh", "started_at"),
     Index("ix_transactions_active", "station_id", "stopped_at"),
 )
@@ -101,9 +103,10 @@ transactions = Table(
 transaction_events = Table(
     "transaction_events",
     metadata,
-    Column("station_id", String(64), primary_key=True),
-    Column("external_id", String(36), primary_key=True),
+    Column("transaction_id", Integer, ForeignKey("transactions.id", ondelete="CASCADE"), primary_key=True),
     Column("seq_no", Integer, primary_key=True),
+    Column("station_id", String(64), nullable=False),
+    Column("external_id", String(36), nullable=False),
     Column("event_type", String(10), nullable=False),
     Column("trigger_reason", String(40), nullable=False),
     Column("timestamp", UtcDateTime, nullable=False),

@@ -21,13 +21,14 @@ from zoneinfo import ZoneInfo
 
 from fastapi import APIRouter, Form, Header, HTTPException, Request, status
 from fastapi.responses import HTMLResponse, RedirectResponse, StreamingResponse
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from chargeflow.billing.tariff import Tariff
 from chargeflow.csm.demand import Preferences
 from chargeflow.csm.model import TransactionRecord
 from chargeflow.csm.service import CsmService
 from chargeflow.protocols.ocpp.operations import StationOperations
+from chargeflow.site import bounds
 from chargeflow.store.billing import register_readings
 from chargeflow.web.calls import station_call
 from chargeflow.web.session_view import SessionView, session_view
@@ -38,15 +39,22 @@ from chargeflow.web.ui import UiSettings, script_json, templates
 class PreferencesIn(BaseModel):
     """ΔE_min and ΔE_max in Wh, the departure, and C_max (a) and (b) per kWh."""
 
-    needed_wh: int = Field(ge=0)
-    wished_wh: int = Field(ge=0)
-    departure: datetime
-    price_cap_needed_per_kwh: Decimal | None = None
-    price_cap_wished_per_kwh: Decimal | None = None
+    model_config = ConfigDict(allow_inf_nan=False)
 
-    def to_preferences(self) -> Preferences:
+    # Bounded (#13): a wished_wh of 10^400 raised OverflowError in the control step and ended site control.
+    needed_wh: int = Field(ge=0, le=bounds.MAX_ENERGY_WH)
+    wished_wh: int = Field(ge=0, le=bounds.MAX_ENERGY_WH)
+    departure: datetime
+    price_cap_needed_per_kwh: Decimal | None = Field(default=None, ge=0, le=bounds.MAX_PRICE_PER_KWH)
+    price_cap_wished_per_kwh: Decimal | None = Field(default=None, ge=0, le=bounds.MAX_PRICE_PER_KWH)
+
+    def to_preferences(self, now: datetime) -> Preferences:
         if self.departure.tzinfo is None:
             raise HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT, "departure needs a time zone")
+        try:
+            bounds.check_time(self.departure, now, "departure")
+        except (bounds.OutOfBounds, OverflowError) as exc:
+            raise HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT, str(exc) or "departure") from None
         if self.wished_wh < self.needed_wh:
             raise HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT, "wished_wh must be ≥ needed_wh")
         return Preferences(
@@ -63,16 +71,23 @@ def _kwh_to_wh(text: str, field: str) -> int:
         value = Decimal(text.replace(",", "."))
     except InvalidOperation:
         raise HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT, f"{field}: a number of kWh") from None
-    if value < 0:
-        raise HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT, f"{field} must not be negative")
+    if not value.is_finite() or not 0 <= value * 1000 <= bounds.MAX_ENERGY_WH:
+        raise HTTPException(
+            status.HTTP_422_UNPROCESSABLE_CONTENT, f"{field}: 0 to {bounds.MAX_ENERGY_WH // 1000} kWh"
+        )
     return int(value * 1000)
 
 
 def _cap(text: str) -> Decimal | None:
     try:
-        return Decimal(text.replace(",", ".")) if text.strip() else None
+        cap = Decimal(text.replace(",", ".")) if text.strip() else None
     except InvalidOperation:
         raise HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT, "a price cap is a number") from None
+    if cap is not None and not (cap.is_finite() and 0 <= cap <= bounds.MAX_PRICE_PER_KWH):
+        raise HTTPException(
+            status.HTTP_422_UNPROCESSABLE_CONTENT, f"a price cap is 0 to {bounds.MAX_PRICE_PER_KWH} per kWh"
+        )
+    return cap
 
 
 def departure_at(clock_time: str, now: datetime, tz: str) -> datetime:
@@ -247,14 +262,17 @@ def driver_router(
             wished += max(tx.energy_wh or 0, 0)  # ΔE counts from the start of the session
         else:
             wished = _kwh_to_wh(wished_kwh or needed_kwh, "energy wished")
-        body = PreferencesIn(
-            needed_wh=needed,
-            wished_wh=max(wished, needed),
-            departure=departure_at(departure, view.now(), view.site.timezone),
-            price_cap_needed_per_kwh=_cap(cap_needed),
-            price_cap_wished_per_kwh=_cap(cap_wished),
-        )
-        apply(tx, body.to_preferences())
+        try:
+            body = PreferencesIn(
+                needed_wh=needed,
+                wished_wh=max(wished, needed),
+                departure=departure_at(departure, view.now(), view.site.timezone),
+                price_cap_needed_per_kwh=_cap(cap_needed),
+                price_cap_wished_per_kwh=_cap(cap_wished),
+            )
+        except ValidationError as exc:  # a value beyond its bound: the driver's error, not the server's
+            raise HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT, exc.errors()[0]["msg"]) from None
+        apply(tx, body.to_preferences(view.now()))
         return RedirectResponse(
             f"/charge/{station_id}/session/{session_id}?s={s}&saved=1", status.HTTP_303_SEE_OTHER
         )
@@ -282,7 +300,7 @@ def driver_router(
             raise HTTPException(status.HTTP_404_NOT_FOUND, f"no session {session_id}")
         if not tx.active:
             raise HTTPException(status.HTTP_409_CONFLICT, f"session {session_id} has ended")
-        apply(tx, body.to_preferences())
+        apply(tx, body.to_preferences(view.now()))
         return await current_json(tx)
 
     @router.post("/charge/{station_id}/start", include_in_schema=False)

@@ -1,4 +1,4 @@
-"""What one HTTP request may cost: a body budget checked before anything parses it, and short 422s.
+"""What one HTTP request may cost: a body budget checked before anything parses it.
 
 Found (issue 13, item 6): a 10 MiB body to the driver's preferences endpoint froze HTTP and OCPP for 11.6 s
 before any authentication, and its 422 echoed the whole body; 100 MiB gave no answer in 2 minutes at 2.5 GB;
@@ -8,24 +8,18 @@ body before it runs the route's dependencies, authentication among them).
 ``BodyLimit`` is a pure ASGI middleware, outside FastAPI's routing: a request whose ``Content-Length`` is over
 the budget is answered 413 before a byte of its body is read; a body without a length (chunked) is counted as
 it streams and answered 413 as soon as it passes the budget. The 413 closes the connection, so the rest of
-the body is never read. A validation error (422) shows each wrong value only when it is short.
+the body is never read. A validation error (422) never echoes the body (``web.refusals``).
 """
 
 from __future__ import annotations
 
 import logging
 from dataclasses import dataclass
-from typing import Any, Final
 
-from fastapi import FastAPI, Request
-from fastapi.encoders import jsonable_encoder
-from fastapi.exceptions import RequestValidationError
-from fastapi.responses import JSONResponse
+from fastapi import FastAPI
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 log = logging.getLogger(__name__)
-
-ECHOED_INPUT_CHARS: Final = 100
 
 
 @dataclass(frozen=True, slots=True)
@@ -123,29 +117,6 @@ class BodyLimit:
                 raise
 
 
-def _short(value: Any) -> Any:
-    """A wrong value as a 422 may show it: itself when short, else only its type and size."""
-    text = repr(value)
-    if len(text) <= ECHOED_INPUT_CHARS:
-        return value
-    return f"<{type(value).__name__} of {len(text)} characters, not shown>"
-
-
-async def validation_error(request: Request, exc: Exception) -> JSONResponse:
-    """FastAPI's 422, with each error's ``input`` shortened (``_short``) instead of echoed whole."""
-    assert isinstance(exc, RequestValidationError)
-    errors = []
-    for error in exc.errors():
-        shown = dict(error)
-        if "input" in shown:
-            shown["input"] = _short(shown["input"])
-        if len(repr(shown.get("ctx"))) > ECHOED_INPUT_CHARS:
-            del shown["ctx"]
-        errors.append(shown)
-    return JSONResponse({"detail": jsonable_encoder(errors)}, status_code=422)
-
-
 def install_limits(app: FastAPI, budgets: HttpBudgets) -> None:
-    """The body budget and the short 422s on ``app``."""
+    """The body budget on ``app`` (a 422 never echoes the body: ``web.refusals``)."""
     app.add_middleware(BodyLimit, max_body_bytes=budgets.max_body_bytes)
-    app.add_exception_handler(RequestValidationError, validation_error)

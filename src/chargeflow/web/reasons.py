@@ -16,6 +16,7 @@ _WORDS = {
     "price_cap": "energy costs more now than the price cap set",
     "ev_below_station_min": "the car takes less than the station's minimum current",
     "suspended_overdraw": "paused by the site: the car drew more than it was allowed",
+    "overdrawing": "the car draws more than it may: the site counts what it draws, and pauses it soon",
     "not_on_the_site": "held at 0 A: the site file has no place for this station or EVSE",
 }
 

@@ -2,16 +2,40 @@
 
 from __future__ import annotations
 
-from datetime import datetime
-from typing import Any, Literal
+from datetime import UTC, datetime
+from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, model_validator
 
 from chargeflow.csm.model import AuthStatus, MeterSample, StationRecord, TransactionRecord
+from chargeflow.site import bounds
 
 
 class _Body(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    # No NaN or infinity in any number: JSON has none, and one would pass every ``ge``/``le`` test.
+    model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
+
+
+def _text(value: str) -> str:
+    if bounds.has_nul(value):
+        raise ValueError("must not contain a NUL character")  # PostgreSQL's text refuses it
+    return value
+
+
+def _utc(value: datetime) -> datetime:
+    """A moment in UTC (one without an offset is read as UTC); refused if it leaves the calendar in UTC."""
+    try:
+        return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+    except OverflowError:
+        raise ValueError("is beyond the calendar's range in UTC") from None
+
+
+#: a string the database can store
+Text = Annotated[str, AfterValidator(_text)]
+#: a moment that converts to UTC
+Moment = Annotated[datetime, AfterValidator(_utc)]
+#: an id the database's INTEGER columns hold
+Id = Annotated[int, Field(ge=0, le=bounds.MAX_ID)]
 
 
 class StationIn(_Body):
@@ -20,9 +44,9 @@ class StationIn(_Body):
 
 
 class TokenIn(_Body):
-    id_token: str = Field(min_length=1, max_length=255)
+    id_token: Text = Field(min_length=1, max_length=255)
     status: AuthStatus = AuthStatus.ACCEPTED
-    expiry: datetime | None = None
+    expiry: Moment | None = None
 
 
 class ConnectorOut(BaseModel):
@@ -130,20 +154,32 @@ class ResetIn(_Body):
 
 
 class RemoteStartIn(_Body):
-    id_token: str = Field(min_length=1, max_length=36)
-    connector_id: int | None = Field(default=None, ge=1)
+    id_token: Text = Field(min_length=1, max_length=36)
+    connector_id: Id | None = Field(default=None, ge=1)
 
 
 class RemoteStopIn(_Body):
-    transaction_id: str = Field(min_length=1, max_length=36)
+    transaction_id: Text = Field(min_length=1, max_length=36)
 
 
 class ChargingLimitIn(_Body):
-    connector_id: int = Field(default=0, ge=0, description="0: the whole station")
-    limit: float = Field(ge=0)
+    connector_id: Id = Field(default=0, description="0: the whole station")
+    limit: float = Field(
+        ge=0,
+        le=bounds.MAX_POWER_W,
+        description=f"at most {bounds.MAX_CURRENT_A:g} A or {bounds.MAX_POWER_W:g} W",
+    )
     unit: Literal["A", "W"] = "A"
     purpose: Literal["ChargePointMaxProfile", "TxDefaultProfile", "TxProfile"] = "TxDefaultProfile"
-    transaction_id: str | None = Field(default=None, description="the session a TxProfile applies to")
+    transaction_id: Text | None = Field(
+        default=None, max_length=36, description="the session a TxProfile applies to"
+    )
+
+    @model_validator(mode="after")
+    def _limit_within_its_unit(self) -> ChargingLimitIn:
+        if self.unit == "A":
+            bounds.check_current_a(self.limit, "limit")
+        return self
 
     @model_validator(mode="after")
     def _tx_profile_names_its_transaction(self) -> ChargingLimitIn:
@@ -155,8 +191,10 @@ class ChargingLimitIn(_Body):
 
 
 class TriggerIn(_Body):
-    message: str = Field(min_length=1, description="e.g. Heartbeat, StatusNotification, MeterValues")
-    connector_id: int | None = Field(default=None, ge=0)
+    message: Text = Field(
+        min_length=1, max_length=50, description="e.g. Heartbeat, StatusNotification, MeterValues"
+    )
+    connector_id: Id | None = None
 
 
 class StationAnswer(BaseModel):
@@ -168,9 +206,9 @@ class StationAnswer(BaseModel):
 
 
 class ReservationIn(_Body):
-    connector_id: int = Field(ge=1, description="the connector (1.6) or EVSE (2.x) to hold")
-    id_token: str = Field(min_length=1, max_length=20)
-    expiry: datetime
+    connector_id: Id = Field(ge=1, description="the connector (1.6) or EVSE (2.x) to hold")
+    id_token: Text = Field(min_length=1, max_length=20)
+    expiry: Moment
 
 
 class ReservationAnswer(StationAnswer):

@@ -14,6 +14,7 @@ from chargeflow.billing.tariff import PriceComponent, Tariff, TariffDimensionTyp
 from chargeflow.csm.demand import Preferences
 from chargeflow.csm.model import TransactionRecord
 from chargeflow.csm.smart_charging import ChargingStep, StationLimit
+from chargeflow.site import bounds
 from chargeflow.web.live import ConnectorReading
 from chargeflow.web.reasons import in_words
 
@@ -102,16 +103,25 @@ def costs(
     (``billing.estimate``), from the session's register ``readings`` up to now where given (so that a
     time-of-use tariff prices each kWh at the time it came), else its register at its start and now."""
     start_wh = tx.meter_start_wh or 0
-    last = tx.stopped_at or max(now, tx.started_at)
-    samples = [MeterSample(tx.started_at, start_wh)]
+    # A session stored with a start years away (a station's clock reset to 1970 or 0001 before the edge
+    # checked it) is priced over its last ``MAX_SESSION_LENGTH`` only: priced over the years, its estimate
+    # took seconds per render (1970) and hung the server above 2 GB (0001) (#13).
+    end = bounds.clamp_time(tx.stopped_at or now, now)
+    started = max(bounds.clamp_time(tx.started_at, now), end - bounds.MAX_SESSION_LENGTH)
+    last = max(end, started)
+    if started != tx.started_at or not all(
+        started <= r.at and bounds.in_time_window(r.at, now) for r in readings or ()
+    ):
+        readings = None
+    samples = [MeterSample(started, start_wh)]
     if readings:
         samples = list(readings)
-    elif last > tx.started_at:  # the engine wants strictly increasing times; a session just begun has one
+    elif last > started:  # the engine wants strictly increasing times; a session just begun has one
         samples.append(MeterSample(last, start_wh + energy_wh))
-    departure = max(prefs.departure, last)
+    departure = max(bounds.clamp_time(prefs.departure, now), last)
     further = max(expected_wh - energy_wh, 0) if departure > last else 0
     expectation = None if not tx.active else Expectation(further, departure, departure)
-    found = estimate(tariff, tx.started_at, samples, tz, expectation)
+    found = estimate(tariff, started, samples, tz, expectation)
     so_far = _amount(found.so_far)
     return so_far, _amount(found.projected) if found.projected is not None else so_far
 
@@ -127,7 +137,8 @@ def session_view(
     readings: Sequence[MeterSample] | None = None,
 ) -> SessionView:
     limit = limit_of(step, tx)
-    power = reading.power_w or 0.0 if reading is not None and tx.active else 0.0
+    # a NaN or infinite reading (a broken meter) is no reading: it made the dashboard answer 500 (#13)
+    power = (bounds.finite_or_none(reading.power_w) or 0.0) if reading is not None and tx.active else 0.0
     energy = max(tx.energy_wh or 0, 0)
     expected = expected_energy_wh(energy, power, now, prefs) if tx.active else energy
     state = state_of(tx, limit, power)
@@ -152,5 +163,5 @@ def session_view(
         expected_cost=expected_cost,
         started_at=tx.started_at,
         stopped_at=tx.stopped_at,
-        soc_pct=reading.soc_pct if reading is not None else None,
+        soc_pct=bounds.finite_or_none(reading.soc_pct) if reading is not None else None,
     )

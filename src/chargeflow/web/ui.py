@@ -31,6 +31,7 @@ from chargeflow.billing.tariff import Tariff
 from chargeflow.csm.model import TransactionRecord
 from chargeflow.csm.service import CsmService
 from chargeflow.protocols.ocpp.operations import StationOperations
+from chargeflow.site.bounds import finite_or_none
 from chargeflow.web.auth import OWNER_COOKIE, DriverLinks, LoginThrottled, OwnerAuth, OwnerSession
 from chargeflow.web.billing_api import ReportQuery, report_query, report_response
 from chargeflow.web.calls import station_call
@@ -239,7 +240,7 @@ def owner_router(
             present = [
                 r for e in sorted({e for s, e in charging if s == sid} | {1}) if (r := reading(sid, e))
             ]
-            power = [r.power_w for r in present if r.power_w is not None]
+            power = [w for r in present if (w := finite_or_none(r.power_w)) is not None]
             last = max((s.timestamp for s in statuses if s.timestamp), default=None)
             last_seen = max(
                 (t for t in (last, record.last_heartbeat_at, record.last_boot_at) if t), default=None

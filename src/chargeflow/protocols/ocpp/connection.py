@@ -229,6 +229,7 @@ class StationConnection:
         except FrameError as exc:
             return encode_error(call.message_id, error_code(self.version, exc.kind), exc.description)
         except HandlerError as exc:
+            log.warning("%s: %s refused with %s: %s", self.station_id, call.action, exc.kind, exc.description)
             return encode_error(call.message_id, error_code(self.version, exc.kind), exc.description)
         except TimeoutError:
             # The station then repeats the message; the CSM's rules make the repeat harmless.

@@ -18,6 +18,8 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Awaitable, Callable, Collection
+from dataclasses import dataclass
+from datetime import datetime
 from typing import Any
 
 from chargeflow.protocols.ocpp.connection import CallRejected
@@ -27,6 +29,16 @@ from chargeflow.protocols.ocpp.operations import StationOperations
 log = logging.getLogger(__name__)
 
 Recorder = Callable[[str, int, dict[str, Any], str], Awaitable[None]]
+
+
+@dataclass(frozen=True, slots=True)
+class Terms:
+    """What a limit is for: its purpose, its transaction, its stack level and how long it holds."""
+
+    purpose: str
+    transaction_id: str | None = None
+    stack_level: int = 0
+    valid_to: datetime | None = None
 
 
 class OcppStationControl:
@@ -78,14 +90,17 @@ class OcppStationControl:
         purpose: str,
         transaction_id: str | None = None,
         power_w: float | None = None,
+        stack_level: int = 0,
+        valid_to: datetime | None = None,
     ) -> bool:
         unit = await self.rate_unit(station_id) if power_w is not None else "A"
-        if await self._send(station_id, evse_id, current_a, power_w, unit, purpose, transaction_id):
+        terms = Terms(purpose, transaction_id, stack_level, valid_to)
+        if await self._send(station_id, evse_id, current_a, power_w, unit, terms):
             return True
         if power_w is None:
             return False
         other = "W" if unit == "A" else "A"
-        if not await self._send(station_id, evse_id, current_a, power_w, other, purpose, transaction_id):
+        if not await self._send(station_id, evse_id, current_a, power_w, other, terms):
             return False
         self._units[station_id] = other
         return True
@@ -97,17 +112,23 @@ class OcppStationControl:
         current_a: float,
         power_w: float | None,
         unit: str,
-        purpose: str,
-        transaction_id: str | None,
+        terms: Terms,
     ) -> bool:
         limit = power_w if unit == "W" and power_w is not None else current_a
         try:
             profile, answer = await self._operations.set_charging_limit(
-                station_id, evse_id, limit, unit, purpose, transaction_id=transaction_id
+                station_id,
+                evse_id,
+                limit,
+                unit,
+                terms.purpose,
+                transaction_id=terms.transaction_id,
+                stack_level=terms.stack_level,
+                valid_to=terms.valid_to,
             )
         except CallRejected as err:
             await self._recorded(
-                station_id, evse_id, {"purpose": purpose, "limit": current_a}, f"CallError: {err}"
+                station_id, evse_id, {"purpose": terms.purpose, "limit": current_a}, f"CallError: {err}"
             )
             return False
         status = str(answer.get("status", ""))

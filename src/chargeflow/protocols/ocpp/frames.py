@@ -113,22 +113,52 @@ class FrameError(Exception):
 def _message_id(frame: list[Any]) -> str:
     if len(frame) < 2 or not isinstance(frame[1], str) or not 0 < len(frame[1]) <= MAX_MESSAGE_ID_LENGTH:
         raise FrameError(ErrorKind.PROTOCOL, "MessageId is missing or not a string of 1 to 36 characters")
+    if not _is_text(frame[1]):
+        raise FrameError(ErrorKind.PROTOCOL, "MessageId holds a lone surrogate, which is not text")
     return frame[1]
+
+
+def _is_text(value: str) -> bool:
+    """Whether ``value`` can be sent back as UTF-8: JSON's ``\\ud800`` escapes can make a lone surrogate."""
+    try:
+        value.encode()
+    except UnicodeEncodeError:
+        return False
+    return True
+
+
+def _all_text(frame: object) -> bool:
+    """Whether every string of a frame read by the lenient parser is text (one pass over its JSON)."""
+    try:
+        written = json.dumps(frame, ensure_ascii=False)
+    except RecursionError:
+        return False
+    return _is_text(written)
 
 
 def parse_frame(text: str | bytes) -> Frame:
     """Parse one websocket message; raises ``FrameError`` with the CALLERROR kind to answer."""
+    lenient = False
     try:
         frame = orjson.loads(text)
     except orjson.JSONDecodeError:
+        # orjson refuses nesting deeper than 1,024 and lone surrogates; the standard library's recursive
+        # parser then runs out of stack on deep nesting, and its lone surrogates cannot be sent back.
         try:
             frame = json.loads(text)
+        except RecursionError:
+            raise FrameError(ErrorKind.FORMAT, "message nests too deep") from None
         except (ValueError, UnicodeDecodeError):
             raise FrameError(ErrorKind.FORMAT, "message is not valid JSON") from None
+        lenient = True
     if not isinstance(frame, list) or not frame:
         raise FrameError(ErrorKind.FORMAT, "message is not a JSON array")
     type_id = frame[0]
     message_id = _message_id(frame)
+    if lenient and not _all_text(frame):
+        raise FrameError(
+            ErrorKind.FORMAT, "a string holds a lone surrogate, or the message nests too deep", message_id
+        )
     if type_id == CALL:
         if len(frame) != 4:
             raise FrameError(ErrorKind.FORMAT, "a CALL has 4 elements", message_id)

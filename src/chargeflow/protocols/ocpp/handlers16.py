@@ -14,7 +14,15 @@ from chargeflow.csm.model import (
 )
 from chargeflow.csm.service import CsmService
 from chargeflow.protocols.ocpp.connection import Handler, StationConnection
-from chargeflow.protocols.ocpp.wire import boot_answer, format_time, parse_time, samples_v16
+from chargeflow.protocols.ocpp.wire import (
+    boot_answer,
+    check_energy_wh,
+    check_id,
+    format_time,
+    parse_time,
+    samples_v16,
+    without_nul,
+)
 
 Payload = dict[str, Any]
 
@@ -33,7 +41,7 @@ class V16Handlers:
         self._csm = service
 
     def routes(self) -> dict[str, Handler]:
-        return {
+        routes: dict[str, Handler] = {
             "BootNotification": self.boot_notification,
             "Heartbeat": self.heartbeat,
             "StatusNotification": self.status_notification,
@@ -45,6 +53,7 @@ class V16Handlers:
             "DiagnosticsStatusNotification": self.acknowledge,
             "FirmwareStatusNotification": self.acknowledge,
         }
+        return {action: without_nul(handler) for action, handler in routes.items()}
 
     async def boot_notification(self, conn: StationConnection, p: Payload) -> Payload:
         info = BootInfo(
@@ -59,8 +68,8 @@ class V16Handlers:
         return {"currentTime": format_time(await self._csm.heartbeat(conn.station_id))}
 
     async def status_notification(self, conn: StationConnection, p: Payload) -> Payload:
-        connector = int(p["connectorId"])
-        at = parse_time(p["timestamp"]) if "timestamp" in p else None
+        connector = check_id(p["connectorId"], "connectorId")
+        at = parse_time(p["timestamp"], self._csm.now()) if "timestamp" in p else None
         await self._csm.status(
             conn.station_id, ConnectorStatus(connector, connector, p["status"], at, p.get("errorCode"))
         )
@@ -72,33 +81,34 @@ class V16Handlers:
     async def start_transaction(self, conn: StationConnection, p: Payload) -> Payload:
         start = StartRequest(
             station_id=conn.station_id,
-            connector_id=int(p["connectorId"]),
+            connector_id=check_id(p["connectorId"], "connectorId"),
             id_token=p["idTag"],
-            meter_start_wh=int(p["meterStart"]),
-            timestamp=parse_time(p["timestamp"]),
-            reservation_id=p.get("reservationId"),
+            meter_start_wh=check_energy_wh(p["meterStart"], "meterStart"),
+            timestamp=parse_time(p["timestamp"], self._csm.now()),
+            reservation_id=check_id(p["reservationId"], "reservationId") if "reservationId" in p else None,
         )
         transaction_id, decision = await self._csm.start_transaction(start)
         return {"transactionId": transaction_id, "idTagInfo": id_tag_info(decision)}
 
     async def stop_transaction(self, conn: StationConnection, p: Payload) -> Payload:
+        now = self._csm.now()
         stop = StopRequest(
             station_id=conn.station_id,
-            transaction_id=int(p["transactionId"]),
-            meter_stop_wh=int(p["meterStop"]),
-            timestamp=parse_time(p["timestamp"]),
+            transaction_id=check_id(p["transactionId"], "transactionId"),
+            meter_stop_wh=check_energy_wh(p["meterStop"], "meterStop"),
+            timestamp=parse_time(p["timestamp"], now),
             reason=p.get("reason"),
             id_token=p.get("idTag"),
-            samples=samples_v16(p.get("transactionData", [])),
+            samples=samples_v16(p.get("transactionData", []), now),
         )
         decision = await self._csm.stop_transaction(stop)
         return {"idTagInfo": id_tag_info(decision)} if decision is not None else {}
 
     async def meter_values(self, conn: StationConnection, p: Payload) -> Payload:
-        connector = int(p["connectorId"])
-        await self._csm.meter_values(
-            conn.station_id, connector, p.get("transactionId"), samples_v16(p["meterValue"])
-        )
+        connector = check_id(p["connectorId"], "connectorId")
+        transaction = check_id(p["transactionId"], "transactionId") if "transactionId" in p else None
+        samples = samples_v16(p["meterValue"], self._csm.now())
+        await self._csm.meter_values(conn.station_id, connector, transaction, samples)
         return {}
 
     async def data_transfer(self, conn: StationConnection, p: Payload) -> Payload:

@@ -14,7 +14,15 @@ from chargeflow.csm.model import (
 )
 from chargeflow.csm.service import CsmService
 from chargeflow.protocols.ocpp.connection import Handler, StationConnection
-from chargeflow.protocols.ocpp.wire import boot_answer, format_time, parse_time, samples_v2
+from chargeflow.protocols.ocpp.wire import (
+    boot_answer,
+    check_energy_wh,
+    check_id,
+    format_time,
+    parse_time,
+    samples_v2,
+    without_nul,
+)
 
 Payload = dict[str, Any]
 
@@ -59,7 +67,7 @@ class V2Handlers:
         }
         for action in _ACKNOWLEDGED:
             routes[action] = self.acknowledge
-        return routes
+        return {action: without_nul(handler) for action, handler in routes.items()}
 
     async def boot_notification(self, conn: StationConnection, p: Payload) -> Payload:
         station = p["chargingStation"]
@@ -76,7 +84,10 @@ class V2Handlers:
 
     async def status_notification(self, conn: StationConnection, p: Payload) -> Payload:
         status = ConnectorStatus(
-            int(p["evseId"]), int(p["connectorId"]), p["connectorStatus"], parse_time(p["timestamp"])
+            check_id(p["evseId"], "evseId"),
+            check_id(p["connectorId"], "connectorId"),
+            p["connectorStatus"],
+            parse_time(p["timestamp"], self._csm.now()),
         )
         await self._csm.status(conn.station_id, status)
         return {}
@@ -88,25 +99,29 @@ class V2Handlers:
         info = p["transactionInfo"]
         evse = p.get("evse", {})
         token = p.get("idToken", {}).get("idToken")
+        now = self._csm.now()
         event = TransactionEvent(
             station_id=conn.station_id,
             external_id=info["transactionId"],
-            seq_no=int(p["seqNo"]),
+            seq_no=check_id(p["seqNo"], "seqNo"),
             event_type=TxEventType(p["eventType"]),
-            timestamp=parse_time(p["timestamp"]),
+            timestamp=parse_time(p["timestamp"], now),
             trigger_reason=p["triggerReason"],
-            evse_id=int(evse.get("id", 0)),
-            connector_id=int(evse.get("connectorId", 0)),
+            evse_id=check_id(evse.get("id", 0), "evse.id"),
+            connector_id=check_id(evse.get("connectorId", 0), "evse.connectorId"),
             id_token=token,
             stopped_reason=info.get("stoppedReason"),
             offline=bool(p.get("offline", False)),
-            samples=samples_v2(p.get("meterValue", [])),
+            samples=samples_v2(p.get("meterValue", []), now),
         )
         decision = await self._csm.transaction_event(event)
         return {"idTokenInfo": id_token_info(decision)} if decision is not None else {}
 
     async def meter_values(self, conn: StationConnection, p: Payload) -> Payload:
-        await self._csm.meter_values(conn.station_id, int(p["evseId"]), None, samples_v2(p["meterValue"]))
+        evse = check_id(p["evseId"], "evseId")
+        await self._csm.meter_values(
+            conn.station_id, evse, None, samples_v2(p["meterValue"], self._csm.now())
+        )
         return {}
 
     async def notify_ev_charging_needs(self, conn: StationConnection, p: Payload) -> Payload:
@@ -117,9 +132,9 @@ class V2Handlers:
         accepted = await self._csm.charging_needs(
             ChargingNeeds(
                 station_id=conn.station_id,
-                evse_id=int(p["evseId"]),
-                departure_time=parse_time(departure) if departure else None,
-                energy_need_wh=int(energy) if energy is not None else None,
+                evse_id=check_id(p["evseId"], "evseId"),
+                departure_time=parse_time(departure, self._csm.now(), "departureTime") if departure else None,
+                energy_need_wh=check_energy_wh(energy, "energyAmount") if energy is not None else None,
             )
         )
         return {"status": "Accepted" if accepted else "Rejected"}
@@ -129,7 +144,7 @@ class V2Handlers:
 
     async def reservation_status_update(self, conn: StationConnection, p: Payload) -> Payload:
         await self._csm.reservation_notice(
-            conn.station_id, int(p["reservationId"]), p["reservationUpdateStatus"]
+            conn.station_id, check_id(p["reservationId"], "reservationId"), p["reservationUpdateStatus"]
         )
         return {}
 

@@ -35,16 +35,23 @@ class MissingTransaction(ValueError):
 
 
 _STATION_MAX = ("ChargePointMaxProfile", "ChargingStationMaxProfile")
-#: One profile id per purpose, so that each new limit replaces the last of its purpose: a 2.0.1 station
-#: refuses a second profile of the same purpose and stack level under another id (K01.FR.06).
-PROFILE_IDS = {"ChargePointMaxProfile": 1, "TxDefaultProfile": 2, "TxProfile": 3}
+#: One profile id per purpose and stack level, so that each new limit replaces the last of its kind: a
+#: 2.0.1 station refuses a second profile of the same purpose and stack level under another id
+#: (K01.FR.06). A TxDefault on stack level 1 is a session's bounded limit for a station that takes no Tx
+#: profiles, above the safe TxDefault on level 0 that it falls back to.
+PROFILE_IDS = {
+    ("ChargePointMaxProfile", 0): 1,
+    ("TxDefaultProfile", 0): 2,
+    ("TxProfile", 0): 3,
+    ("TxDefaultProfile", 1): 4,
+}
 
 
-def profile_id_for(purpose: str, evse_id: int) -> int:
+def profile_id_for(purpose: str, evse_id: int, stack_level: int = 0) -> int:
     """The purpose's id on EVSE 0 or 1; on EVSE n ≥ 2 its own (10·n + the purpose's), because a profile
     replaces the station's profile of the same id whichever EVSE that was on (1.6 3.13.2, 2.0.1
     K01.FR.05): one id for all EVSEs would leave only the last EVSE limited."""
-    base = PROFILE_IDS[purpose]
+    base = PROFILE_IDS[(purpose, stack_level)]
     return base if evse_id <= 1 else 10 * evse_id + base
 
 
@@ -58,8 +65,11 @@ def charging_profile(
     limit: float,
     unit: str,
     transaction_id: str | None = None,
+    stack_level: int = 0,
+    valid_to: datetime | None = None,
 ) -> Payload:
-    """A one-period profile holding ``limit`` (A or W) until replaced.
+    """A one-period profile holding ``limit`` (A or W) until replaced, or until ``valid_to`` (the station
+    then falls back to the profiles below it: the CSM renews a bounded limit while it runs).
 
     Tx and TxDefault profiles are Relative: they start with the transaction. A station-maximum profile is
     Absolute, because a 2.0.1 station must reject a Relative one (K01.FR.38); it starts at a fixed instant
@@ -72,13 +82,15 @@ def charging_profile(
     start = {"startSchedule": STATION_MAX_START} if absolute else {}
     kind = "Absolute" if absolute else "Relative"
     profile: Payload
+    bound = {} if valid_to is None else {"validTo": format_time(valid_to)}
     if version is OcppVersion.V16:
         profile = {
             "chargingProfileId": profile_id,
-            "stackLevel": 0,
+            "stackLevel": stack_level,
             "chargingProfilePurpose": purpose,
             "chargingProfileKind": kind,
             "chargingSchedule": {"chargingRateUnit": unit, "chargingSchedulePeriod": [period], **start},
+            **bound,
         }
         if transaction_id is not None:
             profile["transactionId"] = int(transaction_id)
@@ -87,12 +99,13 @@ def charging_profile(
         raise MissingTransaction("an OCPP 2.x TxProfile names its transaction: give transaction_id")
     profile = {
         "id": profile_id,
-        "stackLevel": 0,
+        "stackLevel": stack_level,
         "chargingProfilePurpose": purpose,
         "chargingProfileKind": kind,
         "chargingSchedule": [
             {"id": profile_id, "chargingRateUnit": unit, "chargingSchedulePeriod": [period], **start}
         ],
+        **bound,
     }
     if transaction_id is not None:
         profile["transactionId"] = transaction_id
@@ -164,19 +177,26 @@ class StationOperations:
         purpose: str,
         profile_id: int | None = None,
         transaction_id: str | None = None,
+        stack_level: int = 0,
+        valid_to: datetime | None = None,
     ) -> tuple[Payload, Payload]:
         """SetChargingProfile; returns the profile sent and the station's answer. Without ``profile_id``
-        the purpose's own id on that EVSE is used (``profile_id_for``), and the new limit replaces the
-        last one there."""
-        profile_id = profile_id_for(purpose, connector_id) if profile_id is None else profile_id
+        the purpose's own id on that EVSE and stack level is used (``profile_id_for``), and the new limit
+        replaces the last one there."""
+        if profile_id is None:
+            profile_id = profile_id_for(purpose, connector_id, stack_level)
         version = self.version(station_id)
         if version is OcppVersion.V16:
-            profile = charging_profile(version, profile_id, purpose, limit, unit, transaction_id)
+            profile = charging_profile(
+                version, profile_id, purpose, limit, unit, transaction_id, stack_level, valid_to
+            )
             answer = await self.call(
                 station_id, "SetChargingProfile", {"connectorId": connector_id, "csChargingProfiles": profile}
             )
             return profile, answer
-        profile = charging_profile(version, profile_id, _PURPOSES_V2[purpose], limit, unit, transaction_id)
+        profile = charging_profile(
+            version, profile_id, _PURPOSES_V2[purpose], limit, unit, transaction_id, stack_level, valid_to
+        )
         answer = await self.call(
             station_id, "SetChargingProfile", {"evseId": connector_id, "chargingProfile": profile}
         )

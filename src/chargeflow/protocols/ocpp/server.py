@@ -38,6 +38,8 @@ from chargeflow.protocols.ocpp.schemas import SchemaRegistry
 log = logging.getLogger(__name__)
 
 PREFERENCE = (OcppVersion.V21, OcppVersion.V201, OcppVersion.V16)
+# The stations table's id column; OCPP 2.0.1 (part 2, A00) asks stations for at most 48 characters.
+MAX_STATION_ID_LENGTH = 64
 MAX_TRACKED_STATIONS = 10_000  # message-rate buckets kept; past it, those of stations not connected go
 
 
@@ -118,8 +120,21 @@ class StationGate(Protocol):
 
 
 def station_id_of(path: str) -> str:
-    """The last path segment, so that ``/ocpp/CS1`` and ``/CS1`` both name station CS1."""
-    return unquote(urlsplit(path).path.rstrip("/").rsplit("/", 1)[-1])
+    """The last path segment, so that ``/ocpp/CS1`` and ``/CS1`` both name station CS1.
+
+    Bytes that are not UTF-8 are kept as lone surrogates, which ``bad_station_id`` refuses.
+    """
+    return unquote(urlsplit(path).path.rstrip("/").rsplit("/", 1)[-1], errors="surrogateescape")
+
+
+def bad_station_id(station_id: str) -> str | None:
+    """Why the database could not hold ``station_id`` (too long, a NUL or other control character, bytes
+    that are not UTF-8), or None when it can."""
+    if len(station_id) > MAX_STATION_ID_LENGTH:
+        return f"longer than {MAX_STATION_ID_LENGTH} characters"
+    if not station_id.isprintable():
+        return "holds a control character or bytes that are not UTF-8"
+    return None
 
 
 def offered_versions(headers: Headers) -> list[str]:
@@ -175,6 +190,9 @@ class OcppServer:
         station_id = station_id_of(request.path)
         if not station_id:
             return ws.respond(HTTPStatus.NOT_FOUND, "connect to /{station_id}\n")
+        if (why := bad_station_id(station_id)) is not None:
+            log.warning("refused a station id that %s: %r", why, station_id[:MAX_STATION_ID_LENGTH])
+            return ws.respond(HTTPStatus.BAD_REQUEST, f"the station id {why}\n")
         offered = offered_versions(request.headers)
         if choose_version(offered, self.config.policy(station_id).versions) is None:
             log.warning(
