@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import re
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
@@ -74,8 +75,9 @@ async def test_the_owner_and_a_driver_see_the_serve_site(
             await page.get_by_label("Password").fill(PASSWORD)
             await page.get_by_role("button", name="Log in").click()
             await page.wait_for_url("**/dashboard")
-            await page.wait_for_function(
-                "document.getElementById('live').textContent === 'live'", timeout=15_000
+            # locators, not wait_for_function: that evaluates a string, which the pages' CSP refuses
+            await page.locator("#live", has_text=re.compile("^live$")).wait_for(
+                state="attached", timeout=15_000
             )
             stations = page.locator("#stations tbody tr")
             assert await stations.count() == 6
@@ -97,8 +99,8 @@ async def test_the_owner_and_a_driver_see_the_serve_site(
             driver.on("pageerror", lambda e: errors.append(e))
             await driver.goto(base + link)
             assert "Station cp1" in (await driver.text_content("h1") or "")
-            await driver.wait_for_function(
-                "document.getElementById('d-state').textContent === 'Charging'", timeout=15_000
+            await driver.locator("#d-state", has_text=re.compile("^Charging$")).wait_for(
+                state="attached", timeout=15_000
             )
             assert not errors, errors
         finally:

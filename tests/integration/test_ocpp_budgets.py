@@ -15,6 +15,7 @@ import pytest
 from websockets.exceptions import ConnectionClosed
 from websockets.frames import CloseCode
 
+from chargeflow.csm.throttle import Admission
 from chargeflow.protocols.ocpp.budgets import OcppBudgets, TokenBucket, sample_count
 from chargeflow.protocols.ocpp.connection import Handler, StationConnection
 from chargeflow.protocols.ocpp.frames import OcppVersion
@@ -30,8 +31,8 @@ def meter_values(samples: int) -> dict[str, Any]:
 
 
 class Gate:
-    async def authenticate(self, station_id: str, password: str | None) -> bool:
-        return True
+    async def admission(self, station_id: str, password: str | None) -> Admission:
+        return Admission.VERIFIED
 
     async def admit_certified(self, station_id: str) -> bool:
         return True

@@ -12,6 +12,7 @@ import pytest
 from websockets.asyncio.client import connect
 from websockets.exceptions import InvalidStatus
 
+from chargeflow.csm.throttle import Admission
 from chargeflow.protocols.ocpp.connection import Handler, StationConnection
 from chargeflow.protocols.ocpp.frames import OcppVersion
 from chargeflow.protocols.ocpp.server import OcppServer, OcppServerConfig, StationPolicy
@@ -20,8 +21,8 @@ from tests.integration.stations import open_ws
 
 
 class OpenGate:
-    async def authenticate(self, station_id: str, password: str | None) -> bool:
-        return True
+    async def admission(self, station_id: str, password: str | None) -> Admission:
+        return Admission.VERIFIED
 
     async def admit_certified(self, station_id: str) -> bool:
         return True

@@ -104,6 +104,14 @@ async def _login(client: httpx.AsyncClient, password: str = PASSWORD) -> httpx.R
     return await client.post("/login", data={"password": password, "csrf": match.group(1)})
 
 
+async def _station_csrf(client: httpx.AsyncClient, station_id: str) -> str:
+    """The CSRF token of a station's driver page (its cookie is now in the client)."""
+    page = await client.get(f"/charge/{station_id}")
+    match = re.search(r'name="csrf" value="([^"]+)"', page.text)
+    assert match is not None
+    return match.group(1)
+
+
 def _csrf(page: httpx.Response) -> str:
     match = re.search(r'<meta name="csrf" content="([^"]+)"', page.text)
     assert match is not None
@@ -228,8 +236,9 @@ async def test_driver_link_preferences_api_and_accounting(
             assert (await client.get(page, params={"s": "0" * 32})).status_code == 403
             assert (await client.get(page, params={"s": links.secret(tx + 1)})).status_code == 403
             mine = await client.get(page, params={"s": secret})
-            found = await client.post("/charge/UI-1/find", data={"id_token": "CARD-7"})
-            not_found = await client.post("/charge/UI-1/find", data={"id_token": "CARD-8"})
+            csrf = await _station_csrf(client, "UI-1")
+            found = await client.post("/charge/UI-1/find", data={"code": links.code(tx), "csrf": csrf})
+            by_token = await client.post("/charge/UI-1/find", data={"code": "CARD-7", "csrf": csrf})
 
             body = {"needed_wh": 5_000, "wished_wh": 12_000, "departure": "2026-05-01T16:00:00Z",
                     "price_cap_needed_per_kwh": "0.40"}  # fmt: skip
@@ -259,7 +268,7 @@ async def test_driver_link_preferences_api_and_accounting(
     assert mine.status_code == 200
     assert "Station UI-1" in mine.text
     assert found.headers["location"] == f"{page}?s={secret}"
-    assert not_found.headers["location"] == "/charge/UI-1?answer=not-yours"
+    assert by_token.headers["location"] == "/charge/UI-1?answer=not-yours"  # the card opens nothing
     assert nobody.status_code == 401
     assert other.status_code == 401
     assert driver.status_code == 200
@@ -296,11 +305,12 @@ async def test_a_driver_starts_charging_from_the_stations_page(
         station = Station16("UI-2", ws)
         async with running(station):
             await station.call(call.BootNotification(charge_point_model="M", charge_point_vendor="V"))
-            started = await client.post("/charge/UI-2/start", data={"id_token": ""})
-            with_token = await client.post("/charge/UI-2/start", data={"id_token": " TAG-7 "})
+            csrf = await _station_csrf(client, "UI-2")
+            started = await client.post("/charge/UI-2/start", data={"id_token": "", "csrf": csrf})
+            with_token = await client.post("/charge/UI-2/start", data={"id_token": " TAG-7 ", "csrf": csrf})
     assert started.status_code == 303
     assert started.headers["location"] == "/charge/UI-2?answer=Accepted"
     assert with_token.headers["location"] == "/charge/UI-2?answer=Accepted"
     assert station.remote_starts == ["web-driver", "TAG-7"]  # the site's free-vend token, then the driver's
-    offline = await client.post("/charge/UI-9/start", data={"id_token": ""})
+    offline = await client.post("/charge/UI-9/start", data={"id_token": "", "csrf": csrf})
     assert offline.status_code == 409  # no station UI-9 connected: said so, nothing sent

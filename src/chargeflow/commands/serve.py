@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import gc
 import hashlib
+import ipaddress
 import logging
 import os
 import secrets
@@ -22,6 +23,8 @@ from chargeflow.runtime.serve import serve
 from chargeflow.site.config import ConfigError
 from chargeflow.store.database import DEFAULT_URL
 from chargeflow.web.limits import HttpBudgets
+
+LINK_KEY_ITERATIONS = 600_000  # once per start: about 0.15 s
 
 if TYPE_CHECKING:
     Subparsers = argparse._SubParsersAction[argparse.ArgumentParser]
@@ -70,6 +73,14 @@ def register(sub: Subparsers) -> None:
         default=None,
         metavar="URL",
         help="the address drivers reach the web pages at, for QR codes (default: as requested)",
+    )
+    parser.add_argument(
+        "--trusted-proxy",
+        action="append",
+        default=[],
+        metavar="ADDR",
+        help="a reverse proxy (address or network, repeatable) whose X-Forwarded-For names the client, "
+        "for the web and the OCPP listener; default none: the header is ignored",
     )
     parser.add_argument(
         "--auto-register",
@@ -144,9 +155,7 @@ def settings_from(args: argparse.Namespace, environ: dict[str, str]) -> tuple[Se
     if args.site is not None and not password:
         password = secrets.token_urlsafe(12)
         print(f"owner password (set CHARGEFLOW_OWNER_PASSWORD to choose one): {password}", flush=True)
-    link_key = environ.get("CHARGEFLOW_LINK_KEY", "") or (
-        password if "CHARGEFLOW_OWNER_PASSWORD" in environ else ""
-    )
+    link_key = environ.get("CHARGEFLOW_LINK_KEY", "")
     settings = ServeSettings(
         host=args.host,
         ocpp_port=args.ocpp_port,
@@ -165,7 +174,8 @@ def settings_from(args: argparse.Namespace, environ: dict[str, str]) -> tuple[Se
         ems_url=_ems_url(args.ems, args.site),
         owner_password=password,
         public_url=args.public_url,
-        link_key=hashlib.sha256(b"chargeflow-links:" + link_key.encode()).digest() if link_key else None,
+        trusted_proxies=trusted_proxies(args.trusted_proxy),
+        link_key=links_key(link_key, environ.get("CHARGEFLOW_OWNER_PASSWORD", "")),
         budgets=budgets_from(args),
     )
     return settings, generated
@@ -179,6 +189,33 @@ def budgets_from(args: argparse.Namespace) -> Budgets:
         return Budgets(ocpp, HttpBudgets(max_body_bytes=args.max_body_kib * 1024))
     except ValueError as err:
         raise ConfigError(f"--max-frame-kib, --max-body-kib, --station-messages-per-s: {err}") from None
+
+
+def links_key(link_key: str, owner_password: str) -> bytes | None:
+    """The key of the drivers' session links: from CHARGEFLOW_LINK_KEY, else from the owner's password
+    (when it is set, not generated), so that the links a server gave out still open their sessions
+    after a restart; None (a new random key, links end with the process) without either.
+
+    Every driver holds a link, an HMAC under this key of a message they can guess: a key made from a
+    password by one fast hash would let any driver test guesses of the owner's password offline at
+    billions a second. So it is stretched like a stored password (PBKDF2, ``LINK_KEY_ITERATIONS``);
+    a random CHARGEFLOW_LINK_KEY is better still."""
+    if link_key:
+        return hashlib.sha256(b"chargeflow-links:" + link_key.encode()).digest()
+    if owner_password:
+        salt = b"chargeflow-links-from-owner-password"
+        return hashlib.pbkdf2_hmac("sha256", owner_password.encode(), salt, LINK_KEY_ITERATIONS)
+    return None
+
+
+def trusted_proxies(values: list[str]) -> tuple[str, ...]:
+    """The ``--trusted-proxy`` values, each an IP address or network."""
+    for value in values:
+        try:
+            ipaddress.ip_network(value, strict=False)
+        except ValueError:
+            raise ConfigError(f"--trusted-proxy: {value!r} is not an IP address or network") from None
+    return tuple(values)
 
 
 def _ems_url(url: str | None, site: Path | None) -> str | None:

@@ -34,6 +34,7 @@ from chargeflow.csm.model import (
 )
 from chargeflow.csm.passwords import hash_password, verify_password
 from chargeflow.csm.ports import CsmRepository, SessionHooks
+from chargeflow.csm.throttle import Admission
 
 log = logging.getLogger(__name__)
 
@@ -100,17 +101,23 @@ class CsmService:
     async def authenticate(self, station_id: str, password: str | None) -> bool:
         """Security profile 1: the station's password, or auto-registration of an unknown station
         (which then keeps the password it first connected with)."""
+        return await self.admission(station_id, password) is not Admission.REFUSED
+
+    async def admission(self, station_id: str, password: str | None) -> Admission:
+        """``authenticate``, telling apart a station that proved its password (or registered just now)
+        from one known by its id alone, which anyone who knows the id can claim to be."""
         station = await self.repository.get_station(station_id)
         if station is None:
             if not self._config.auto_register:
-                return False
+                return Admission.REFUSED
             await self.register_station(station_id, password)
-            return True
+            return Admission.REGISTERED if password else Admission.OPEN
         if station.password_hash is None:
-            return True  # known by id alone (listed in the site file, or registered without a password)
+            return Admission.OPEN  # known by id alone (listed in the site file, or registered without one)
         if password is None:
-            return False
-        return await asyncio.to_thread(verify_password, password, station.password_hash)
+            return Admission.REFUSED
+        right = await asyncio.to_thread(verify_password, password, station.password_hash)
+        return Admission.VERIFIED if right else Admission.REFUSED
 
     async def admit_certified(self, station_id: str) -> bool:
         """Security profile 3: a station whose client certificate names it is admitted if it is known,

@@ -7,7 +7,7 @@ import contextlib
 import itertools
 import secrets
 import socket
-from collections.abc import AsyncIterator, Callable, Mapping
+from collections.abc import AsyncIterator, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -142,6 +142,7 @@ class ServeSettings:
     owner_password: str = ""  # the dashboard's login (with a site file); none: no dashboard
     public_url: str | None = None  # the address drivers reach the web pages at (QR codes, links)
     link_key: bytes | None = None  # the key of drivers' session links; None: new at every start
+    trusted_proxies: tuple[str, ...] = ()  # whose X-Forwarded-For names the client (``http_server``)
     ems_url: str | None = None  # mqtt://…: the EMS runs apart and is reached over MQTT; None: in-process
     budgets: Budgets = field(default_factory=Budgets)
 
@@ -154,11 +155,24 @@ def request_ids(clock: Clock) -> Callable[[], int]:
     return lambda: next(counter)
 
 
-def http_server(api: Any, host: str, port: int) -> HttpServer:
+def http_server(api: Any, host: str, port: int, trusted_proxies: Sequence[str] = ()) -> HttpServer:
     """The web server of the API and the pages; the dashboard's event streams never end by themselves,
-    so a stop gives them 2 s."""
+    so a stop gives them 2 s.
+
+    ``X-Forwarded-For`` names the client only in requests from ``trusted_proxies`` (addresses or
+    networks the operator names), and then the last address in it that is not one of them; with none,
+    the header is ignored. uvicorn's own default trusts it from 127.0.0.1 (or $FORWARDED_ALLOW_IPS),
+    so that anyone who reaches the server over loopback (a TLS tunnel, a local proxy that passes the
+    header on) could name any address and so walk around the owner login's lockout per address."""
     config = uvicorn.Config(
-        api, host=host, port=port, log_level="warning", lifespan="off", timeout_graceful_shutdown=2
+        api,
+        host=host,
+        port=port,
+        log_level="warning",
+        lifespan="off",
+        timeout_graceful_shutdown=2,
+        proxy_headers=bool(trusted_proxies),
+        forwarded_allow_ips=list(trusted_proxies),
     )
     return HttpServer(config)
 

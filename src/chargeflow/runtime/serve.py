@@ -103,6 +103,8 @@ async def serve(settings: ServeSettings, ready: Callable[[CsmNode, int, int], No
         stations=settings.station_policies,
         tls=settings.tls,
         certificate_pins=certificate_pins(credentials, settings.tls),
+        live_window_s=settings.heartbeat_interval_s + 60.0,
+        trusted_proxies=settings.trusted_proxies,
         budgets=settings.budgets.ocpp,
     )
     csm_config = CsmConfig(
@@ -143,7 +145,7 @@ async def serve(settings: ServeSettings, ready: Callable[[CsmNode, int, int], No
             billing=billing,
             budgets=settings.budgets.http,
         )
-        http = http_server(api, settings.host, settings.http_port)
+        http = http_server(api, settings.host, settings.http_port, settings.trusted_proxies)
         async with asyncio.TaskGroup() as group:
             group.create_task(node.ocpp.serve(), name="ocpp")
             group.create_task(http.serve(), name="http")

@@ -13,8 +13,8 @@ guesses cannot lock the owner out from everywhere.
 
 A password check costs tens of milliseconds of CPU (PBKDF2, ``csm.passwords``): 400 guesses on the event loop
 raised every station's OCPP round trip from 3.8 to 200 ms (issue 13, item 8). ``login_async`` runs it on a
-worker thread (hashlib releases the GIL while it hashes), ``HASHING_AT_ONCE`` at a time; a guess that waits
-for its turn is refused without hashing if its address was locked out meanwhile.
+worker thread (hashlib releases the GIL while it hashes), ``HASHING_AT_ONCE`` at a time; each attempt is
+counted before its check, so guesses sent at once cannot all pass the lockout while one is hashed.
 """
 
 from __future__ import annotations
@@ -35,6 +35,7 @@ FIRST_LOCKOUT = timedelta(minutes=1)
 LONGEST_LOCKOUT = timedelta(minutes=15)
 MAX_TRACKED_CLIENTS = 10_000
 HASHING_AT_ONCE = 2  # password checks running at once; the others wait (one core stays for the rest)
+CODE_DIGITS = 8
 
 
 class LoginThrottled(Exception):
@@ -69,13 +70,16 @@ class OwnerAuth:
         """A new session id for the right password, else None; raises ``LoginThrottled`` while the
         client is locked out (the password is then not even checked)."""
         self._check_lockout(client, now)
+        self._failed(client, now)
         return self._checked(verify_password(password, self._hash), client, now)
 
     async def login_async(self, password: str, now: datetime, client: str = "") -> str | None:
         """``login`` with the password checked on a worker thread, at most ``HASHING_AT_ONCE`` at a time."""
         self._check_lockout(client, now)
+        # counted as a failure before the check and cleared if right: once the check is awaited (off the
+        # event loop), many attempts at once must not all pass the lockout while the first is hashed
+        self._failed(client, now)
         async with self._hashing:
-            self._check_lockout(client, now)  # locked out while it waited for its turn: not hashed
             right = await asyncio.to_thread(verify_password, password, self._hash)
         return self._checked(right, client, now)
 
@@ -85,8 +89,8 @@ class OwnerAuth:
             raise LoginThrottled(max(1, math.ceil((failures.locked_until - now).total_seconds())))
 
     def _checked(self, right: bool, client: str, now: datetime) -> str | None:
+        """The attempt was counted as a failure before its check: a right password clears the count."""
         if not right:
-            self._failed(client, now)
             return None
         self._failures.pop(client, None)
         session_id = secrets.token_urlsafe(32)
@@ -134,3 +138,11 @@ class DriverLinks:
 
     def allows(self, session_id: int, secret: str | None) -> bool:
         return secret is not None and hmac.compare_digest(self.secret(session_id).encode(), secret.encode())
+
+    def code(self, session_id: int) -> str:
+        """The session's short code, for the station's display or the receipt: eight digits (a phone's
+        number pad types them), under the same key. Short enough to type, so only a throttled form
+        trades it for the link (``web.driver``): at 10 wrong codes and then one per 30 s per station, a
+        day of guessing finds a running session with a chance of about 3 in 100,000."""
+        digest = hmac.new(self._key, f"code:{session_id}".encode(), hashlib.sha256).digest()
+        return f"{int.from_bytes(digest[:8], 'big') % 10**CODE_DIGITS:0{CODE_DIGITS}d}"

@@ -2,7 +2,11 @@
 
 ``/charge/{station_id}`` is what a station's QR code opens. Whoever scans it may start charging where the
 site charges for free, but sees a running session only with that session's link secret, or after
-entering the session's id token (the card's number), which leads to the link. The page shows the state,
+entering the session's short code (shown on the station's display or printed on the receipt), which
+leads to the link — never with the id token, which is printed on a card and often guessable. Wrong
+codes are throttled per client address and per station (``csm.throttle``). The forms of the station's
+page carry a CSRF token bound to a cookie (double submit, as the owner's login): a remote start with
+an id token cannot be sent from another site. Everything works without JavaScript. The page shows the state,
 the power and why it is limited, the energy so far and expected by departure, and the cost; the driver
 sets ΔE_min, ΔE_max (in kWh, or as a target state of charge of a battery size), the departure and the
 two price caps. ``PUT /api/sessions/{id}/preferences`` is the same for apps and other paths.
@@ -13,13 +17,15 @@ from __future__ import annotations
 import asyncio
 import hmac
 import json
+import secrets
 from collections.abc import AsyncIterator, Callable
 from datetime import datetime, time, timedelta
 from decimal import Decimal, InvalidOperation
 from typing import Annotated, Any
+from urllib.parse import quote
 from zoneinfo import ZoneInfo
 
-from fastapi import APIRouter, Form, Header, HTTPException, Request, status
+from fastapi import APIRouter, Form, Header, HTTPException, Request, Response, status
 from fastapi.responses import HTMLResponse, RedirectResponse, StreamingResponse
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
@@ -27,13 +33,21 @@ from chargeflow.billing.tariff import Tariff
 from chargeflow.csm.demand import Preferences
 from chargeflow.csm.model import TransactionRecord
 from chargeflow.csm.service import CsmService
+from chargeflow.csm.throttle import Budget, FailureBudget
 from chargeflow.protocols.ocpp.operations import StationOperations
 from chargeflow.site import bounds
 from chargeflow.store.billing import register_readings
 from chargeflow.web.calls import station_call
 from chargeflow.web.session_view import SessionView, session_view
+from chargeflow.web.starts import StartsFromHere
 from chargeflow.web.tariff_words import tariff_words
-from chargeflow.web.ui import UiSettings, script_json, templates
+from chargeflow.web.ui import UiSettings, script_json, segment, templates
+
+DRIVER_CSRF_COOKIE = "chargeflow_driver_csrf"
+START_COOKIE = "chargeflow_start"  # the ticket of a start from this browser (``web.starts``)
+# Wrong session codes: a driver mistypes once or twice; a guesser needs ~10^8 / sessions running tries
+FIND_PER_ADDRESS = Budget(burst=5, refill_s=60.0)
+FIND_PER_STATION = Budget(burst=10, refill_s=30.0)
 
 
 class PreferencesIn(BaseModel):
@@ -114,6 +128,9 @@ def driver_router(
     view = settings.view
     repository = service.repository
     remembered: dict[str, Preferences] = {}  # the last choices per id token at this site
+    wrong_by_address = FailureBudget(FIND_PER_ADDRESS)
+    wrong_by_station = FailureBudget(FIND_PER_STATION)
+    starts = StartsFromHere()
 
     async def own_session(station_id: str, session_id: int, secret: str | None) -> TransactionRecord:
         tx = await repository.get_transaction(session_id)
@@ -167,27 +184,93 @@ def driver_router(
             "soc_pct": sv.soc_pct,
         }
 
-    @router.get("/charge/{station_id}", response_class=HTMLResponse, include_in_schema=False)
-    async def station_page(request: Request, station_id: str, answer: str = "") -> HTMLResponse:
+    def cookie(request: Request, response: Response, name: str, value: str) -> None:
+        response.set_cookie(
+            name,
+            value,
+            httponly=True,
+            samesite="strict",
+            secure=request.url.scheme == "https",
+            path="/charge",
+        )
+
+    def link_to(tx: TransactionRecord) -> str:
+        return f"/charge/{segment(tx.station_id)}/session/{tx.id}?s={settings.links.secret(tx.id)}"
+
+    async def station_form(
+        request: Request,
+        station_id: str,
+        answer: str = "",
+        retry_after_s: int | None = None,
+        starting: bool = False,
+    ) -> HTMLResponse:
         if await repository.get_station(station_id) is None:
             raise HTTPException(status.HTTP_404_NOT_FOUND, f"no station {station_id}")
         running = await repository.list_transactions(station_id, active=True)
         prices = tariff_words(await settings.tariff_at(station_id, view.now()))
-        return pages.TemplateResponse(
+        # one token per browser, kept while it has one: several tabs of the page all stay valid
+        token = request.cookies.get(DRIVER_CSRF_COOKIE) or secrets.token_urlsafe(32)
+        page = pages.TemplateResponse(
             request,
             "station.html",
-            {"station_id": station_id, "busy": bool(running), "answer": answer, "prices": prices},
+            {
+                "station_id": station_id,
+                "busy": bool(running),
+                "answer": answer,
+                "prices": prices,
+                "csrf": token,
+                "retry_after_s": retry_after_s,
+                "starting": starting,
+            },
         )
+        cookie(request, page, DRIVER_CSRF_COOKIE, token)
+        return page
 
-    @router.post("/charge/{station_id}/find", include_in_schema=False)
-    async def find_session(station_id: str, id_token: Annotated[str, Form()]) -> RedirectResponse:
+    def same_origin_form(request: Request, csrf: str) -> None:
+        expected = request.cookies.get(DRIVER_CSRF_COOKIE, "")
+        if not expected or not secrets.compare_digest(expected.encode(), csrf.encode()):
+            raise HTTPException(status.HTTP_403_FORBIDDEN, "missing or wrong CSRF token: reload the page")
+
+    @router.get("/charge/{station_id}", include_in_schema=False, response_model=None)
+    async def station_page(request: Request, station_id: str, answer: str = "") -> Response:
+        """The station's page; to the browser that started charging here, its session once it runs."""
+        ticket = request.cookies.get(START_COOKIE)
+        now = settings.now().timestamp()
+        if starts.pending(ticket, station_id, now):
+            running = await repository.list_transactions(station_id, active=True)
+            tx = starts.session_of(ticket, station_id, running, now)
+            if tx is not None:
+                response = RedirectResponse(link_to(tx), status.HTTP_303_SEE_OTHER)
+                response.delete_cookie(START_COOKIE, path="/charge")
+                return response
+            return await station_form(request, station_id, answer, starting=True)
+        return await station_form(request, station_id, answer)
+
+    @router.post("/charge/{station_id}/find", include_in_schema=False, response_model=None)
+    async def find_session(
+        request: Request, station_id: str, code: Annotated[str, Form()], csrf: Annotated[str, Form()] = ""
+    ) -> Response:
+        """A session's short code (``DriverLinks.code``) for its link, at most a few wrong ones."""
+        same_origin_form(request, csrf)
+        address = request.client.host if request.client is not None else ""
+        now = settings.now().timestamp()
+        wait = wrong_by_address.retry_after_s(address, now) or wrong_by_station.retry_after_s(station_id, now)
+        if wait is not None:
+            page = await station_form(request, station_id, "wait", wait)
+            page.status_code = status.HTTP_429_TOO_MANY_REQUESTS
+            page.headers["Retry-After"] = str(wait)
+            return page
+        # counted wrong before the look-up and taken back if right: many requests at once cannot all
+        # pass the budgets while the first wait for the database
+        wrong_by_address.failed(address, now)
+        wrong_by_station.failed(station_id, now)
+        typed = "".join(code.split())  # "1234 5678" as the receipt groups it
         for tx in await repository.list_transactions(station_id, active=True):
-            if tx.id_token is not None and hmac.compare_digest(
-                tx.id_token.encode(), id_token.strip().encode()
-            ):
-                link = f"/charge/{station_id}/session/{tx.id}?s={settings.links.secret(tx.id)}"
-                return RedirectResponse(link, status.HTTP_303_SEE_OTHER)
-        return RedirectResponse(f"/charge/{station_id}?answer=not-yours", status.HTTP_303_SEE_OTHER)
+            if hmac.compare_digest(settings.links.code(tx.id).encode(), typed.encode()):
+                wrong_by_address.refund(address, now)
+                wrong_by_station.refund(station_id, now)
+                return RedirectResponse(link_to(tx), status.HTTP_303_SEE_OTHER)
+        return RedirectResponse(f"/charge/{segment(station_id)}?answer=not-yours", status.HTTP_303_SEE_OTHER)
 
     @router.get(
         "/charge/{station_id}/session/{session_id}", response_class=HTMLResponse, include_in_schema=False
@@ -206,6 +289,7 @@ def driver_router(
                 "station_id": station_id,
                 "session": sv,
                 "secret": s,
+                "code": settings.links.code(tx.id),
                 "saved": saved,
                 "needed_kwh": shown.needed_wh / 1000,
                 "wished_kwh": shown.wished_wh / 1000,
@@ -274,7 +358,7 @@ def driver_router(
             raise HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT, exc.errors()[0]["msg"]) from None
         apply(tx, body.to_preferences(view.now()))
         return RedirectResponse(
-            f"/charge/{station_id}/session/{session_id}?s={s}&saved=1", status.HTTP_303_SEE_OTHER
+            f"/charge/{segment(station_id)}/session/{session_id}?s={s}&saved=1", status.HTTP_303_SEE_OTHER
         )
 
     def apply(tx: TransactionRecord, prefs: Preferences) -> None:
@@ -304,12 +388,30 @@ def driver_router(
         return await current_json(tx)
 
     @router.post("/charge/{station_id}/start", include_in_schema=False)
-    async def start(station_id: str, id_token: Annotated[str, Form()] = "") -> RedirectResponse:
-        """Free charging: ask the station to start; where the site needs authorisation the token decides."""
+    async def start(
+        request: Request,
+        station_id: str,
+        id_token: Annotated[str, Form()] = "",
+        csrf: Annotated[str, Form()] = "",
+    ) -> RedirectResponse:
+        """Free charging: ask the station to start; where the site needs authorisation the token decides.
+        Only from the station's own page (its CSRF token): another site cannot start with a card's token."""
+        same_origin_form(request, csrf)
         token = id_token.strip() or "web-driver"
+        running = await repository.list_transactions(station_id, active=True)
         call = operations.remote_start(station_id, token, 1, new_request_id())
         answer = await station_call(station_id, "RemoteStart", call)
         verdict = str(answer.answer.get("status", "?"))
-        return RedirectResponse(f"/charge/{station_id}?answer={verdict}", status.HTTP_303_SEE_OTHER)
+        response = RedirectResponse(
+            f"/charge/{segment(station_id)}?answer={quote(verdict)}", status.HTTP_303_SEE_OTHER
+        )
+        if verdict == "Accepted":  # this browser is led to the session once it begins
+            cookie(
+                request,
+                response,
+                START_COOKIE,
+                starts.add(station_id, token, running, settings.now().timestamp()),
+            )
+        return response
 
     return router

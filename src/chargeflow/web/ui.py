@@ -17,6 +17,7 @@ from datetime import UTC, date, datetime
 from decimal import ROUND_HALF_UP, Decimal
 from pathlib import Path
 from typing import Annotated, Any
+from urllib.parse import quote
 from zoneinfo import ZoneInfo
 
 import segno
@@ -82,7 +83,15 @@ class UiSettings:
 
 
 def templates() -> Jinja2Templates:
-    return Jinja2Templates(directory=HERE / "templates")  # autoescapes .html
+    pages = Jinja2Templates(directory=HERE / "templates")  # autoescapes .html
+    pages.env.filters["segment"] = segment
+    return pages
+
+
+def segment(value: object) -> str:
+    """A value as one segment of a URL path: a station id may hold "/", "?", "#", "%" or spaces (OCPP
+    allows any printable characters), which must not end the segment or start a query in a link."""
+    return quote(str(value), safe="")
 
 
 def script_json(value: object) -> str:
@@ -282,7 +291,9 @@ def owner_router(
                     "departure": sv.preferences.departure.isoformat(),
                     "started_at": sv.started_at.isoformat(),
                     "cost": f"{sv.cost} {tariff.currency}",
-                    "link": f"/charge/{sv.station_id}/session/{sv.id}?s={settings.links.secret(sv.id)}",
+                    "link": f"/charge/{segment(sv.station_id)}/session/{sv.id}"
+                    f"?s={settings.links.secret(sv.id)}",
+                    "code": settings.links.code(sv.id),
                 }
             )
         past = []
@@ -343,10 +354,10 @@ def owner_router(
         """The QR code to stick on the station: it opens the station's driver page."""
         if await repository.get_station(station_id) is None:
             raise HTTPException(status.HTTP_404_NOT_FOUND, f"no station {station_id}")
-        url = str(request.url_for("station_page", station_id=station_id))
-        if settings.public_url is not None:  # behind a proxy or a public name: the address drivers use
-            path = request.app.url_path_for("station_page", station_id=station_id)
-            url = settings.public_url.rstrip("/") + path
+        path = f"/charge/{segment(station_id)}"  # url_for would leave "#", "?" and "%" as they are
+        # behind a proxy or a public name: the address drivers use
+        base = settings.public_url if settings.public_url is not None else str(request.base_url)
+        url = base.rstrip("/") + path
         out = io.BytesIO()
         segno.make(url, error="m").save(out, kind="svg", scale=6, title=f"Charge at {station_id}: {url}")
         return Response(out.getvalue(), media_type="image/svg+xml")

@@ -14,10 +14,14 @@ from __future__ import annotations
 import asyncio
 import base64
 import binascii
+import contextlib
 import hashlib
+import ipaddress
 import logging
 import ssl
-from collections.abc import Callable, Mapping, Sequence
+import time
+import weakref
+from collections.abc import AsyncIterator, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from http import HTTPStatus
 from pathlib import Path
@@ -30,6 +34,7 @@ from websockets.frames import CloseCode
 from websockets.http11 import Request, Response
 from websockets.typing import Subprotocol
 
+from chargeflow.csm.throttle import Admission, Budget, FailureBudget, may_replace
 from chargeflow.protocols.ocpp.budgets import OcppBudgets, TokenBucket
 from chargeflow.protocols.ocpp.connection import ConnectionOptions, Handler, StationConnection
 from chargeflow.protocols.ocpp.frames import OcppVersion
@@ -40,6 +45,11 @@ log = logging.getLogger(__name__)
 PREFERENCE = (OcppVersion.V21, OcppVersion.V201, OcppVersion.V16)
 # The stations table's id column; OCPP 2.0.1 (part 2, A00) asks stations for at most 48 characters.
 MAX_STATION_ID_LENGTH = 64
+# A station that got its password wrong retries every few seconds to minutes; 10 at once and then one
+# per 10 s stops a guesser (an hour of guessing is 360 tries) and costs at most one hash per 10 s per id.
+STATION_FAILURES = Budget(burst=10, refill_s=10.0)
+ADDRESS_FAILURES = Budget(burst=20, refill_s=5.0)  # a host may front several stations (a gateway, NAT)
+LANES_PER_ADDRESS = 4  # password checks in flight at once per client address; the others wait their turn
 MAX_TRACKED_STATIONS = 10_000  # message-rate buckets kept; past it, those of stations not connected go
 
 
@@ -97,6 +107,15 @@ class OcppServerConfig:
     #: security profile 3: station id → the SHA-256 (hex) its client certificate must have, beyond being
     #: signed by the client CA and naming the station (a certificate pinned in the site file)
     certificate_pins: Mapping[str, str] = field(default_factory=dict)
+    #: wrong passwords allowed per station id and per client address before the handshake is refused
+    #: with 429 without checking the password (``csm.throttle``)
+    failures_per_station: Budget = STATION_FAILURES
+    failures_per_address: Budget = ADDRESS_FAILURES
+    #: a station with no credentials (known by its id alone) that has spoken within this many seconds
+    #: is not displaced by a new connection naming it: the heartbeat interval and some slack
+    live_window_s: float = 360.0
+    #: reverse proxies (addresses or networks) whose X-Forwarded-For names the station's address
+    trusted_proxies: tuple[str, ...] = ()
     budgets: OcppBudgets = field(
         default_factory=OcppBudgets
     )  # what one connection may cost (``protocols.ocpp.budgets``)
@@ -112,7 +131,7 @@ class OcppServerConfig:
 class StationGate(Protocol):
     """What the server asks the CSM about a connecting station."""
 
-    async def authenticate(self, station_id: str, password: str | None) -> bool: ...
+    async def admission(self, station_id: str, password: str | None) -> Admission: ...
 
     async def admit_certified(self, station_id: str) -> bool: ...
 
@@ -176,6 +195,14 @@ class OcppServer:
         self._new_message_id = new_message_id
         self.schemas = SchemaRegistry()
         self.connections: dict[str, StationConnection] = {}
+        self._heard: dict[str, _Heard] = {}  # the transports of ``connections``, with when they last spoke
+        # between the handshake and the serving; weak: a handshake that fails later leaves nothing here
+        self._admitted: weakref.WeakKeyDictionary[ServerConnection, Admission] = weakref.WeakKeyDictionary()
+        self._station_failures = FailureBudget(config.failures_per_station)
+        self._address_failures = FailureBudget(config.failures_per_address)
+        self._proxies = tuple(ipaddress.ip_network(p, strict=False) for p in config.trusted_proxies)
+        self._lanes = _Lanes(LANES_PER_ADDRESS)
+        self._verified_from: dict[str, str] = {}  # station id → the address it last proved itself from
         self._buckets: dict[str, TokenBucket] = {}  # a station's message rate, across its reconnections
         self.started = asyncio.Event()
         self.port: int | None = None
@@ -204,12 +231,90 @@ class OcppServer:
             return ws.respond(HTTPStatus.BAD_REQUEST, "no supported OCPP subprotocol offered\n")
         if self.config.tls is not None and self.config.tls.client_ca_file is not None:
             return await self._check_certificate(ws, station_id)
-        password = basic_password(request.headers, station_id)
-        if not await self._gate.authenticate(station_id, password):
+        address = client_address(_address(ws), request.headers.get("X-Forwarded-For"), self._proxies)
+        return await self._check_password(
+            ws, station_id, basic_password(request.headers, station_id), address
+        )
+
+    async def _check_password(
+        self, ws: ServerConnection, station_id: str, password: str | None, address: str
+    ) -> Response | None:
+        """Security profile 1. Wrong passwords are budgeted per station id and per client address; over
+        either budget the handshake is refused with 429 before any hash is computed. The address a
+        station last proved itself from is spared its station's budget, so that whoever spends that
+        budget does not keep the real station out."""
+        now = time.monotonic()
+        spare_station = self._verified_from.get(station_id) == address
+        wait = self._address_failures.retry_after_s(address, now)
+        if wait is None and not spare_station:
+            wait = self._station_failures.retry_after_s(station_id, now)
+        if wait is not None:
+            return self._too_many(ws, station_id, address)
+        async with self._lanes.one_of_few(address):
+            admission = await self._checked(station_id, password, address, spare_station)
+        if admission is None:
+            return self._too_many(ws, station_id, address)
+        if admission is Admission.REFUSED:
             log.warning("refused %s: unknown station or wrong password", station_id)
             response = ws.respond(HTTPStatus.UNAUTHORIZED, "unknown station or wrong password\n")
             response.headers["WWW-Authenticate"] = 'Basic realm="chargeflow", charset="UTF-8"'
             return response
+        if admission in (Admission.VERIFIED, Admission.REGISTERED):
+            self._verified_from[station_id] = address
+        return self._admit(ws, station_id, admission)
+
+    async def _checked(
+        self, station_id: str, password: str | None, address: str, spare_station: bool
+    ) -> Admission | None:
+        """The check itself, at most ``LANES_PER_ADDRESS`` at a time per address (``_lanes``); None if a
+        budget was spent while this attempt waited its turn.
+
+        Concurrent guesses must not all pass the budgets before the first failure is counted: an
+        attempt is counted against its station before the check and taken back if right (a station
+        rarely connects twice at once), and the few lanes per address bound the attempts in flight
+        from one host without refusing the many stations behind a gateway that reconnect together
+        (they wait their turn: a check takes tens of ms)."""
+        now = time.monotonic()
+        if self._address_failures.retry_after_s(address, now) is not None or (
+            not spare_station and self._station_failures.retry_after_s(station_id, now) is not None
+        ):
+            return None
+        if not spare_station:
+            self._station_failures.failed(station_id, now)
+        admission = await self._gate.admission(station_id, password)
+        now = time.monotonic()
+        if admission is not Admission.REFUSED and not spare_station:
+            self._station_failures.refund(station_id, now)
+        if admission in (Admission.REFUSED, Admission.REGISTERED):  # a new id is a hash and a row too
+            self._address_failures.failed(address, now)
+        return admission
+
+    def _too_many(self, ws: ServerConnection, station_id: str, address: str) -> Response:
+        now = time.monotonic()
+        wait = max(
+            self._address_failures.retry_after_s(address, now) or 1,
+            self._station_failures.retry_after_s(station_id, now) or 1,
+        )
+        log.warning("refused %s from %s: too many wrong passwords, %d s to wait", station_id, address, wait)
+        response = ws.respond(HTTPStatus.TOO_MANY_REQUESTS, "too many failed attempts\n")
+        response.headers["Retry-After"] = str(wait)
+        return response
+
+    def _admit(self, ws: ServerConnection, station_id: str, admission: Admission) -> Response | None:
+        """A station has one connection: may this one take the place of the one it has?"""
+        heard = self._heard.get(station_id)
+        if heard is not None:
+            quiet_s = time.monotonic() - heard.last_heard
+            if not may_replace(admission, quiet_s, self.config.live_window_s):
+                log.warning(
+                    "refused %s from %s: connected already and heard from %.0f s ago, and the newcomer "
+                    "proved nothing",
+                    station_id,
+                    _address(ws),
+                    quiet_s,
+                )
+                return ws.respond(HTTPStatus.CONFLICT, "this station is connected already\n")
+        self._admitted[ws] = admission
         return None
 
     async def _check_certificate(self, ws: ServerConnection, station_id: str) -> Response | None:
@@ -228,7 +333,7 @@ class OcppServer:
         if not await self._gate.admit_certified(station_id):
             log.warning("refused %s: unknown station", station_id)
             return ws.respond(HTTPStatus.UNAUTHORIZED, "unknown station\n")
-        return None
+        return self._admit(ws, station_id, Admission.VERIFIED)
 
     def _select_subprotocol(self, ws: ServerConnection, offered: Sequence[Subprotocol]) -> Subprotocol | None:
         assert ws.request is not None
@@ -242,10 +347,18 @@ class OcppServer:
         station_id = station_id_of(ws.request.path)
         version = OcppVersion(ws.subprotocol)
         policy = self.config.policy(station_id)
+        admission = self._admitted.pop(ws, Admission.REFUSED)
+        previous_heard = self._heard.get(station_id)
+        if previous_heard is not None and not may_replace(
+            admission, time.monotonic() - previous_heard.last_heard, self.config.live_window_s
+        ):  # another connection took the place between this one's handshake and now
+            await ws.close(1008, "this station is connected already")
+            return
+        heard = _Heard(ws)
         connection = StationConnection(
             station_id,
             version,
-            ws,
+            heard,
             self._routes[version],
             self.schemas,
             self._new_message_id,
@@ -259,6 +372,7 @@ class OcppServer:
         )
         previous = self.connections.get(station_id)
         self.connections[station_id] = connection
+        self._heard[station_id] = heard
         if previous is not None:
             # A station has one connection: the newer one wins (the older is often half-open).
             log.info("%s reconnected; the older connection is closed", station_id)
@@ -276,6 +390,7 @@ class OcppServer:
         finally:
             if self.connections.get(station_id) is connection:
                 del self.connections[station_id]
+                del self._heard[station_id]
             log.info("%s disconnected", station_id)
 
     def _bucket_of(self, station_id: str) -> TokenBucket:
@@ -317,3 +432,70 @@ class OcppServer:
             self.config.host,
             self.port,
         )
+
+
+Network = ipaddress.IPv4Network | ipaddress.IPv6Network
+
+
+def client_address(peer: str, forwarded_for: str | None, proxies: Sequence[Network]) -> str:
+    """Who connects: the socket's peer, or behind trusted proxies the last address in X-Forwarded-For
+    that is not one of them (what the first proxy appended; the client's own entries before it prove
+    nothing)."""
+
+    def trusted(address: str) -> bool:
+        try:
+            ip = ipaddress.ip_address(address)
+        except ValueError:
+            return False
+        return any(ip in network for network in proxies)
+
+    if not proxies or not trusted(peer) or not forwarded_for:
+        return peer
+    for hop in reversed([part.strip() for part in forwarded_for.split(",")]):
+        if not trusted(hop):
+            return hop or peer
+    return peer
+
+
+def _address(ws: ServerConnection) -> str:
+    peer = ws.remote_address
+    return str(peer[0]) if isinstance(peer, tuple) and peer else str(peer)
+
+
+class _Lanes:
+    """A few lanes per key: ``one_of_few(key)`` waits for a free one; keys with nobody are forgotten."""
+
+    def __init__(self, lanes: int) -> None:
+        self._lanes = lanes
+        self._keys: dict[str, tuple[asyncio.Semaphore, list[int]]] = {}
+
+    @contextlib.asynccontextmanager
+    async def one_of_few(self, key: str) -> AsyncIterator[None]:
+        lane, users = self._keys.setdefault(key, (asyncio.Semaphore(self._lanes), [0]))
+        users[0] += 1
+        try:
+            async with lane:
+                yield
+        finally:
+            users[0] -= 1
+            if users[0] == 0:
+                del self._keys[key]
+
+
+class _Heard:
+    """A station's websocket that notes when the station last sent a message."""
+
+    def __init__(self, ws: ServerConnection) -> None:
+        self._ws = ws
+        self.last_heard = time.monotonic()
+
+    async def send(self, message: str) -> None:
+        await self._ws.send(message)
+
+    async def recv(self) -> str | bytes:
+        message = await self._ws.recv()
+        self.last_heard = time.monotonic()
+        return message
+
+    async def close(self, code: int = 1000, reason: str = "") -> None:
+        await self._ws.close(code, reason)

@@ -97,7 +97,8 @@
       cell(row, kwh(s.expected_wh), "num"); cell(row, hhmm(s.departure)); cell(row, s.cost, "num");
       const a = document.createElement("a");
       a.href = s.link; a.textContent = "driver page"; a.setAttribute("aria-label", "driver page of session " + s.id);
-      row.insertCell().appendChild(a);
+      const link = row.insertCell();
+      link.append(a, " · code " + s.code);
     }
   }
 
