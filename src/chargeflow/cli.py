@@ -24,7 +24,7 @@ COMMANDS: dict[str, tuple[tuple[str, ...], str]] = {
     "tariff": (("tariff",), "price a charge detail record under an OCPI tariff"),
     "devices": (("devices",), "the device templates a site file can name"),
     "station-password": (("station_password",), "hash a station's password for the site file"),
-    "bench": (("bench", "bench_ocpp", "bench_fuzz"), "reproducible benchmarks"),
+    "bench": (("bench", "bench_ocpp", "bench_fuzz", "bench_abuse"), "reproducible benchmarks"),
 }
 
 

@@ -172,7 +172,9 @@ async def test_hostile_values_get_the_standards_error_and_the_site_is_still_serv
 @pytest.mark.parametrize(
     ("frame", "message_id", "kind"),
     [
-        ("[" * 100_000 + "]" * 100_000, "-1", "format"),
+        # 60,000 deep: far past any parser's recursion, within the 128 KiB message budget (a bigger
+        # message is closed with 1009 before it is parsed: test_ocpp_budgets.py)
+        ("[" * 60_000 + "]" * 60_000, "-1", "format"),
         ('[2, "x1", "Heartbeat", {"a": ' + "[" * 5_000 + "]" * 5_000 + "}]", "-1", "format"),
         ('[2, "\\ud800", "Heartbeat", {}]', "-1", "protocol"),
         ('[2, "x1", "Authorize", {"idTag": "\\udc00"}]', "x1", "format"),

@@ -35,6 +35,7 @@ from chargeflow.bench.fuzz import ACTIONS, exceptions_in_log, run_fuzz
 from chargeflow.bench.fuzz_frames import PayloadGenerator, load_schema
 from chargeflow.clock import SystemClock
 from chargeflow.csm.service import CsmConfig, CsmService
+from chargeflow.protocols.ocpp.budgets import OcppBudgets
 from chargeflow.protocols.ocpp.handlers2 import V2Handlers
 from chargeflow.protocols.ocpp.handlers16 import V16Handlers
 from chargeflow.protocols.ocpp.server import OcppServerConfig
@@ -83,7 +84,15 @@ def server() -> Iterator[ServerThread]:
             MemoryRepository(),
             SystemClock(),
             CsmConfig(auto_register=True),
-            OcppServerConfig(host="127.0.0.1", port=0, call_timeout_s=1.0, handler_timeout_s=5.0),
+            OcppServerConfig(
+                host="127.0.0.1",
+                port=0,
+                call_timeout_s=1.0,
+                handler_timeout_s=5.0,
+                # the fuzzing station sends its 400 frames as fast as they are answered: no rate budget,
+                # so that the test measures what the frames do, not the delay (the other budgets hold)
+                budgets=OcppBudgets(messages_per_s=1e9, burst=1_000_000),
+            ),
             operation_timeout_s=1.0,
         )
         serving = asyncio.create_task(built.ocpp.serve())

@@ -13,6 +13,7 @@ results through the ``BillingStore`` port:
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections.abc import Sequence
 from datetime import date, datetime, time, timedelta, tzinfo
@@ -145,7 +146,8 @@ class BillingService:
                     sources,
                 )
             )
-        return build_report(records, by, self.tz)
+        # years of sessions are summed on a worker thread, not on the event loop (issue 13, item 8)
+        return await asyncio.to_thread(build_report, records, by, self.tz)
 
 
 def record_of(cdr: Cdr) -> CdrRecord:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import gc
 import hashlib
 import ipaddress
 import logging
@@ -15,11 +16,13 @@ from typing import TYPE_CHECKING
 from chargeflow.commands import event_loop
 from chargeflow.commands.serve_config import OcppSection, TlsSection, load_serve_file, tls_settings
 from chargeflow.protocols.mqtt.exchange import settings_from_url
+from chargeflow.protocols.ocpp.budgets import OcppBudgets
 from chargeflow.protocols.ocpp.server import TlsSettings
-from chargeflow.runtime.app import CsmNode, ServeSettings
+from chargeflow.runtime.app import Budgets, CsmNode, ServeSettings
 from chargeflow.runtime.serve import serve
 from chargeflow.site.config import ConfigError
 from chargeflow.store.database import DEFAULT_URL
+from chargeflow.web.limits import HttpBudgets
 
 LINK_KEY_ITERATIONS = 600_000  # once per start: about 0.15 s
 
@@ -91,6 +94,28 @@ def register(sub: Subparsers) -> None:
         metavar="FILE",
         help="YAML file: OCPP options, per-station overrides",
     )
+    limits = parser.add_argument_group("budgets", "what one station or request may cost (docs/security.md)")
+    limits.add_argument(
+        "--max-frame-kib",
+        type=int,
+        default=OcppBudgets().max_frame_bytes // 1024,
+        metavar="KIB",
+        help="largest OCPP message taken; a bigger one closes the connection with 1009 (default %(default)s)",
+    )
+    limits.add_argument(
+        "--max-body-kib",
+        type=int,
+        default=HttpBudgets().max_body_bytes // 1024,
+        metavar="KIB",
+        help="largest HTTP request body taken; a bigger one gets 413 (default %(default)s)",
+    )
+    limits.add_argument(
+        "--station-messages-per-s",
+        type=float,
+        default=OcppBudgets().messages_per_s,
+        metavar="N",
+        help="a station's messages beyond this rate are delayed (default %(default)s)",
+    )
     tls = parser.add_argument_group(
         "TLS (wss://)", "security profile 2 with --tls-cert and --tls-key; profile 3 adds --tls-client-ca"
     )
@@ -151,8 +176,19 @@ def settings_from(args: argparse.Namespace, environ: dict[str, str]) -> tuple[Se
         public_url=args.public_url,
         trusted_proxies=trusted_proxies(args.trusted_proxy),
         link_key=links_key(link_key, environ.get("CHARGEFLOW_OWNER_PASSWORD", "")),
+        budgets=budgets_from(args),
     )
     return settings, generated
+
+
+def budgets_from(args: argparse.Namespace) -> Budgets:
+    try:
+        ocpp = OcppBudgets(
+            max_frame_bytes=args.max_frame_kib * 1024, messages_per_s=args.station_messages_per_s
+        )
+        return Budgets(ocpp, HttpBudgets(max_body_bytes=args.max_body_kib * 1024))
+    except ValueError as err:
+        raise ConfigError(f"--max-frame-kib, --max-body-kib, --station-messages-per-s: {err}") from None
 
 
 def links_key(link_key: str, owner_password: str) -> bytes | None:
@@ -203,6 +239,11 @@ def run(args: argparse.Namespace) -> int:
         return 2
 
     def ready(node: CsmNode, ocpp_port: int, http_port: int) -> None:
+        # What start-up made (compiled schemas, the site, modules) lives as long as the process: kept out
+        # of the collector's full passes, which then scan only what serving makes. Under a flood of
+        # connections those passes stalled every station: normal p99 135-273 ms without, 34-76 ms with
+        # (docs/security.md, chargeflow bench abuse).
+        gc.freeze()
         scheme, profile = ("ws", 1) if settings.tls is None else ("wss", settings.tls.profile)
         print(
             f"OCPP   {scheme}://{settings.host}:{ocpp_port}/{{station_id}}  "

@@ -21,6 +21,7 @@ from chargeflow.clock import Clock
 from chargeflow.csm.model import TransactionRecord
 from chargeflow.csm.ports import CsmRepository, SessionHooks
 from chargeflow.csm.service import CsmConfig, CsmService
+from chargeflow.protocols.ocpp.budgets import OcppBudgets
 from chargeflow.protocols.ocpp.frames import OcppVersion
 from chargeflow.protocols.ocpp.handlers2 import V2Handlers
 from chargeflow.protocols.ocpp.handlers16 import V16Handlers
@@ -32,6 +33,7 @@ from chargeflow.store.database import DEFAULT_URL, make_engine, migrate
 from chargeflow.store.flows import FlowStore
 from chargeflow.store.sql import SqlRepository
 from chargeflow.store.writer import GroupWriter
+from chargeflow.web.limits import HttpBudgets
 
 
 def message_ids(prefix: str) -> Callable[[], str]:
@@ -114,6 +116,14 @@ async def open_stores(database_url: str, **engine_options: Any) -> AsyncIterator
 
 
 @dataclass(frozen=True, slots=True)
+class Budgets:
+    """What one station connection and one HTTP request may cost (issue 13, item 6), in one place."""
+
+    ocpp: OcppBudgets = field(default_factory=OcppBudgets)
+    http: HttpBudgets = field(default_factory=HttpBudgets)
+
+
+@dataclass(frozen=True, slots=True)
 class ServeSettings:
     host: str = "127.0.0.1"
     ocpp_port: int = 9000
@@ -134,6 +144,7 @@ class ServeSettings:
     link_key: bytes | None = None  # the key of drivers' session links; None: new at every start
     trusted_proxies: tuple[str, ...] = ()  # whose X-Forwarded-For names the client (``http_server``)
     ems_url: str | None = None  # mqtt://…: the EMS runs apart and is reached over MQTT; None: in-process
+    budgets: Budgets = field(default_factory=Budgets)
 
 
 def request_ids(clock: Clock) -> Callable[[], int]:

@@ -105,6 +105,7 @@ async def serve(settings: ServeSettings, ready: Callable[[CsmNode, int, int], No
         certificate_pins=certificate_pins(credentials, settings.tls),
         live_window_s=settings.heartbeat_interval_s + 60.0,
         trusted_proxies=settings.trusted_proxies,
+        budgets=settings.budgets.ocpp,
     )
     csm_config = CsmConfig(
         heartbeat_interval_s=settings.heartbeat_interval_s,
@@ -136,7 +137,13 @@ async def serve(settings: ServeSettings, ready: Callable[[CsmNode, int, int], No
         if site is not None:
             await _register_site_stations(node.service, credentials, settings.tls)
         api = create_api(
-            node.service, node.operations, settings.admin_token, request_ids(clock), ui, billing=billing
+            node.service,
+            node.operations,
+            settings.admin_token,
+            request_ids(clock),
+            ui,
+            billing=billing,
+            budgets=settings.budgets.http,
         )
         http = http_server(api, settings.host, settings.http_port, settings.trusted_proxies)
         async with asyncio.TaskGroup() as group:

@@ -163,6 +163,11 @@ class GroupWriter:
             batch = [await self._queue.get()]
             while len(batch) < MAX_BATCH and not self._queue.empty():
                 batch.append(self._queue.get_nowait())
+            # A write whose caller has gone (cancelled: a handler past its timeout, a closed station
+            # connection) is dropped, not run: the station is told the message failed and repeats it.
+            batch = [(op, future) for op, future in batch if not future.cancelled()]
+            if not batch:
+                continue
             try:
                 outcomes = await self._runner([op for op, _ in batch])
             except Exception as exc:  # the connection itself failed

@@ -22,6 +22,7 @@ from chargeflow.protocols.ocpp.operations import StationOperations
 from chargeflow.web.billing_api import billing_router
 from chargeflow.web.calls import offline, station_call
 from chargeflow.web.headers import SecurityHeaders
+from chargeflow.web.limits import HttpBudgets, install_limits
 from chargeflow.web.refusals import refuse_unstorable, validation_refused
 from chargeflow.web.schemas import (
     ChargingLimitIn,
@@ -65,11 +66,13 @@ def create_api(
     new_request_id: Callable[[], int],
     ui: UiSettings | None = None,
     billing: BillingService | None = None,
+    budgets: HttpBudgets | None = None,
 ) -> FastAPI:
     """The REST API; with ``billing`` also tariffs, CDRs and reports (``web.billing_api``); with ``ui``
     also the owner's dashboard and the driver pages (``web.ui``)."""
     app = FastAPI(title="Chargeflow CSM", version="0.1.0", dependencies=[Depends(refuse_unstorable)])
     app.add_exception_handler(RequestValidationError, validation_refused)
+    install_limits(app, budgets or HttpBudgets())
     app.add_middleware(SecurityHeaders)
     api = APIRouter(prefix="/api", dependencies=[Depends(_bearer_check(admin_token))])
     repository = service.repository

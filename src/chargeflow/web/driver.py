@@ -145,10 +145,19 @@ def driver_router(
         tariff = await settings.tariff_of(tx)
         now = view.now()
         last = tx.stopped_at or max(now, tx.started_at)
-        readings = register_readings(tx, await repository.meter_values(tx.id), last)
-        sv = session_view(
-            tx, view.charging(), view.reading(tx.station_id, tx.evse_id), view.preferences_of(tx),
-            now, tariff, ZoneInfo(view.site.timezone), readings,
+        samples = await repository.meter_values(tx.id)
+        step, reading, prefs = (
+            view.charging(),
+            view.reading(tx.station_id, tx.evse_id),
+            view.preferences_of(tx),
+        )
+        # A long session's readings, priced by the billing engine, are work for a thread, not the event loop
+        # that serves every station (issue 13, item 8).
+        sv = await asyncio.to_thread(
+            lambda: session_view(
+                tx, step, reading, prefs, now, tariff, ZoneInfo(view.site.timezone),
+                register_readings(tx, samples, last),
+            )
         )  # fmt: skip
         return sv, tariff
 

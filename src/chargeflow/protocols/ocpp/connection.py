@@ -13,9 +13,10 @@ import asyncio
 import contextlib
 import logging
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, Protocol
 
+from chargeflow.protocols.ocpp.budgets import OcppBudgets, TokenBucket, sample_count
 from chargeflow.protocols.ocpp.frames import (
     Call,
     CallError,
@@ -32,8 +33,6 @@ from chargeflow.protocols.ocpp.frames import (
 from chargeflow.protocols.ocpp.schemas import Direction, SchemaRegistry, UnknownAction
 
 log = logging.getLogger(__name__)
-
-MAX_QUEUED_CALLS = 32
 
 
 class Transport(Protocol):
@@ -75,6 +74,7 @@ class ConnectionOptions:
     strict: bool = True  # lenient: a schema violation is logged and the message accepted
     call_timeout_s: float = 30.0
     handler_timeout_s: float = 30.0  # a stuck database must not hold the station's calls forever
+    budgets: OcppBudgets = field(default_factory=OcppBudgets)
 
 
 class StationConnection:
@@ -87,7 +87,10 @@ class StationConnection:
         schemas: SchemaRegistry,
         new_message_id: Callable[[], str],
         options: ConnectionOptions,
+        bucket: TokenBucket | None = None,
     ) -> None:
+        """``bucket``: the station's message-rate budget where the server keeps it across connections;
+        else the connection makes its own on its first CALL."""
         self.station_id = station_id
         self.version = version
         self._transport = transport
@@ -96,12 +99,16 @@ class StationConnection:
         self._new_message_id = new_message_id
         self.options = options
         self._pending: dict[str, asyncio.Future[CallResult | CallError]] = {}
-        self._calls: asyncio.Queue[Call | None] = asyncio.Queue(MAX_QUEUED_CALLS)
+        self._calls: asyncio.Queue[Call | None] = asyncio.Queue(options.budgets.max_queued_calls)
         self._send_lock = asyncio.Lock()
         self._call_lock = asyncio.Lock()
         self._deadlines: dict[asyncio.Task[Any], float] = {}  # the handlers running, by task
         self._expired: set[asyncio.Task[Any]] = set()
         self._watch: asyncio.TimerHandle | None = None
+        self._bucket = bucket
+        self._warned: set[str] = set()  # the budgets this connection has overrun, logged once each
+        self.refused_calls = 0  # CALLs answered with a CALLERROR for breaking a budget
+        self.dropped_calls = 0  # CALLs still queued when the connection closed, never handled
 
     async def close(self, reason: str) -> None:
         """Close the websocket (the station may reconnect); ``run`` then ends."""
@@ -122,6 +129,7 @@ class StationConnection:
             finally:
                 for future in self._pending.values():
                     future.cancel()
+                self._drop_queued()
                 await self._calls.put(None)
         if self._watch is not None:
             self._watch.cancel()
@@ -142,6 +150,8 @@ class StationConnection:
                 )
                 continue
             if isinstance(frame, Call):
+                if not await self._within_budget(frame):
+                    continue
                 if self._calls.full():  # the station pipelines more than we hold: read on when there is room
                     await self._calls.put(frame)
                 else:
@@ -154,6 +164,52 @@ class StationConnection:
                     )
                 else:
                     future.set_result(frame)
+
+    async def _within_budget(self, call: Call) -> bool:
+        """Answer a CALL with too many samples at once (False); delay one beyond the station's rate."""
+        budgets = self.options.budgets
+        samples = sample_count(call.action, call.payload)
+        if samples > budgets.max_samples_per_message:
+            self.refused_calls += 1
+            self._warn_once(
+                "samples",
+                "%s with %d sampled values refused (at most %d a message); further ones unlogged",
+                call.action,
+                samples,
+                budgets.max_samples_per_message,
+            )
+            description = f"at most {budgets.max_samples_per_message} sampled values in one message"
+            await self._send(
+                encode_error(call.message_id, error_code(self.version, ErrorKind.OCCURRENCE), description)
+            )
+            return False
+        now = asyncio.get_running_loop().time()
+        if self._bucket is None:
+            self._bucket = TokenBucket(budgets.messages_per_s, budgets.burst, now)
+        if (wait_s := self._bucket.delay(now)) > 0.0:
+            self._warn_once(
+                "rate",
+                "more than %s messages a second (burst %d) at %s; its messages are delayed",
+                budgets.messages_per_s,
+                budgets.burst,
+                call.action,
+            )
+            await asyncio.sleep(wait_s)
+        return True
+
+    def _warn_once(self, budget: str, message: str, *args: object) -> None:
+        if budget not in self._warned:
+            self._warned.add(budget)
+            log.warning("%s: " + message, self.station_id, *args)
+
+    def _drop_queued(self) -> None:
+        """The CALLs of a closed connection that no handler has taken are dropped, not run: nobody can
+        receive their answers, and a station that sent them repeats what it needs when it reconnects."""
+        while not self._calls.empty():
+            if self._calls.get_nowait() is not None:
+                self.dropped_calls += 1
+        if self.dropped_calls:
+            log.info("%s: %d queued messages dropped on close", self.station_id, self.dropped_calls)
 
     async def _work(self) -> None:
         while (call := await self._calls.get()) is not None:

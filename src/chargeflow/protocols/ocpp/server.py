@@ -30,10 +30,12 @@ from urllib.parse import unquote, urlsplit
 
 from websockets.asyncio.server import Server, ServerConnection, serve
 from websockets.datastructures import Headers
+from websockets.frames import CloseCode
 from websockets.http11 import Request, Response
 from websockets.typing import Subprotocol
 
 from chargeflow.csm.throttle import Admission, Budget, FailureBudget, may_replace
+from chargeflow.protocols.ocpp.budgets import OcppBudgets, TokenBucket
 from chargeflow.protocols.ocpp.connection import ConnectionOptions, Handler, StationConnection
 from chargeflow.protocols.ocpp.frames import OcppVersion
 from chargeflow.protocols.ocpp.schemas import SchemaRegistry
@@ -48,6 +50,7 @@ MAX_STATION_ID_LENGTH = 64
 STATION_FAILURES = Budget(burst=10, refill_s=10.0)
 ADDRESS_FAILURES = Budget(burst=20, refill_s=5.0)  # a host may front several stations (a gateway, NAT)
 LANES_PER_ADDRESS = 4  # password checks in flight at once per client address; the others wait their turn
+MAX_TRACKED_STATIONS = 10_000  # message-rate buckets kept; past it, those of stations not connected go
 
 
 @dataclass(frozen=True, slots=True)
@@ -113,6 +116,9 @@ class OcppServerConfig:
     live_window_s: float = 360.0
     #: reverse proxies (addresses or networks) whose X-Forwarded-For names the station's address
     trusted_proxies: tuple[str, ...] = ()
+    budgets: OcppBudgets = field(
+        default_factory=OcppBudgets
+    )  # what one connection may cost (``protocols.ocpp.budgets``)
 
     @property
     def scheme(self) -> str:
@@ -197,6 +203,7 @@ class OcppServer:
         self._proxies = tuple(ipaddress.ip_network(p, strict=False) for p in config.trusted_proxies)
         self._lanes = _Lanes(LANES_PER_ADDRESS)
         self._verified_from: dict[str, str] = {}  # station id → the address it last proved itself from
+        self._buckets: dict[str, TokenBucket] = {}  # a station's message rate, across its reconnections
         self.started = asyncio.Event()
         self.port: int | None = None
 
@@ -359,7 +366,9 @@ class OcppServer:
                 strict=policy.strict,
                 call_timeout_s=self.config.call_timeout_s,
                 handler_timeout_s=self.config.handler_timeout_s,
+                budgets=self.config.budgets,
             ),
+            self._bucket_of(station_id),
         )
         previous = self.connections.get(station_id)
         self.connections[station_id] = connection
@@ -372,11 +381,28 @@ class OcppServer:
         try:
             await self._gate.connected(station_id, version.value)
             await connection.run()
+            if ws.close_code == CloseCode.MESSAGE_TOO_BIG:
+                log.warning(
+                    "%s sent a message over %d bytes: connection closed (1009)",
+                    station_id,
+                    self.config.budgets.max_frame_bytes,
+                )
         finally:
             if self.connections.get(station_id) is connection:
                 del self.connections[station_id]
                 del self._heard[station_id]
             log.info("%s disconnected", station_id)
+
+    def _bucket_of(self, station_id: str) -> TokenBucket:
+        """The station's rate budget, the same across its connections: reconnecting does not refill it."""
+        bucket = self._buckets.get(station_id)
+        if bucket is None:
+            if len(self._buckets) >= MAX_TRACKED_STATIONS:
+                self._buckets = {s: b for s, b in self._buckets.items() if s in self.connections}
+            budgets = self.config.budgets
+            now = asyncio.get_running_loop().time()
+            bucket = self._buckets[station_id] = TokenBucket(budgets.messages_per_s, budgets.burst, now)
+        return bucket
 
     async def serve(self) -> None:
         """Run until cancelled; ``started`` is set and ``port`` known once the socket listens."""
@@ -388,7 +414,10 @@ class OcppServer:
             select_subprotocol=self._select_subprotocol,
             ping_interval=self.config.ping_interval_s,
             ping_timeout=self.config.ping_interval_s,
-            max_queue=64,
+            # a message over max_size is refused as it arrives (close 1009), never buffered whole; past
+            # max_queue messages waiting, the socket is not read and TCP pushes back on the station
+            max_size=self.config.budgets.max_frame_bytes,
+            max_queue=self.config.budgets.max_queued_frames,
             ssl=None if self.config.tls is None else server_ssl_context(self.config.tls),
         ) as server:
             self._bound(server)
