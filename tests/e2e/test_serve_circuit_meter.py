@@ -8,7 +8,6 @@ import asyncio
 import contextlib
 import json
 import secrets
-import socket
 import time
 from pathlib import Path
 
@@ -17,6 +16,7 @@ import pytest
 
 from chargeflow.bench.ocpp_load import serve_process
 from chargeflow.sim.drawing import VOLTAGE_V, DrawingStation, Ev, connected
+from tests.waiting import mqtt_broker_up
 
 GARAGE_FUSE_A = 32.0
 HEAT_PUMP_A = 20.0  # per phase: 13.8 kW
@@ -47,12 +47,6 @@ meters:
 """
 
 
-def _broker_up() -> bool:
-    with socket.socket() as sock:
-        sock.settimeout(1.0)
-        return sock.connect_ex(("127.0.0.1", 1883)) == 0
-
-
 def _drawn_a(stations: list[DrawingStation]) -> float:
     """What the garage's EVs draw together on each phase (three-phase EVs)."""
     return sum(s.state.drawn_a for s in stations)
@@ -61,7 +55,7 @@ def _drawn_a(stations: list[DrawingStation]) -> float:
 async def test_a_heat_pump_on_a_metered_sub_circuit_lowers_its_stations_within_its_fuse(
     tmp_path: Path,
 ) -> None:
-    if not _broker_up():
+    if not mqtt_broker_up():
         pytest.skip("no MQTT broker on 127.0.0.1:1883 (start mosquitto)")
     prefix = f"test/{secrets.token_hex(4)}"
     building_topic, circuit_topic = f"{prefix}/house", f"{prefix}/garage"

@@ -9,9 +9,7 @@ import asyncio
 import contextlib
 import json
 import secrets
-import socket
 import time
-from collections.abc import Callable
 from pathlib import Path
 
 import aiomqtt
@@ -19,6 +17,7 @@ import pytest
 
 from chargeflow.bench.ocpp_load import serve_process
 from chargeflow.sim.drawing import VOLTAGE_V, Ev, connected
+from tests.waiting import mqtt_broker_up, until
 
 GRID_W = 40_000.0
 GARAGE_A, YARD_A = 40.0, 32.0
@@ -46,23 +45,10 @@ meters:
 """
 
 
-def _broker_up() -> bool:
-    with socket.socket() as sock:
-        sock.settimeout(1.0)
-        return sock.connect_ex(("127.0.0.1", 1883)) == 0
-
-
-async def _until(predicate: Callable[[], bool], timeout_s: float, what: str) -> None:
-    deadline = time.monotonic() + timeout_s
-    while not predicate():
-        assert time.monotonic() < deadline, what
-        await asyncio.sleep(0.1)
-
-
 async def test_stations_that_ignore_their_limits_and_a_building_step_leave_grid_and_fuses_safe(
     tmp_path: Path,
 ) -> None:
-    if not _broker_up():
+    if not mqtt_broker_up():
         pytest.skip("no MQTT broker on 127.0.0.1:1883 (start mosquitto)")
     topic = f"test/{secrets.token_hex(4)}/grid"
     site_file = tmp_path / "site.yaml"
@@ -101,13 +87,13 @@ async def test_stations_that_ignore_their_limits_and_a_building_step_leave_grid_
 
         tasks = [asyncio.create_task(meter()), asyncio.create_task(draw())]
         try:
-            await _until(lambda: all(s.state.profiles for s in stations.values()), 10, "no safe limits")
+            await until(lambda: all(s.state.profiles for s in stations.values()), 10, "no safe limits")
             for sid in IGNORING:
                 stations[sid].state.ignore_limits = True
             for i, s in enumerate(stations.values()):
                 await s.start_session(f"tag{i}")
             # the first step that has seen the sessions and the ignoring stations' draw
-            await _until(
+            await until(
                 lambda: all(
                     any(p.purpose == "TxProfile" for p in s.state.profiles) for s in stations.values()
                 ),
@@ -128,11 +114,11 @@ async def test_stations_that_ignore_their_limits_and_a_building_step_leave_grid_
                     await asyncio.sleep(0.25)
 
             # the first steps that see the ignoring stations' draw take it out of the others' grant
-            await _until(lambda: total() <= GRID_W, 15, "the ignoring stations' draw was never counted")
+            await until(lambda: total() <= GRID_W, 15, "the ignoring stations' draw was never counted")
             await watch(6)
             building[0] = 12_000.0  # +7 kW: the meter's jump wakes the loop at once
             stepped = time.monotonic()
-            await _until(lambda: total() <= GRID_W, 5, "the building step did not reach the stations")
+            await until(lambda: total() <= GRID_W, 5, "the building step did not reach the stations")
             reaction_s = time.monotonic() - stepped
             await watch(8)
             assert max(grid) <= GRID_W, max(grid)
@@ -168,17 +154,15 @@ building: {circuit: main, peak_w: 20000}
         ) as server,
         connected(server.ocpp_port, "b1", "2.0.1") as station,
     ):
-        await _until(lambda: bool(station.state.profiles), 10, "no safe limit")
+        await until(lambda: bool(station.state.profiles), 10, "no safe limit")
         assert station.state.profiles[0].limit_a == pytest.approx(safe_a, abs=0.05)
         await station.start_session("tag")
         await station.report(ev, 1.0)
-        await _until(
-            lambda: station.state.allowed_a() > safe_a + 1, 10, "no session limit above the safe one"
-        )
+        await until(lambda: station.state.allowed_a() > safe_a + 1, 10, "no session limit above the safe one")
         tx = [p for p in station.state.profiles if p.purpose == "TxProfile"]
         assert all(p.valid_to is not None for p in tx)  # every session limit is bounded
         server.process.kill()  # the CSM is gone: no renewal
         killed = time.monotonic()
-        await _until(lambda: station.state.allowed_a() == pytest.approx(safe_a, abs=0.05), 10, "no fallback")
+        await until(lambda: station.state.allowed_a() == pytest.approx(safe_a, abs=0.05), 10, "no fallback")
         # six steps of 1 s, renewed at half: the station is back at its safe limit within 6 s of the last
         assert time.monotonic() - killed <= 7.0

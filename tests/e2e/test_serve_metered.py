@@ -9,7 +9,6 @@ import asyncio
 import contextlib
 import json
 import secrets
-import socket
 import time
 from pathlib import Path
 
@@ -18,6 +17,7 @@ import pytest
 
 from chargeflow.bench.ocpp_load import serve_process
 from chargeflow.sim.drawing import VOLTAGE_V, DrawingStation, Ev, connected
+from tests.waiting import mqtt_broker_up
 
 GRID_W = 40_000.0
 VERSIONS = {"m1": "1.6", "m2": "2.0.1", "m3": "1.6", "m4": "2.0.1", "m5": "1.6", "m6": "2.0.1"}
@@ -43,12 +43,6 @@ meters:
 SAFE_A = 0.0
 
 
-def _broker_up() -> bool:
-    with socket.socket() as sock:
-        sock.settimeout(1.0)
-        return sock.connect_ex(("127.0.0.1", 1883)) == 0
-
-
 def _draw_w(stations: list[DrawingStation], ev: Ev) -> float:
     return sum(s.state.drawn_a * ev.phases * VOLTAGE_V for s in stations)
 
@@ -56,7 +50,7 @@ def _draw_w(stations: list[DrawingStation], ev: Ev) -> float:
 async def test_a_grid_meter_over_mqtt_steers_the_site_and_its_silence_brings_the_safe_limit(
     tmp_path: Path,
 ) -> None:
-    if not _broker_up():
+    if not mqtt_broker_up():
         pytest.skip("no MQTT broker on 127.0.0.1:1883 (start mosquitto)")
     topic = f"test/{secrets.token_hex(4)}/tele/grid/SENSOR"
     site_file = tmp_path / "site.yaml"

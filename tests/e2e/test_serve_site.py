@@ -8,13 +8,13 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import time
-from collections.abc import Callable
 from pathlib import Path
 
 import pytest
 
 from chargeflow.bench.ocpp_load import serve_process
 from chargeflow.sim.drawing import VOLTAGE_V, DrawingStation, Ev, connected
+from tests.waiting import until
 
 GRID_W = 40_000.0
 BUILDING_W = 5_000.0  # the building's declared peak: with no meter named, the site counts it as drawn
@@ -49,14 +49,6 @@ def _total_w(stations: list[DrawingStation], ev: Ev) -> float:
     return sum(s.state.drawn_a * ev.phases * VOLTAGE_V for s in stations)
 
 
-async def _wait_for(predicate: Callable[[], bool], timeout_s: float) -> None:
-    """Poll: the stations' state changes in the library's receive loop, which sets no event."""
-    deadline = time.monotonic() + timeout_s
-    while not predicate():
-        assert time.monotonic() < deadline, "timed out"
-        await asyncio.sleep(0.1)
-
-
 def _has_session_limit(s: DrawingStation) -> bool:
     """A TxProfile for its session, or (a station that rejects them) a TxDefault after the safe one."""
     if s.state.reject_tx_profiles:
@@ -78,7 +70,7 @@ async def test_serve_site_keeps_the_grid_limit_and_safe_profiles(tmp_path: Path)
             for sid, version in VERSIONS.items()
         ]
         # every station gets its safe limit as its TxDefault, before any transaction
-        await _wait_for(lambda: all(s.state.profiles for s in stations), 10)
+        await until(lambda: all(s.state.profiles for s in stations), 10)
         for s in stations:
             first = s.state.profiles[0]
             assert first.purpose == "TxDefaultProfile", s.id

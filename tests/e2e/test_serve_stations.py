@@ -10,7 +10,6 @@ import asyncio
 import contextlib
 import re
 import time
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -21,6 +20,7 @@ from websockets.exceptions import InvalidStatus
 from chargeflow.bench.ocpp_load import serve_process
 from chargeflow.csm.passwords import hash_password
 from chargeflow.sim.drawing import DrawingState, Ev, connected
+from tests.waiting import until
 
 PASSWORD = "duo-password-0123456789"
 OWNER_PASSWORD = "owner-password-of-the-e2e-site"
@@ -44,13 +44,6 @@ auto_register: {{circuit: yard, max_stations: 1, max_current_a: 16}}
 # the yard's 31.04 A over duo/2 and the one place kept for a newcomer, 15.5 A each; the main fuse's
 # 61.11 A over three points (20.4 A) and the grid's 38.8 kW over 9 phases at 230 V (18.7 A) bind neither.
 SAFE = {("duo", 1): 12.6, ("duo", 2): 15.5, ("newcomer", 1): 15.5, ("stranger", 1): 0.0}
-
-
-async def _wait_for(predicate: Callable[[], bool], timeout_s: float) -> None:
-    deadline = time.monotonic() + timeout_s
-    while not predicate():
-        assert time.monotonic() < deadline, "timed out"
-        await asyncio.sleep(0.1)
 
 
 def _has_tx_profile(s: DrawingState) -> bool:
@@ -98,7 +91,7 @@ async def test_stations_with_several_evses_credentials_and_places_for_newcomers(
             ("stranger", 1): stranger.state,
         }
         # every EVSE holds its own safe limit as its TxDefault before any transaction
-        await _wait_for(lambda: all(s.profiles for s in states.values()), 10)
+        await until(lambda: all(s.profiles for s in states.values()), 10)
         for key, s in states.items():
             first = s.profiles[0]
             assert first.purpose == "TxDefaultProfile", key

@@ -6,7 +6,6 @@ from __future__ import annotations
 import asyncio
 import json
 import secrets
-import socket
 from typing import Any
 
 import aiomqtt
@@ -15,6 +14,7 @@ import pytest
 from chargeflow.clock import SystemClock
 from chargeflow.devices.mqtt import MqttMeter
 from chargeflow.site.config import MeterConfig, MqttBrokerConfig, parse_meters
+from tests.waiting import mqtt_broker_up
 
 # A Tasmota energy plug's tele message (Tasmota's SENSOR format, ENERGY block)
 TASMOTA: dict[str, Any] = {
@@ -47,12 +47,6 @@ SHELLY: dict[str, Any] = {
 }  # fmt: skip
 
 
-def _broker_up() -> bool:
-    with socket.socket() as sock:
-        sock.settimeout(1.0)
-        return sock.connect_ex(("127.0.0.1", 1883)) == 0
-
-
 def meter(entry: dict[str, Any]) -> MeterConfig:
     site = {
         "grid": {"max_import_w": 20_000, "max_export_w": 0},
@@ -82,7 +76,7 @@ async def read(config: MeterConfig, message: dict[str, Any]) -> MqttMeter:
 
 @pytest.fixture(autouse=True)
 def _needs_broker() -> None:
-    if not _broker_up():
+    if not mqtt_broker_up():
         pytest.skip("no MQTT broker on 127.0.0.1:1883 (start mosquitto)")
 
 
