@@ -51,12 +51,12 @@ from chargeflow.site.tree import CircuitTree, check_site
 log = logging.getLogger(__name__)
 
 TX_DEFAULT = "TxDefaultProfile"
+TX_PROFILE = "TxProfile"
 #: a draw this far over its limit is meter noise, not excess
 EXCESS_NOISE_A = 0.2
 #: how far back a session's limits are kept to judge late readings against (``csm.overdraw.held_to``)
 _HISTORY_S = 600.0
 _HISTORY_LIMITS = 32
-TX_PROFILE = "TxProfile"
 
 
 class StationControl(Protocol):
@@ -263,13 +263,12 @@ class SmartCharging:
         evs = []
         ev_w = 0.0
         for tx in running:
-            drawn = self.live.get(tx.station_id, tx.evse_id)
-            ev_w += drawn.power_w if drawn.power_w is not None else sum(drawn.current_a) * self.site.voltage_v
+            live = self.live.get(tx.station_id, tx.evse_id)
+            ev_w += live.power_w if live.power_w is not None else sum(live.current_a) * self.site.voltage_v
             point = self.point_of(tx.station_id, tx.evse_id)
             if point is None:
                 unplaced.append(tx)  # no fuse counts it: held at 0 A
                 continue
-            live = self.live.get(tx.station_id, tx.evse_id)
             if self._over_limit(tx, point, now) is None:
                 live.over_since = None
             else:
@@ -341,8 +340,6 @@ class SmartCharging:
             self._fallback = fallback
         limits = []
         for (tx, point), (current, reason) in zip(sessions, targets, strict=True):
-            if tx.id in self._suspended:
-                current, reason = 0.0, "suspended_overdraw"
             phases = self.live.get(tx.station_id, tx.evse_id).phases_used or point.phases
             limits.append(await self._send(tx, current, reason, phases))
         for tx, point in pending.held:
