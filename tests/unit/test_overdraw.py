@@ -184,3 +184,19 @@ async def test_any_failure_of_a_meter_brings_the_safe_limit_and_never_ends_the_s
     rig.ems._meter = broken
     limits = await rig.step()  # the EMS grants nothing and the CSM has no reading: the safe limit
     assert limits[("a", 1)] == (rig.csm.safe_a["a"], "fallback_measurements_stale")
+
+
+async def test_a_failed_step_takes_an_overdrawing_session_to_its_safe_limit_too() -> None:
+    rig = Rig(parse_site(SITE), Strategy.EQUAL)
+    rig.control.connected = {"a", "b"}
+    await rig.start("a", 1)
+    await rig.start("b", 1)
+    limits = await rig.step()
+    await draw(rig, "b", limits[("b", 1)][0])
+    await draw(rig, "a", 24.0)  # a draws past its 16 A: held out of the split at its last limit
+    assert (await rig.step())[("a", 1)] == (16.0, "overdrawing")
+    step = await rig.csm.fall_back("fallback_store_unavailable")
+    assert {(lim.station_id, lim.current_a) for lim in step.limits} == {
+        ("a", rig.csm.safe_a["a"]),
+        ("b", rig.csm.safe_a["b"]),
+    }

@@ -365,7 +365,7 @@ class SmartCharging:
             excess_w,
         )
         self.last = step
-        self._known = sessions
+        self._known = [*sessions, *pending.held]  # held ones too: a fallback takes them to safe or 0 A
         return step
 
     @property
