@@ -114,32 +114,44 @@ class Credentials(Model):
         return digits
 
 
-class ChargingPointConfig(Credentials):
-    """A station with one EVSE, named by its OCPP id."""
+class Wiring(Model):
+    """Where a charging point is wired and what it can carry."""
 
-    id: StationId
     circuit: str
     phases: Annotated[int, Field(ge=1, le=3)] = 3
     l1_phase: Annotated[int, Field(ge=1, le=3)] = 1
     max_current_a: Positive = 32.0
     min_current_a: NonNegative = 6.0
 
-    def to_point(self) -> ChargingPoint:
+    def point(
+        self, point_id: str, station_id: str | None = None, evse_id: int | None = None
+    ) -> ChargingPoint:
         return ChargingPoint(
-            self.id, self.circuit, self.phases, self.l1_phase, self.max_current_a, self.min_current_a
+            point_id,
+            self.circuit,
+            self.phases,
+            self.l1_phase,
+            self.max_current_a,
+            self.min_current_a,
+            station_id=station_id,
+            evse_id=evse_id,
         )
 
 
-class EvseConfig(Model):
+class ChargingPointConfig(Credentials, Wiring):
+    """A station with one EVSE, named by its OCPP id."""
+
+    id: StationId
+
+    def to_point(self) -> ChargingPoint:
+        return self.point(self.id)
+
+
+class EvseConfig(Wiring):
     """One EVSE of a station (1.6: one connector): where it is wired and what it can carry."""
 
     evse: Annotated[int, Field(ge=1)] = Field(description="its id at the station (1.6: the connector id)")
     name: str | None = Field(default=None, min_length=1, description="on the site; default STATION/EVSE")
-    circuit: str
-    phases: Annotated[int, Field(ge=1, le=3)] = 3
-    l1_phase: Annotated[int, Field(ge=1, le=3)] = 1
-    max_current_a: Positive = 32.0
-    min_current_a: NonNegative = 6.0
 
 
 class StationConfig(Credentials):
@@ -150,19 +162,7 @@ class StationConfig(Credentials):
     evses: list[EvseConfig] = Field(min_length=1)
 
     def to_points(self) -> list[ChargingPoint]:
-        return [
-            ChargingPoint(
-                e.name or f"{self.id}/{e.evse}",
-                e.circuit,
-                e.phases,
-                e.l1_phase,
-                e.max_current_a,
-                e.min_current_a,
-                station_id=self.id,
-                evse_id=e.evse,
-            )
-            for e in self.evses
-        ]
+        return [e.point(e.name or f"{self.id}/{e.evse}", self.id, e.evse) for e in self.evses]
 
 
 class AutoRegisterConfig(Model):
