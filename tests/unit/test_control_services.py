@@ -58,6 +58,8 @@ class FakeControl:
     refuse_tx_profiles: set[str] = field(default_factory=set)
     refuse_all: set[str] = field(default_factory=set)  # stations that refuse every profile
     sent: list[tuple[str, int, float, str]] = field(default_factory=list)
+    #: each limit's stack level and validity, in the order sent
+    terms: list[tuple[int, datetime | None]] = field(default_factory=list)
 
     def is_connected(self, station_id: str) -> bool:
         return station_id in self.connected
@@ -77,6 +79,7 @@ class FakeControl:
         valid_to: datetime | None = None,
     ) -> bool:
         self.sent.append((station_id, evse_id, current_a, purpose))
+        self.terms.append((stack_level, valid_to))
         if station_id in self.refuse_all:
             return False
         return not (purpose == TX_PROFILE and station_id in self.refuse_tx_profiles)

@@ -135,7 +135,7 @@ async def test_a_sessions_limit_is_bounded_and_renewed_while_the_csm_runs() -> N
 async def test_a_station_without_tx_profiles_gets_a_bounded_default_above_its_safe_one() -> None:
     rig = Rig(parse_site(SITE))
     rig.control.connected = {"a"}
-    rig.control.refuse_tx_profiles = True
+    rig.control.refuse_tx_profiles = {"a"}
     await rig.csm.send_safe_defaults()
     await rig.start("a", 1)
     await rig.step()

@@ -4,7 +4,7 @@ credentials; and the smart charging that maps each (station, EVSE) to its chargi
 from __future__ import annotations
 
 import io
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -29,6 +29,7 @@ from chargeflow.site.measurement import BuildingPower, SiteMeasurement
 from chargeflow.site.model import Site
 from chargeflow.site.tree import check_site
 from chargeflow.store.memory import MemoryRepository
+from tests.unit.test_control_services import FakeControl
 
 T0 = datetime(2026, 3, 2, 8, tzinfo=UTC)
 HASH = hash_password("a-station-password-16", b"0123456789abcdef", 1000)
@@ -121,36 +122,6 @@ def test_places_for_stations_that_register_themselves_count_in_the_safe_shares()
 
 
 @dataclass
-class Control:
-    connected: set[str] = field(default_factory=set)
-    sent: list[tuple[str, int, float, str]] = field(default_factory=list)
-    #: each limit's stack level and validity, in the order sent
-    terms: list[tuple[int, datetime | None]] = field(default_factory=list)
-    refuse_tx_profiles: bool = False
-
-    def is_connected(self, station_id: str) -> bool:
-        return station_id in self.connected
-
-    def connected_stations(self) -> set[str]:
-        return set(self.connected)
-
-    async def set_limit(
-        self,
-        station_id: str,
-        evse_id: int,
-        current_a: float,
-        purpose: str,
-        transaction_id: str | None = None,
-        power_w: float | None = None,
-        stack_level: int = 0,
-        valid_to: datetime | None = None,
-    ) -> bool:
-        self.sent.append((station_id, evse_id, current_a, purpose))
-        self.terms.append((stack_level, valid_to))
-        return not (self.refuse_tx_profiles and purpose == TX_PROFILE)
-
-
-@dataclass
 class Meter:
     clock: ManualClock
 
@@ -163,7 +134,7 @@ class Rig:
         self.clock = ManualClock(T0)
         bus = InMemoryExchange()
         meter = Meter(self.clock)
-        self.control = Control()
+        self.control = FakeControl(connected=set())
         self.repo = MemoryRepository()
         config = SmartChargingConfig(step_s=10, safe_current_a=None, margin_pct=0.0, strategy=strategy)
         self.csm = SmartCharging(site, self.repo, bus, self.control, self.clock, config, meter)
